@@ -1,0 +1,3 @@
+from voiceconv.cli import main
+
+raise SystemExit(main())

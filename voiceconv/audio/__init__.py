@@ -1,0 +1,1 @@
+"""Audio input/output, log-mel spectrogram images and the Griffin-Lim vocoder."""

@@ -1,0 +1,282 @@
+"""Reading and writing audio files, robustly.
+
+Everything libsndfile reads is accepted (WAV, FLAC, OGG Vorbis/Opus, MP3,
+AIFF, ...). Files are read in blocks, downmixed to mono and resampled with
+soxr as they stream, so a long multi-channel 48 kHz file never sits in memory
+at its original size. Every problem raises a specific :class:`AudioError`
+naming the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+import soxr
+
+from voiceconv.errors import (
+    AudioFileNotFoundError,
+    CorruptAudioError,
+    EmptyAudioError,
+    NonFiniteAudioError,
+    SilentAudioError,
+    TooShortError,
+    UnsupportedFormatError,
+)
+
+#: Containers libsndfile can read, as shown to users in error messages.
+READABLE_FORMATS = "WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF, AU, CAF, W64"
+#: Output formats by file extension: (libsndfile format, subtype).
+WRITABLE_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+#: Leading bytes of containers libsndfile understands; a file that starts like
+#: one of these but fails to decode is corrupt rather than "not audio".
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
+_UNSUPPORTED_CONTAINERS = {".m4a", ".mp4", ".aac", ".webm", ".wma", ".mkv", ".mov", ".amr", ".3gp"}
+
+_EXACT_LENGTH_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF", "AU", "CAF"}
+
+DEFAULT_BLOCK_SECONDS = 30.0
+SILENCE_PEAK_DBFS = -60.0
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says about it."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read an audio file's header; raises an :class:`AudioError` for unusable files."""
+    path = _check_exists(path)
+    with _open(path) as f:
+        return AudioInfo(str(path), f.samplerate, f.channels, f.frames, f.format)
+
+
+def wav_data_shortfall(path: str | Path) -> int:
+    """Bytes missing from a RIFF/WAVE file's ``data`` chunk (0 when complete or not a WAV).
+
+    libsndfile silently shortens truncated WAV files to what is present; the
+    header's declared chunk size tells us the file was cut short.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if f.read(4) != b"RIFF" or not (f.read(4) and f.read(4) == b"WAVE"):
+            return 0
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return 0
+            chunk_id, chunk_size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk_id == b"data":
+                if chunk_size == 0xFFFFFFFF:  # streaming writers leave the size unset
+                    return 0
+                return max(0, f.tell() + chunk_size - size)
+            f.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
+
+
+def stream_audio(
+    path: str | Path, sample_rate: int, block_seconds: float = DEFAULT_BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Yield the file as mono float32 blocks at ``sample_rate``, in bounded memory.
+
+    Raises :class:`CorruptAudioError` when decoding fails midway or the file is
+    shorter than its header declares, :class:`NonFiniteAudioError` on NaN/inf.
+    """
+    path = _check_exists(path)
+    missing = wav_data_shortfall(path)
+    if missing:
+        raise CorruptAudioError(path, f"truncated: the WAV header declares {missing} more bytes of audio than the file holds",
+                                "the download or copy was cut short; get the complete file")
+    with _open(path) as f:
+        declared = f.frames
+        block_frames = max(1, int(block_seconds * f.samplerate))
+        resampler = None if f.samplerate == sample_rate else soxr.ResampleStream(
+            f.samplerate, sample_rate, 1, dtype="float32", quality="HQ"
+        )
+        read = 0
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)  # [frames, channels]
+            except (sf.LibsndfileError, RuntimeError) as err:
+                where = f" after {read / f.samplerate:.2f} s" if read else ""
+                raise CorruptAudioError(path, f"decoding failed{where}: {err}",
+                                        "the file is damaged or truncated; re-export it from the original") from None
+            last = len(block) < block_frames
+            read += len(block)
+            if not np.isfinite(block).all():
+                raise NonFiniteAudioError(path, "contains NaN or infinite samples",
+                                          "re-export it as 16-bit PCM")
+            mono = block.mean(axis=1)  # [frames]
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            if len(mono):
+                yield mono.astype(np.float32, copy=False)
+            if last:
+                break
+    # Compressed formats estimate their length from headers; allow them 2 % slack.
+    expected = declared if f.format in _EXACT_LENGTH_FORMATS else int(0.98 * declared)
+    if read < expected:
+        raise CorruptAudioError(path, f"truncated: header declares {declared} samples, file holds {read}",
+                                "the download or copy was cut short; get the complete file")
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int,
+    *,
+    trim_silence: bool = False,
+    loudness_lufs: float | None = None,
+    min_seconds: float = 0.1,
+) -> np.ndarray:
+    """Load any readable audio file as a mono float32 waveform ``[samples]`` at ``sample_rate``.
+
+    Optionally trims leading/trailing silence and normalizes loudness to
+    ``loudness_lufs`` (ITU-R BS.1770, via pyloudnorm). Raises a specific
+    :class:`AudioError` for missing, non-audio, corrupt, empty, too short,
+    silent or non-finite input.
+    """
+    blocks = list(stream_audio(path, sample_rate))
+    wav = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return prepare_waveform(wav, sample_rate, name=str(path), trim_silence=trim_silence,
+                            loudness_lufs=loudness_lufs, min_seconds=min_seconds)
+
+
+def prepare_waveform(
+    wav: np.ndarray,
+    sample_rate: int,
+    *,
+    name: str = "<waveform>",
+    trim_silence: bool = False,
+    loudness_lufs: float | None = None,
+    min_seconds: float = 0.1,
+) -> np.ndarray:
+    """Validate an in-memory mono waveform and apply optional trimming / loudness normalization."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"expected a mono waveform [samples], got shape {wav.shape}")
+    if len(wav) == 0:
+        raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
+    if not np.isfinite(wav).all():
+        raise NonFiniteAudioError(name, "contains NaN or infinite samples", "re-export it as 16-bit PCM")
+    if np.abs(wav).max() < 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
+                               "check the microphone or the file's volume")
+    if trim_silence:
+        wav = trim_silences(wav)
+    if len(wav) < min_seconds * sample_rate:
+        raise TooShortError(name, f"is {len(wav) / sample_rate:.3f} s long, at least {min_seconds} s of sound is needed",
+                            "use a longer recording")
+    if loudness_lufs is not None:
+        wav = normalize_loudness(wav, sample_rate, loudness_lufs)
+    return wav
+
+
+def trim_silences(wav: np.ndarray, top_db: float = 40.0) -> np.ndarray:
+    """Drop leading and trailing parts more than ``top_db`` below the peak."""
+    import librosa
+
+    trimmed, _ = librosa.effects.trim(wav, top_db=top_db, frame_length=512, hop_length=128)
+    return trimmed
+
+
+def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """Scale to ``target_lufs`` integrated loudness (BS.1770), never past 0.99 peak.
+
+    Clips shorter than the 400 ms BS.1770 gating block are scaled by RMS instead.
+    """
+    meter = pyloudnorm.Meter(sample_rate)
+    if len(wav) >= int(meter.block_size * sample_rate):
+        loudness = meter.integrated_loudness(wav.astype(np.float64))
+    else:
+        loudness = 20 * np.log10(np.sqrt(np.mean(wav.astype(np.float64) ** 2)) + 1e-12) - 0.691
+    if not np.isfinite(loudness):
+        return wav
+    gain = 10 ** ((target_lufs - loudness) / 20)
+    gain = min(gain, 0.99 / float(np.abs(wav).max()))
+    return (wav * gain).astype(np.float32)
+
+
+def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
+    """Write ``wav`` ``[samples]`` atomically (temporary file + rename); format from the extension.
+
+    A crash midway never leaves a half-written file at ``path``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITABLE_FORMATS:
+        raise UnsupportedFormatError(path, f"cannot write {suffix or 'files without extension'}",
+                                     f"use one of {', '.join(WRITABLE_FORMATS)}")
+    container, subtype = WRITABLE_FORMATS[suffix]
+    if not sf.check_format(container, subtype):
+        raise UnsupportedFormatError(path, f"the installed libsndfile cannot write {suffix}",
+                                     "choose .wav or .flac")
+    data = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, data, sample_rate, format=container, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_exists(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileNotFoundError(path, "no such file", "check the path")
+    if not path.is_file():
+        raise AudioFileNotFoundError(path, "is not a regular file", "pass an audio file, not a folder")
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(path, "is an empty file (0 bytes)", "record or export it again")
+    return path
+
+
+def _open(path: Path) -> sf.SoundFile:
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise _classify_open_error(path, err) from None
+    if f.frames == 0:
+        f.close()
+        raise EmptyAudioError(path, "contains no audio samples (header only)", "record or export it again")
+    return f
+
+
+def _classify_open_error(path: Path, err: Exception) -> Exception:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    convert = (f"readable formats: {READABLE_FORMATS}; convert it first, "
+               f"e.g. ffmpeg -i '{path.name}' '{path.stem}.wav'")
+    if head[4:8] == b"ftyp":
+        return UnsupportedFormatError(path, "is an MP4/M4A/AAC container, which cannot be read", convert)
+    if path.suffix.lower() in _UNSUPPORTED_CONTAINERS:
+        return UnsupportedFormatError(path, f"{path.suffix} files cannot be read", convert)
+    if head.startswith(_AUDIO_MAGIC):
+        return CorruptAudioError(path, f"looks like audio but cannot be decoded ({err})",
+                                 "the file is damaged or truncated; re-export it from the original")
+    return UnsupportedFormatError(path, "is not an audio file libsndfile can read",
+                                  f"readable formats: {READABLE_FORMATS}")

@@ -1,0 +1,1 @@
+"""Objective metrics for converted speech (needs the ``eval`` extra: ``pip install voiceconv[eval]``)."""
