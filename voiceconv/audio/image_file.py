@@ -10,8 +10,6 @@ chunks; otherwise pass the parameters explicitly).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from PIL import Image, PngImagePlugin
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.config import from_dict, to_dict
 from voiceconv.errors import ConfigError, ImageFileError
+from voiceconv.files import atomic_output
 
 METADATA_KEY = "voiceconv:features"
 _MAX_PIXELS = 64_000_000  # refuse decompression bombs (about 4 hours of 80-mel audio)
@@ -38,15 +37,8 @@ def save_spectrogram_png(path: str | Path, image: torch.Tensor, config: FeatureC
     info = PngImagePlugin.PngInfo()
     info.add_text(METADATA_KEY, json.dumps(to_dict(config)))
     info.add_text("Software", "voiceconv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         picture.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

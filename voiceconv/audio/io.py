@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyloudnorm
 import soundfile as sf
 import soxr
 
+from voiceconv.files import atomic_output
 from voiceconv.errors import (
     AudioFileNotFoundError,
     CorruptAudioError,
@@ -232,15 +232,8 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
         raise UnsupportedFormatError(path, f"the installed libsndfile cannot write {suffix}",
                                      "choose .wav or .flac")
     data = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         sf.write(tmp, data, sample_rate, format=container, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -41,13 +41,20 @@ class WorldFeatures:
         return self.f0 > 0
 
 
+def world_f0(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per 5 ms frame in Hz (0 = unvoiced; DIO refined by StoneMask) and the frame times."""
+    pyworld = require("pyworld")
+    x = np.ascontiguousarray(wav, dtype=np.float64)
+    f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
+    return pyworld.stonemask(x, f0, times, sample_rate), times
+
+
 def world_features(wav: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) -> WorldFeatures:
     """F0 (DIO + StoneMask) and mel-cepstrum of a mono waveform ``[samples]``."""
     pyworld = require("pyworld")
     pysptk = require("pysptk")
     x = np.ascontiguousarray(wav, dtype=np.float64)
-    f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    f0, times = world_f0(x, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)  # [frames, fft_size/2+1]
     mcep = pysptk.sp2mc(envelope, order=order, alpha=all_pass_alpha(sample_rate))  # [frames, order+1]
     return WorldFeatures(f0=f0, mcep=mcep)
