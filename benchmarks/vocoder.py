@@ -82,12 +82,14 @@ class Tally:
     label: str
     group: str
     mcd: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     vocoder_seconds: float = 0.0
     audio_seconds: float = 0.0
 
     def add(self, name: str, mcd: float, vocoder_seconds: float, audio_seconds: float) -> None:
         """Record one file's result."""
         self.mcd[name] = mcd
+        self.seconds[name] = vocoder_seconds
         self.vocoder_seconds += vocoder_seconds
         self.audio_seconds += audio_seconds
 
@@ -283,7 +285,8 @@ def save_json(path: Path, meta: dict, tallies: dict[str, Tally]) -> None:
         rows.append({"group": tally.group, "configuration": tally.label, "files": len(tally.mcd),
                      "mcd_mean_db": mean, "mcd_std_db": std, "vocoder_seconds": tally.vocoder_seconds,
                      "audio_seconds": tally.audio_seconds, "rtf": tally.rtf,
-                     "speedup_vs_librosa": tallies[LIBROSA_LABEL].rtf / tally.rtf, "mcd_per_file": tally.mcd})
+                     "speedup_vs_librosa": tallies[LIBROSA_LABEL].rtf / tally.rtf, "mcd_per_file": tally.mcd,
+                     "vocoder_seconds_per_file": tally.seconds})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, allow_nan=True) + "\n")
 

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_spectrogram(verbs)
     _add_synthesize(verbs)
+    _add_evaluate(verbs)
     return parser
 
 
@@ -95,3 +96,42 @@ def _run_synthesize(args) -> None:
         raise VoiceconvError("--momentum must be in [0, 1) and --iterations >= 0")
     out = spectrogram_png_to_audio(args.input, args.output, config, n_iter=args.iterations, momentum=args.momentum)
     print(out)
+
+
+def _add_evaluate(verbs) -> None:
+    p = verbs.add_parser("evaluate", help="score converted speech: speaker similarity, MCD, WER, DNSMOS, F0",
+                         description="Score converted speech against reference recordings of the target and source "
+                                     "speakers, optionally beside baselines computed in the same run. Files are "
+                                     "matched by relative path without extension. Needs: pip install 'voiceconv[eval]'.")
+    p.add_argument("--source", type=Path, required=True, metavar="DIR", help="the unconverted input utterances")
+    p.add_argument("--converted", type=Path, required=True, metavar="DIR",
+                   help="converted files, named like the sources (from any system)")
+    p.add_argument("--target-ref", type=Path, required=True, metavar="DIR", help="recordings of the target speaker")
+    p.add_argument("--source-ref", type=Path, metavar="DIR", help="recordings of the source speaker (default: --source)")
+    p.add_argument("--parallel", type=Path, metavar="DIR",
+                   help="target recordings of the same sentences, named like the sources (enables MCD and F0 RMSE)")
+    p.add_argument("--transcripts", type=Path, metavar="TSV",
+                   help="id<TAB>text lines (enables WER; otherwise ASR agreement with the source is reported)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also score the unconverted source, a pitch-shift voice changer and the vocoder ceiling")
+    p.add_argument("--max-refs", type=int, default=50, metavar="N",
+                   help="reference files used per speaker (default %(default)s)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="where report.json/md and plots go")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> None:
+    from tqdm import tqdm
+
+    from voiceconv.evaluate.harness import EvaluationRequest, evaluate
+    from voiceconv.evaluate.report import markdown, write_report
+
+    request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
+                                converted_dir=args.converted, parallel_dir=args.parallel,
+                                transcripts=args.transcripts, baselines=args.baselines,
+                                max_reference_files=args.max_refs)
+    result = evaluate(request, progress=lambda items, desc: tqdm(items, desc=desc, unit="utt", file=sys.stderr))
+    inputs = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("run", "verb")}
+    report = write_report(result, inputs, args.out)
+    print(markdown(report).split("\n## ")[0])
+    print(f"report written to {args.out}/report.md")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 
 from voiceconv.errors import VoiceconvError
@@ -15,7 +16,9 @@ class MissingExtraError(VoiceconvError, ImportError):
 def require(module: str, extra: str = "eval") -> ModuleType:
     """Import ``module`` or raise a message telling the user which extra to install."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():  # pyworld and webrtcvad import the deprecated pkg_resources
+            warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+            return importlib.import_module(module)
     except ImportError as err:
         raise MissingExtraError(
             f"{module} is needed for evaluation but is not installed ({err}); "

@@ -1,0 +1,109 @@
+"""`voiceconv evaluate`: report structure, robustness to missing/broken files, baselines, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+
+pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'voiceconv[eval]'")
+
+from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
+from voiceconv.evaluate.harness import (  # noqa: E402
+    BASELINE_CEILING, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
+from voiceconv.evaluate.report import write_report  # noqa: E402
+from voiceconv.errors import VoiceconvError  # noqa: E402
+
+KATHLEEN = sorted((SAMPLES / "audio").glob("kathleen_*.flac"))
+
+
+@pytest.fixture
+def kathleen_dirs(tmp_path):
+    """Source = the two bundled clips; converted = one of them louder plus a corrupt file; transcripts for both."""
+    source, converted = tmp_path / "source", tmp_path / "converted"
+    source.mkdir()
+    for path in KATHLEEN:
+        shutil.copy(path, source / path.name)
+    save_audio(converted / f"{KATHLEEN[0].stem}.wav", load_audio(KATHLEEN[0], 16000) * 0.5, 16000)
+    (converted / f"{KATHLEEN[1].stem}.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (tmp_path / "texts.tsv").write_text(
+        "kathleen_arctic_a0591\tWe are both children together.\n"
+        "kathleen_arctic_a0592\tIt's only his indigestion I find fault with.\n")
+    return source, converted, tmp_path / "texts.tsv"
+
+
+def test_report_lists_metrics_and_skips_broken_or_missing_files(tmp_path, kathleen_dirs):
+    source, converted, texts = kathleen_dirs
+    request = EvaluationRequest(source_dir=source, target_ref_dir=source, converted_dir=converted,
+                                parallel_dir=source, transcripts=texts)
+    result = evaluate(request)
+    report = write_report(result, {"test": True}, tmp_path / "out")
+    rows = result.systems[SYSTEM]
+    assert [row["file"] for row in rows] == [KATHLEEN[0].stem]
+    row = rows[0]
+    assert row["sim_target"] > 0.9  # same speaker, only the volume changed
+    assert row["mcd_db"] < 1.0  # same recording at half volume: c0 excluded, so almost no distortion
+    assert row["wer"] < 0.5 and 1.0 <= row["dnsmos_ovrl"] <= 5.0
+    reasons = " ".join(s["reason"] for s in report["skipped"])
+    assert "converted" in reasons and "no converted file" in reasons  # corrupt file reported, its utterance missing
+    for name in ("report.json", "report.md", "distributions.png", "similarity.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(saved) >= {"summary", "utterances", "definitions", "skipped", "speakers"}
+    assert saved["summary"][SYSTEM]["utterances"] == 1
+    assert "mel-cepstral distortion" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_convert_function_and_transcripts_with_missing_ids(tmp_path, kathleen_dirs):
+    source, _, texts = kathleen_dirs
+    texts.write_text("kathleen_arctic_a0591\tWe are both children together.\n")
+    request = EvaluationRequest(source_dir=source, target_ref_dir=source, transcripts=texts)
+    result = evaluate(request, convert=lambda wav, rate: wav)
+    assert len(result.systems[SYSTEM]) == 2
+    assert sum("wer" in row for row in result.systems[SYSTEM]) == 1
+    assert any("no transcript" in s["reason"] for s in result.skipped)
+
+
+def test_exactly_one_converted_side_is_required(kathleen_dirs):
+    source, converted, _ = kathleen_dirs
+    with pytest.raises(VoiceconvError, match="exactly one"):
+        evaluate(EvaluationRequest(source_dir=source, target_ref_dir=source))
+    with pytest.raises(VoiceconvError, match="exactly one"):
+        evaluate(EvaluationRequest(source_dir=source, target_ref_dir=source, converted_dir=converted),
+                 convert=lambda wav, rate: wav)
+
+
+def test_transcript_file_errors_name_the_line(tmp_path):
+    (tmp_path / "t.tsv").write_text("a\thello\nno tab here\n")
+    with pytest.raises(VoiceconvError, match="t.tsv:2"):
+        read_transcripts(tmp_path / "t.tsv")
+
+
+@pytest.mark.shared_data
+def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
+    """SF1 -> TM1 with the source itself as 'converted': baselines must order as the reference figures say."""
+    dev = shared_data / "vcc2016" / "dev"
+    source, parallel = tmp_path / "SF1", tmp_path / "TM1"
+    for folder, speaker in ((source, "SF1"), (parallel, "TM1")):
+        folder.mkdir()
+        for name in ("200001.flac", "200002.flac"):
+            shutil.copy(dev / speaker / name, folder / name)
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "voiceconv", "evaluate", "--source", source, "--converted", source,
+         "--target-ref", dev / "TM1", "--source-ref", dev / "SF1", "--parallel", parallel, "--baselines",
+         "--max-refs", "5", "-o", out], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "report.json").read_text())["summary"]
+    assert set(summary) == {SYSTEM, BASELINE_SOURCE, BASELINE_PITCH_SHIFT, BASELINE_CEILING}
+    ceiling, unconverted = summary[BASELINE_CEILING], summary[BASELINE_SOURCE]
+    assert ceiling["success_rate"] == 1.0 and unconverted["success_rate"] == 0.0
+    assert ceiling["mcd_db"]["mean"] < 5.0 < 8.0 < unconverted["mcd_db"]["mean"]
+    assert summary[BASELINE_PITCH_SHIFT]["log_f0_mean"]["mean"] < unconverted["log_f0_mean"]["mean"] - 0.3
+    assert "| target-vocoded |" in result.stdout
