@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spectrogram(verbs)
     _add_synthesize(verbs)
     _add_evaluate(verbs)
+    _add_train(verbs)
+    _add_convert(verbs)
     return parser
 
 
@@ -135,3 +137,68 @@ def _run_evaluate(args) -> None:
     report = write_report(result, inputs, args.out)
     print(markdown(report).split("\n## ")[0])
     print(f"report written to {args.out}/report.md")
+
+
+def _add_train(verbs) -> None:
+    p = verbs.add_parser("train", help="train a voice-conversion CycleGAN between two speakers",
+                         description="Train speaker A <-> speaker B from two folders of recordings (unpaired, any "
+                                     "readable audio, searched recursively). Writes checkpoints, TensorBoard logs "
+                                     "and finally RUN_DIR/model.safetensors. Ctrl-C saves a checkpoint; --resume "
+                                     "continues from the newest one. Several processes: torchrun --nproc-per-node N "
+                                     "-m voiceconv train ...")
+    p.add_argument("recipe", type=Path, help="recipe YAML (see recipes/)")
+    p.add_argument("--speaker-a", type=Path, required=True, metavar="DIR", help="recordings of speaker A")
+    p.add_argument("--speaker-b", type=Path, required=True, metavar="DIR", help="recordings of speaker B")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--steps", type=int, help="total training steps (overrides train.steps)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override, e.g. --set model.generator_channels=32 (repeatable)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    import logging
+
+    from voiceconv.train.voice import load_recipe, train_voice
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    recipe = load_recipe(args.recipe, args.overrides, args.steps)
+    outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume)
+    if outcome.interrupted:
+        print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
+        return 130
+    if outcome.model_path is not None:
+        print(outcome.model_path)
+    return 0
+
+
+def _add_convert(verbs) -> None:
+    p = verbs.add_parser("convert", help="convert speech with a trained model",
+                         description="Convert audio files from one speaker of a model to the other.")
+    p.add_argument("--model", type=Path, required=True, help="model file (.safetensors) from voiceconv train")
+    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="default %(default)s")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT_AUDIO")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR")
+    p.set_defaults(run=_run_convert)
+
+
+def _run_convert(args) -> int:
+    from voiceconv.audio.io import load_audio, save_audio
+    from voiceconv.convert import Converter
+
+    converter = Converter(args.model)
+    failures = 0
+    for path in args.inputs:
+        destination = args.out / f"{path.stem}.wav"
+        try:
+            if destination.resolve() == path.resolve():
+                raise VoiceconvError(f"{destination}: output would overwrite the input; choose another -o")
+            wav = load_audio(path, converter.features.sample_rate)
+            save_audio(destination, converter.convert(wav, converter.features.sample_rate, args.direction),
+                       converter.features.sample_rate)
+            print(destination)
+        except VoiceconvError as err:
+            failures += 1
+            print(f"voiceconv convert: error: {err}", file=sys.stderr)
+    return 1 if failures else 0

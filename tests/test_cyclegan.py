@@ -1,0 +1,152 @@
+"""CycleGAN training: losses, learning on synthetic speakers, exact resume, model files, conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from conftest import harmonic_tone
+from voiceconv.audio.features import FeatureConfig
+from voiceconv.audio.io import save_audio
+from voiceconv.convert import Converter
+from voiceconv.data.speakers import load_speaker
+from voiceconv.errors import VoiceconvError
+from voiceconv.losses import (cycle_consistency_loss, gaussian_kl_divergence, lsgan_discriminator_loss,
+                              lsgan_generator_loss)
+from voiceconv.modelfile import ModelFileError, load_model_file
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.train.loop import TrainConfig, fit
+from voiceconv.train.voice import VoiceConversionTask, VoiceDataConfig, VoiceRecipe
+
+TINY_MODEL = CycleGANConfig(generator_channels=8, residual_channels=16, residual_blocks=1, discriminator_channels=8,
+                            discriminator_layers=2)
+TINY_FEATURES = FeatureConfig(n_mels=32)
+
+
+def tiny_recipe(steps: int, **model) -> VoiceRecipe:
+    return VoiceRecipe(features=TINY_FEATURES, model=dataclasses.replace(TINY_MODEL, **model),
+                       data=VoiceDataConfig(crop_frames=16, min_seconds=2.0, media_utterances=1),
+                       train=TrainConfig(steps=steps, batch_size=2, log_every=1, media_every=2, checkpoint_every=2,
+                                         keep_checkpoints=2, threads=1))
+
+
+@pytest.fixture
+def speakers(tmp_path):
+    """Two synthetic 'speakers': high and low pitched harmonic tones, 3 x 1.5 s each."""
+    for name, f0 in (("high", 240.0), ("low", 100.0)):
+        for i in range(3):
+            save_audio(tmp_path / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), 16000)
+    return tmp_path / "high", tmp_path / "low"
+
+
+def make_task(speakers, tmp_path, recipe):
+    corpora = [load_speaker(folder, recipe.features, tmp_path / "cache", recipe.data.min_seconds,
+                            recipe.data.crop_frames) for folder in speakers]
+    return VoiceConversionTask(recipe, *corpora)
+
+
+def test_losses_on_known_values():
+    ones, zeros = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    assert lsgan_discriminator_loss(ones, zeros) == 0  # perfect discriminator
+    assert lsgan_generator_loss(ones) == 0  # perfect forger
+    assert lsgan_discriminator_loss(zeros, ones) == 1.0
+    assert cycle_consistency_loss(ones, ones * 3) == 2.0
+    assert torch.allclose(gaussian_kl_divergence(torch.zeros(3, 5), torch.zeros(3, 5)), torch.zeros(3))
+    assert (gaussian_kl_divergence(torch.ones(3, 5), torch.zeros(3, 5)) > 0).all()
+
+
+def test_train_step_reports_named_losses_and_switches_identity_off():
+    torch.manual_seed(0)
+    model = CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, identity_until_step=1))
+    batch = {"A": torch.randn(2, 1, 32, 16), "B": torch.randn(2, 1, 32, 16)}
+    first, second = model.train_step(batch), model.train_step(batch)
+    assert {"G_adv_AB", "G_adv_BA", "cycle_A", "cycle_B", "identity_A", "identity_B", "D_A", "D_B"} == set(first)
+    assert "identity_A" not in second
+    assert int(model.steps_done) == 2
+
+
+@pytest.mark.parametrize("mask_frames", [False, True])
+def test_tiny_cyclegan_learns_synthetic_segments(mask_frames):
+    torch.manual_seed(0)
+    model = CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, mask_frames=mask_frames, generator_lr=2e-3))
+    generator = torch.Generator().manual_seed(0)
+    segments_a, segments_b = torch.randn(4, 1, 32, 16, generator=generator), torch.randn(4, 1, 32, 16, generator=generator)
+    history = [model.train_step({"A": segments_a, "B": segments_b}) for _ in range(40)]
+    start = sum(h["cycle_A"] + h["cycle_B"] for h in history[:5])
+    end = sum(h["cycle_A"] + h["cycle_B"] for h in history[-5:])
+    assert end < 0.6 * start
+
+
+def test_frame_mask_zeroes_one_span_per_item():
+    model = CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, mask_frames=True, max_mask_fraction=0.5))
+    mask = model.frame_mask(torch.zeros(64, 1, 32, 16))  # [B, 1, H, W]
+    missing = (mask[:, 0, 0] == 0)  # [B, W]
+    assert missing.sum(-1).max() <= 8 and missing.any()
+    for row in missing:  # contiguous
+        idx = row.nonzero().flatten()
+        assert len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx)
+
+
+def test_resume_reproduces_the_next_steps_exactly(speakers, tmp_path):
+    straight = make_task(speakers, tmp_path, tiny_recipe(4))
+    fit(straight, straight.recipe.train, tmp_path / "straight")
+    interrupted = make_task(speakers, tmp_path, tiny_recipe(2))
+    fit(interrupted, interrupted.recipe.train, tmp_path / "resumed")
+    resumed = make_task(speakers, tmp_path, tiny_recipe(4))
+    outcome = fit(resumed, resumed.recipe.train, tmp_path / "resumed", resume=True)
+    assert outcome.steps == 4
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
+    checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
+    assert checkpoints == ["step_00000002.pt", "step_00000004.pt"]
+
+
+def test_exported_model_converts_and_describes_itself(speakers, tmp_path):
+    task = make_task(speakers, tmp_path, tiny_recipe(2))
+    outcome = fit(task, task.recipe.train, tmp_path / "run")
+    tensors, header = load_model_file(outcome.model_path)
+    assert header["kind"] == "voice-cyclegan" and header["training"]["steps"] == 2
+    assert header["speakers"]["a"]["name"] == "high" and header["features"]["n_mels"] == 32
+    assert not any(name.startswith("D_") for name in tensors)  # discriminators are not shipped
+    converter = Converter(outcome.model_path)
+    wav = harmonic_tone(1.0, f0=240.0)
+    out = converter.convert(wav, 16000, "a2b")
+    assert abs(len(out) - len(wav)) < 256 and torch.isfinite(torch.from_numpy(out)).all()
+    assert len(converter.convert(harmonic_tone(1.0, sample_rate=22050), 22050, "b2a")) == pytest.approx(16000, abs=256)
+
+
+def test_model_files_that_are_not_ours_are_refused(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "pickle.safetensors")
+    with pytest.raises(ModelFileError, match="not a safetensors"):
+        Converter(tmp_path / "pickle.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"), metadata={"voiceconv": json.dumps({"format": "x"})})
+    with pytest.raises(ModelFileError, match="not a voiceconv model"):
+        Converter(tmp_path / "plain.safetensors")
+    with pytest.raises(ModelFileError, match="no such model"):
+        Converter(tmp_path / "missing.safetensors")
+
+
+def test_speaker_cache_is_reused_and_invalidated(speakers, tmp_path):
+    high, _ = speakers
+    load_speaker(high, TINY_FEATURES, tmp_path / "cache", 1.0, 16)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    load_speaker(high, TINY_FEATURES, tmp_path / "cache", 1.0, 16)
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # same files, same config: reused
+    save_audio(high / "3.wav", harmonic_tone(1.0, f0=250.0), 16000)
+    load_speaker(high, TINY_FEATURES, tmp_path / "cache", 1.0, 16)
+    load_speaker(high, dataclasses.replace(TINY_FEATURES, n_mels=40), tmp_path / "cache", 1.0, 16)
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+
+
+def test_unreadable_files_are_skipped_and_too_little_audio_is_explained(speakers, tmp_path):
+    high, _ = speakers
+    (high / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    corpus = load_speaker(high, TINY_FEATURES, tmp_path / "cache", 1.0, 16)
+    assert len(corpus.images) == 3 and len(corpus.skipped) == 1 and "broken.wav" in corpus.skipped[0]
+    with pytest.raises(VoiceconvError, match=r"only 4\.\d s of usable audio .* at least 600 s are needed"):
+        load_speaker(high, TINY_FEATURES, tmp_path / "cache", 600.0, 16)

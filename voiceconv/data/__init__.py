@@ -1,0 +1,1 @@
+"""Datasets: unpaired speaker segments (cached log-mel features) and, later, image folders."""

@@ -1,0 +1,128 @@
+"""A speaker's recordings as cached, normalized log-mel images, and random fixed-width crops of them.
+
+Features are computed once per folder and cached on disk in a safetensors
+file whose name is a hash of the feature config and of every file's path,
+size and modification time, so a changed, added or removed recording (or a
+different feature config) recomputes the cache. Unreadable files are
+reported once and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.io import load_audio
+from voiceconv.config import to_dict
+from voiceconv.errors import AudioError, VoiceconvError
+from voiceconv.files import atomic_output
+
+log = logging.getLogger(__name__)
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+
+
+@dataclass(frozen=True)
+class SpeakerStats:
+    """Per-mel-bin mean and standard deviation ``[n_mels]`` of a speaker's log-mel images."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """``[..., n_mels, T]`` image -> zero mean, unit variance per bin."""
+        return (image - self.mean[:, None]) / self.std[:, None]
+
+    def denormalize(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.std[:, None] + self.mean[:, None]
+
+
+class SpeakerCorpus:
+    """All utterances of one speaker as log-mel images ``[n_mels, T_i]``, normalized by the speaker's stats."""
+
+    def __init__(self, name: str, images: list[torch.Tensor], stats: SpeakerStats, skipped: list[str]):
+        self.name, self.images, self.stats, self.skipped = name, images, stats, skipped
+        self.lengths = torch.tensor([image.shape[-1] for image in images], dtype=torch.float)
+
+    @property
+    def frames(self) -> int:
+        return int(self.lengths.sum())
+
+    def crops(self, batch: int, width: int, generator: torch.Generator) -> torch.Tensor:
+        """``[batch, 1, n_mels, width]`` random crops; utterances drawn in proportion to their length."""
+        picks = torch.multinomial(self.lengths, batch, replacement=True, generator=generator)
+        out = []
+        for index in picks.tolist():
+            image = self.images[index]
+            start = int(torch.randint(0, image.shape[-1] - width + 1, (), generator=generator))
+            out.append(image[:, start:start + width])
+        return torch.stack(out)[:, None]
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """Audio files under ``folder``, recursively, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VoiceconvError(f"{folder}: not a folder of recordings")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Path, min_seconds: float,
+                 crop_frames: int, name: str | None = None) -> SpeakerCorpus:
+    """Load (or compute and cache) a speaker's images; errors clearly when there is too little audio."""
+    folder = Path(folder)
+    files = audio_files(folder)
+    cache = Path(cache_dir) / f"{folder.name}-{_fingerprint(files, config)}.safetensors"
+    raw, skipped = _read_cache(cache) if cache.is_file() else _compute(files, config, cache)
+    usable = [image for image in raw if image.shape[-1] >= crop_frames]
+    seconds = sum(image.shape[-1] for image in usable) * config.hop_length / config.sample_rate
+    if seconds < min_seconds:
+        raise VoiceconvError(
+            f"{folder}: only {seconds:.1f} s of usable audio in {len(usable)} file(s) "
+            f"({len(files)} found, {len(skipped)} unreadable, {len(raw) - len(usable)} shorter than one "
+            f"{crop_frames}-frame crop); at least {min_seconds:.0f} s are needed: add recordings")
+    stats = _statistics(usable)
+    return SpeakerCorpus(name or folder.name, [stats.normalize(image) for image in usable], stats, skipped)
+
+
+def _fingerprint(files: list[Path], config: FeatureConfig) -> str:
+    listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    blob = json.dumps({"features": to_dict(config), "files": listing}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _compute(files: list[Path], config: FeatureConfig, cache: Path) -> tuple[list[torch.Tensor], list[str]]:
+    encoder = MelImageEncoder(config)
+    images, skipped = [], []
+    for path in files:
+        try:
+            wav = load_audio(path, config.sample_rate, trim_silence=True, min_seconds=config.n_fft / config.sample_rate)
+        except AudioError as err:
+            log.warning("skipping %s", err)
+            skipped.append(str(err))
+            continue
+        images.append(encoder(torch.from_numpy(wav))[0])  # [n_mels, T]
+    tensors = {f"{i:06d}": image.contiguous() for i, image in enumerate(images)}
+    with atomic_output(cache) as tmp:
+        save_file(tensors, str(tmp), metadata={"skipped": json.dumps(skipped)})
+    return images, skipped
+
+
+def _read_cache(cache: Path) -> tuple[list[torch.Tensor], list[str]]:
+    from safetensors import safe_open
+
+    with safe_open(str(cache), "pt") as f:
+        skipped = json.loads((f.metadata() or {}).get("skipped", "[]"))
+    tensors = load_file(str(cache))
+    return [tensors[key] for key in sorted(tensors)], skipped
+
+
+def _statistics(images: list[torch.Tensor]) -> SpeakerStats:
+    frames = torch.cat(images, dim=-1)  # [n_mels, total_frames]
+    return SpeakerStats(mean=frames.mean(dim=-1), std=frames.std(dim=-1).clamp_min(1e-3))

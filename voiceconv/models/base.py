@@ -1,0 +1,65 @@
+"""What every trainable model offers the one training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+GradientReducer = Callable[[list[nn.Parameter]], None]
+
+
+def no_reduction(parameters: list[nn.Parameter]) -> None:
+    """Single-process training: gradients stay as they are."""
+
+
+class TrainableModel(nn.Module):
+    """A model that owns its optimizers and schedulers and takes one optimization step per ``train_step``.
+
+    The training loop sets ``gradient_reducer`` (averaging gradients across
+    processes under ``torchrun``) and wraps ``train_step`` in autocast; models
+    never know whether they run distributed or in mixed precision.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gradient_reducer: GradientReducer = no_reduction
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimization step on ``batch``; returns named scalar losses."""
+        raise NotImplementedError
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> None:
+        """zero_grad -> backward -> reduce gradients across processes -> step, for ``parameters`` only."""
+        parameters = list(parameters)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=parameters)
+        self.gradient_reducer(parameters)
+        optimizer.step()
+
+    def training_state(self) -> dict:
+        """Optimizer and scheduler states, for checkpoints."""
+        return {
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+        }
+
+    def load_training_state(self, state: dict) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+
+
+def linear_decay(total_steps: int, decay_start: int) -> Callable[[int], float]:
+    """Learning-rate factor: 1 until ``decay_start``, then linearly to 0 at ``total_steps`` (Zhu et al. 2017)."""
+
+    def factor(step: int) -> float:
+        if step < decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (step - decay_start) / max(1, total_steps - decay_start))
+
+    return factor

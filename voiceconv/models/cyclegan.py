@@ -1,0 +1,190 @@
+"""CycleGAN between two image domains A and B (Zhu et al. 2017), with the voice-conversion refinements
+of CycleGAN-VC/VC2 (Kaneko & Kameoka 2018, 2019) and MaskCycleGAN-VC's filling in frames (Kaneko et al. 2021).
+
+Images are ``[B, C, H, W]`` in roughly [-1, 1]: normalized log-mel spectrograms
+(C=1, H=n_mels, W=frames) or faces (C=3). The networks do not know which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from voiceconv.errors import ConfigError
+from voiceconv.losses import cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from voiceconv.models.base import TrainableModel, linear_decay
+from voiceconv.nn import build_discriminator, build_generator
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """Architecture, loss weights and optimizer settings (defaults: the papers' weights, a CPU-sized network)."""
+
+    generator: str = "generator212"
+    generator_channels: int = 64
+    residual_channels: int = 128
+    residual_blocks: int = 6
+    discriminator: str = "patch"
+    discriminator_channels: int = 32
+    discriminator_layers: int = 3
+    mask_frames: bool = False  # MaskCycleGAN-VC "filling in frames"
+    max_mask_fraction: float = 0.25  # longest masked span, as a fraction of the crop
+    cycle_weight: float = 10.0  # lambda_cyc
+    identity_weight: float = 5.0  # lambda_id
+    identity_until_step: int = 10_000  # CycleGAN-VC switches the identity loss off later in training
+    image_pool_size: int = 0  # 0 = no history of generated images (Shrivastava et al. 2017)
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 1e-4
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+    decay_start_step: int = 100_000  # linear learning-rate decay to 0 from here to the last step
+
+
+def build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, height: int) -> nn.Module:
+    """The configured generator for images of ``height`` rows (ConfigError for impossible settings)."""
+    try:
+        return _build_image_generator(config, in_ch, out_ch, height)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+
+
+def _build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, height: int) -> nn.Module:
+    if config.generator == "generator212":
+        return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, height=height,
+                               base_channels=config.generator_channels, residual_channels=config.residual_channels,
+                               n_residual=config.residual_blocks)
+    return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, base_channels=config.generator_channels,
+                           n_blocks=config.residual_blocks)
+
+
+def apply_generator(generator: nn.Module, images: torch.Tensor, mask_frames: bool,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Run a generator on ``[B, C, H, W]``; with filling in frames the (masked) image goes in with its mask channel."""
+    if not mask_frames:
+        return generator(images)
+    if mask is None:
+        mask = torch.ones_like(images[:, :1])  # [B, 1, H, W]: nothing missing
+    return generator(torch.cat([images * mask, mask], dim=1))
+
+
+class CycleGAN(TrainableModel):
+    """Two generators ``G_AB: A -> B``, ``G_BA: B -> A`` and two discriminators ``D_A``, ``D_B``."""
+
+    def __init__(self, channels: int, height: int, config: CycleGANConfig = CycleGANConfig(),
+                 total_steps: int = 200_000, seed: int = 0):
+        super().__init__()
+        self.config, self.channels = config, channels
+        in_ch = channels + 1 if config.mask_frames else channels  # the mask travels as an extra channel
+        with torch.random.fork_rng():  # the same seed gives the same initial weights
+            torch.manual_seed(seed)
+            self.G_AB = build_image_generator(config, in_ch, channels, height)
+            self.G_BA = build_image_generator(config, in_ch, channels, height)
+            self.D_A = build_discriminator(config.discriminator, in_ch=channels,
+                                           base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
+            self.D_B = build_discriminator(config.discriminator, in_ch=channels,
+                                           base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.generator = torch.Generator().manual_seed(seed)  # masks and image pool
+        self.pools = {"A": ImagePool(config.image_pool_size), "B": ImagePool(config.image_pool_size)}
+        betas = (config.adam_beta1, config.adam_beta2)
+        self.optimizers = {
+            "generators": torch.optim.Adam([*self.G_AB.parameters(), *self.G_BA.parameters()], config.generator_lr, betas),
+            "discriminators": torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], config.discriminator_lr, betas),
+        }
+        decay = linear_decay(total_steps, config.decay_start_step)
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, decay) for name, opt in self.optimizers.items()}
+
+    # --- conversion -------------------------------------------------------------------------------
+    def generate(self, generator: nn.Module, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return apply_generator(generator, images, self.config.mask_frames, mask)
+
+    def a_to_b(self, images: torch.Tensor) -> torch.Tensor:
+        return self.generate(self.G_AB, images)
+
+    def b_to_a(self, images: torch.Tensor) -> torch.Tensor:
+        return self.generate(self.G_BA, images)
+
+    # --- training --------------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One generator step and one discriminator step on unpaired crops ``batch["A"]``, ``batch["B"]``."""
+        real_A, real_B = batch["A"], batch["B"]  # [B, C, H, W] each
+        mask_A, mask_B = self.frame_mask(real_A), self.frame_mask(real_B)
+
+        fake_B = self.generate(self.G_AB, real_A, mask_A)  # G_AB(A)
+        rec_A = self.generate(self.G_BA, fake_B)  # G_BA(G_AB(A))
+        fake_A = self.generate(self.G_BA, real_B, mask_B)  # G_BA(B)
+        rec_B = self.generate(self.G_AB, fake_A)  # G_AB(G_BA(B))
+
+        losses = {
+            "G_adv_AB": lsgan_generator_loss(self.D_B(fake_B)),
+            "G_adv_BA": lsgan_generator_loss(self.D_A(fake_A)),
+            "cycle_A": cycle_consistency_loss(rec_A, real_A),
+            "cycle_B": cycle_consistency_loss(rec_B, real_B),
+        }
+        generator_loss = losses["G_adv_AB"] + losses["G_adv_BA"] + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"])
+        if self.steps_done < self.config.identity_until_step and self.config.identity_weight > 0:
+            losses["identity_A"] = identity_loss(self.generate(self.G_BA, real_A), real_A)  # G_BA(A) ~ A
+            losses["identity_B"] = identity_loss(self.generate(self.G_AB, real_B), real_B)  # G_AB(B) ~ B
+            generator_loss = generator_loss + self.config.identity_weight * (losses["identity_A"] + losses["identity_B"])
+        self.optimize(generator_loss, self.optimizers["generators"], [*self.G_AB.parameters(), *self.G_BA.parameters()])
+
+        fake_A = self.pools["A"].query(fake_A.detach(), self.generator)
+        fake_B = self.pools["B"].query(fake_B.detach(), self.generator)
+        losses["D_A"] = lsgan_discriminator_loss(self.D_A(real_A), self.D_A(fake_A))
+        losses["D_B"] = lsgan_discriminator_loss(self.D_B(real_B), self.D_B(fake_B))
+        self.optimize(losses["D_A"] + losses["D_B"], self.optimizers["discriminators"],
+                      [*self.D_A.parameters(), *self.D_B.parameters()])
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        self.steps_done += 1
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    def frame_mask(self, images: torch.Tensor) -> torch.Tensor | None:
+        """MaskCycleGAN-VC's temporal mask ``[B, 1, H, W]``: ones, with one random span of frames zeroed per item."""
+        if not self.config.mask_frames:
+            return None
+        batch, width = images.shape[0], images.shape[-1]
+        lengths = torch.randint(0, int(self.config.max_mask_fraction * width) + 1, (batch,), generator=self.generator)
+        starts = (torch.rand(batch, generator=self.generator) * (width - lengths + 1)).long()
+        frames = torch.arange(width)
+        missing = (frames >= starts[:, None]) & (frames < (starts + lengths)[:, None])  # [B, W]
+        mask = (~missing).to(images.dtype).to(images.device)
+        return mask[:, None, None, :].expand(-1, 1, images.shape[2], -1)
+
+    def training_state(self) -> dict:
+        state = super().training_state()
+        state["rng"] = self.generator.get_state()
+        state["pools"] = {name: pool.images for name, pool in self.pools.items()}
+        return state
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.generator.set_state(state["rng"])
+        for name, pool in self.pools.items():
+            pool.images = state["pools"][name]
+
+
+class ImagePool:
+    """History of generated images (Shrivastava et al. 2017): half the time, show D an older fake instead."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images:
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand((), generator=generator) < 0.5:
+                index = int(torch.randint(0, self.size, (), generator=generator))
+                out.append(self.images[index].clone())
+                self.images[index] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)

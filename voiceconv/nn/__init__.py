@@ -1,0 +1,25 @@
+"""Neural networks of the CycleGAN: generators, discriminators and their blocks.
+
+The networks map images ``[B, C, H, W]`` to images (generators) or to patch
+score maps (discriminators) and know nothing about audio: the same classes
+serve 1-channel log-mel spectrograms (H = n_mels, W = frames) and 3-channel
+faces. Build them by name from the registries :data:`GENERATORS` and
+:data:`DISCRIMINATORS`.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from voiceconv.nn.discriminators import DISCRIMINATORS, PatchDiscriminator, build_discriminator
+from voiceconv.nn.generators import GENERATORS, Generator212, ResnetGenerator, build_generator
+
+__all__ = [
+    "DISCRIMINATORS", "GENERATORS", "Generator212", "PatchDiscriminator", "ResnetGenerator",
+    "build_discriminator", "build_generator", "count_parameters",
+]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """The number of scalar parameters of ``module`` (trainable or not)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,147 @@
+"""Image-to-image generators ``[B, in_ch, H, W] -> [B, out_ch, H, W]``.
+
+* :class:`Generator212`: the 2-1-2D generator of CycleGAN-VC2 (Kaneko et al. 2019),
+  for log-mel spectrogram images (H = n_mels, W = frames).
+* :class:`ResnetGenerator`: the image CycleGAN generator (Zhu et al. 2017, after
+  Johnson et al. 2016), for faces and other RGB images.
+
+Use :func:`build_generator` to build one by registry name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from voiceconv.nn.blocks import Downsample2d, GLUConv2d, ResidualGLU1d, ResnetBlock2d, Upsample2d
+
+
+def _check_input(x: torch.Tensor, in_ch: int, multiple: int, height: int | None = None) -> None:
+    """Raise ValueError unless ``x`` is ``[B, in_ch, H, W]``, H and W multiples of ``multiple`` and >= ``2 * multiple``.
+
+    The lower bound keeps at least 2 rows and frames at the bottleneck, which
+    instance norm and reflection padding need.
+    """
+    if x.ndim != 4 or x.shape[1] != in_ch:
+        raise ValueError(f"expected input of shape [B, {in_ch}, H, W], got {list(x.shape)}")
+    h, w = x.shape[-2:]
+    if height is not None and h != height:
+        raise ValueError(f"input height {h} does not match the generator's height {height}")
+    for name, size in (("height", h), ("width", w)):
+        if size % multiple or size < 2 * multiple:
+            raise ValueError(f"input {name} {size} must be a multiple of {multiple} and at least {2 * multiple}")
+
+
+class Generator212(nn.Module):
+    """CycleGAN-VC2's 2-1-2D generator (Kaneko, Kameoka, Tanaka & Hojo, ICASSP 2019).
+
+    2D gated convolutions downsample the spectrogram in frequency and time, a
+    1D stack of gated residual blocks transforms it along time (all frequency
+    rows folded into channels), and 2D gated sub-pixel convolutions upsample it
+    back; the output layer is linear::
+
+        [B, in_ch, H, W]
+          -> GLUConv2d (5x15)              [B, base, H, W]
+          -> Downsample2d x2               [B, 2 base, H/4, W/4]
+          -> reshape, Conv1d 1x1 + IN      [B, residual, W/4]
+          -> ResidualGLU1d x n_residual    [B, residual, W/4]
+          -> Conv1d 1x1 + IN, reshape      [B, 2 base, H/4, W/4]
+          -> Upsample2d x2                 [B, base, H, W]
+          -> Conv2d (5x15)                 [B, out_ch, H, W]
+
+    With the defaults (base 128, residual 256, 6 blocks) the layer widths are
+    those of the paper; each gated convolution computes twice its width (values
+    and gates), which makes 34.3M parameters at height 80. ``height`` (the number of mel bands) fixes the 2D<->1D
+    reshapes; height and width (frames) must be multiples of 4, at least 8.
+
+    MaskCycleGAN-VC's filling in frames (Kaneko et al. 2021) is ``in_ch=2``:
+    the caller concatenates the masked spectrogram and its binary mask along
+    channels, ``torch.cat([x * mask, mask], dim=1)``, and sets ``out_ch=1``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 128,
+                 residual_channels: int = 256, n_residual: int = 6):
+        super().__init__()
+        if height % 4 or height < 8:
+            raise ValueError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
+        self.in_ch, self.height = in_ch, height
+        wide = 2 * base_channels  # channels after downsampling
+        folded = wide * (height // 4)  # channels of the 1D view: every frequency row of every map
+        self.input = GLUConv2d(in_ch, base_channels, (5, 15), norm=False)
+        self.down = nn.Sequential(Downsample2d(base_channels, wide), Downsample2d(wide, wide))
+        self.to_1d = nn.Sequential(nn.Conv1d(folded, residual_channels, 1, bias=False),
+                                   nn.InstanceNorm1d(residual_channels, affine=True))
+        self.residual = nn.Sequential(*(ResidualGLU1d(residual_channels, 2 * residual_channels)
+                                        for _ in range(n_residual)))
+        self.to_2d = nn.Sequential(nn.Conv1d(residual_channels, folded, 1, bias=False),
+                                   nn.InstanceNorm1d(folded, affine=True))
+        self.up = nn.Sequential(Upsample2d(wide, wide), Upsample2d(wide, base_channels))
+        self.output = nn.Conv2d(base_channels, out_ch, (5, 15), padding=(2, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in_ch, H, W] -> [B, out_ch, H, W]
+        _check_input(x, self.in_ch, 4, self.height)
+        h = self.down(self.input(x))  # [B, 2 base, H/4, W/4]
+        b, c, rows, frames = h.shape
+        h = self.to_1d(h.reshape(b, c * rows, frames))  # [B, residual, W/4]
+        h = self.to_2d(self.residual(h))  # [B, 2 base * H/4, W/4]
+        h = self.up(h.reshape(b, c, rows, frames))  # [B, base, H, W]
+        return self.output(h)  # [B, out_ch, H, W]
+
+
+def _down(in_ch: int, out_ch: int) -> nn.Sequential:
+    """CycleGAN "dk": 3x3 stride-2 conv -> IN -> ReLU."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, 2, 1, bias=False),
+                         nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU(inplace=True))
+
+
+def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+    """CycleGAN "uk": 3x3 stride-1/2 (transposed) conv -> IN -> ReLU."""
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 3, 2, 1, output_padding=1, bias=False),
+                         nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU(inplace=True))
+
+
+class ResnetGenerator(nn.Module):
+    """The image CycleGAN generator (Zhu et al. 2017; Johnson et al. 2016).
+
+    ``c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out_ch`` for the
+    defaults, with reflection padding and a tanh output in [-1, 1]::
+
+        [B, in_ch, H, W]
+          -> c7s1-base                  [B, base, H, W]
+          -> dk x n_down                [B, base 2^n_down, H/2^n_down, W/2^n_down]
+          -> ResnetBlock2d x n_blocks   same
+          -> uk x n_down                [B, base, H, W]
+          -> c7s1-out_ch, tanh          [B, out_ch, H, W]
+
+    Height and width must be multiples of ``2**n_down``, at least ``2**(n_down + 1)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, base_channels: int = 64, n_blocks: int = 6, n_down: int = 2):
+        super().__init__()
+        self.in_ch, self.n_down = in_ch, n_down
+        widths = [base_channels * 2**i for i in range(n_down + 1)]  # base, 2 base, ..., 2^n_down base
+        self.input = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_ch, base_channels, 7, bias=False),
+                                   nn.InstanceNorm2d(base_channels, affine=True), nn.ReLU(inplace=True))
+        self.down = nn.Sequential(*(_down(a, b) for a, b in zip(widths, widths[1:])))
+        self.blocks = nn.Sequential(*(ResnetBlock2d(widths[-1]) for _ in range(n_blocks)))
+        self.up = nn.Sequential(*(_up(b, a) for a, b in reversed(list(zip(widths, widths[1:])))))
+        self.output = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(base_channels, out_ch, 7), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in_ch, H, W] -> [B, out_ch, H, W]
+        _check_input(x, self.in_ch, 2**self.n_down)
+        h = self.down(self.input(x))  # [B, base 2^n_down, H/2^n_down, W/2^n_down]
+        h = self.up(self.blocks(h))  # [B, base, H, W]
+        return self.output(h)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {
+    "generator212": Generator212,
+    "resnet": ResnetGenerator,
+}
+
+
+def build_generator(name: str, **kwargs) -> nn.Module:
+    """The generator registered as ``name`` in :data:`GENERATORS`, built with ``kwargs``."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; valid names: {', '.join(GENERATORS)}")
+    return GENERATORS[name](**kwargs)

@@ -1,0 +1,178 @@
+"""The one training loop: any :class:`TrainableModel` through a :class:`TrainingTask`.
+
+It owns everything around ``model.train_step``: device placement, bf16
+autocast and channels_last on GPU, gradient averaging under ``torchrun``,
+per-step deterministic batches (exact resume on any world size), TensorBoard
+logging, periodic media (spectrograms, audio, faces), atomic checkpoints with
+resume, Ctrl-C saving, and the final model export. Rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from voiceconv.models.base import TrainableModel
+from voiceconv.train import distributed
+from voiceconv.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from voiceconv.train.distributed import Topology
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loop settings (the model's own hyper-parameters live in its config)."""
+
+    steps: int = 20_000
+    batch_size: int = 8
+    log_every: int = 25
+    media_every: int = 1_000
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
+    channels_last: bool = True  # used on GPU only
+    threads: int = 0  # torch CPU threads per process; 0 = torch's default
+
+
+class TrainingTask(Protocol):
+    """What the loop needs from a model family: the model, batches, media and export."""
+
+    model: TrainableModel
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A training batch drawn with ``generator`` (on the CPU)."""
+
+    def log_media(self, writer, step: int) -> None:
+        """Write images/audio of fixed validation examples to TensorBoard."""
+
+    def export(self, path: Path, info: dict) -> None:
+        """Write the final model file."""
+
+
+@dataclass
+class TrainingOutcome:
+    steps: int
+    seconds: float
+    interrupted: bool
+    model_path: Path | None
+
+
+def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train ``task.model`` for ``config.steps`` steps in total (continuing from a checkpoint when ``resume``)."""
+    topology = distributed.init_topology(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model = _place(task.model, topology, config)
+    checkpoints = run_dir / "checkpoints"
+    step, seconds = _resume(model, checkpoints) if resume else (0, 0.0)
+    writer = _writer(run_dir, topology)
+    autocast = _autocast(topology, config)
+    interrupted, started = False, time.monotonic()
+    progress = _progress(step, config.steps, topology)
+
+    def state() -> dict:
+        return {"step": step, "seconds": seconds + time.monotonic() - started, "model": model.state_dict(),
+                "training": model.training_state()}
+
+    try:
+        while step < config.steps:
+            batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
+            batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
+            with autocast:
+                losses = model.train_step(batch)
+            step += 1
+            progress.update(1)
+            if topology.is_main and step % config.log_every == 0:
+                _log_losses(writer, losses, step, progress)
+            if topology.is_main and step % config.media_every == 0:
+                task.log_media(writer, step)
+            if step % config.checkpoint_every == 0 and topology.is_main:
+                save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
+    except KeyboardInterrupt:
+        interrupted = True
+    if topology.is_main:
+        save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
+    total_seconds = seconds + time.monotonic() - started
+    model_path = None
+    if topology.is_main and not interrupted:
+        model_path = run_dir / "model.safetensors"
+        task.export(model_path, {"steps": step, "training_seconds": round(total_seconds, 1),
+                                 "hardware": _hardware(topology)})
+    progress.close()
+    if writer is not None:
+        writer.close()
+    distributed.barrier(topology)
+    distributed.shutdown(topology)
+    return TrainingOutcome(steps=step, seconds=total_seconds, interrupted=interrupted, model_path=model_path)
+
+
+def _place(model: TrainableModel, topology: Topology, config: TrainConfig) -> TrainableModel:
+    model = model.to(topology.device)
+    if topology.device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if topology.distributed:
+        distributed.broadcast_parameters(model)
+        model.gradient_reducer = distributed.average_gradients
+    return model
+
+
+def _resume(model: TrainableModel, checkpoints: Path) -> tuple[int, float]:
+    found = list_checkpoints(checkpoints)
+    if not found:
+        return 0, 0.0
+    state = load_checkpoint(found[-1])
+    model.load_state_dict(state["model"])
+    model.load_training_state(state["training"])
+    return int(state["step"]), float(state["seconds"])
+
+
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """Batches depend only on (seed, rank, step): resuming reproduces the exact same batches."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
+
+def _to_device(tensor: torch.Tensor, topology: Topology, config: TrainConfig) -> torch.Tensor:
+    tensor = tensor.to(topology.device, non_blocking=True)
+    if topology.device.type == "cuda" and config.channels_last and tensor.dim() == 4:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
+def _autocast(topology: Topology, config: TrainConfig):
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and topology.device.type == "cuda")
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=topology.device.type, dtype=torch.bfloat16)
+
+
+def _writer(run_dir: Path, topology: Topology):
+    if not topology.is_main:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir / "logs"))
+
+
+def _progress(start: int, total: int, topology: Topology):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, disable=not topology.is_main, unit="step", dynamic_ncols=True)
+
+
+def _log_losses(writer, losses: dict[str, float], step: int, progress) -> None:
+    for name, value in losses.items():
+        writer.add_scalar(f"loss/{name}", value, step)
+    progress.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
+
+
+def _hardware(topology: Topology) -> str:
+    if topology.device.type == "cuda":
+        return f"{topology.world_size} x {torch.cuda.get_device_name(topology.device)}"
+    return f"{topology.world_size} process(es) x {torch.get_num_threads()} CPU threads"
