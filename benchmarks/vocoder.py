@@ -116,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Griffin-Lim iteration counts for our vocoder with momentum 0.99")
     parser.add_argument("--repeats", type=_positive, default=3,
                         help="time each vocoder call this many times and keep the fastest (default 3)")
+    parser.add_argument("--n-mels", type=_positive, default=FeatureConfig().n_mels,
+                        help="mel bands of the image (default: the library default, %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also save the results to this JSON file")
     return parser.parse_args(argv)
 
@@ -210,9 +212,8 @@ class Bench:
         return self.encoder.config
 
 
-def build_bench(iterations: list[int], librosa_limit: int | None, repeats: int) -> Bench:
+def build_bench(config: FeatureConfig, iterations: list[int], librosa_limit: int | None, repeats: int) -> Bench:
     """Our vocoders keyed by row label, and an empty tally for every row of the table."""
-    config = FeatureConfig()
     vocoders = {f"ours, {n} it, momentum 0.99": GriffinLimVocoder(config, n_iter=n, momentum=0.99) for n in iterations}
     vocoders[f"ours, {PROXY_ITERATIONS} it, momentum 0.0"] = GriffinLimVocoder(config, n_iter=PROXY_ITERATIONS, momentum=0.0)
     tallies = {label: Tally(label, "ours") for label in vocoders}
@@ -270,11 +271,11 @@ def format_table(tallies: dict[str, Tally], total_files: int) -> str:
     return "\n".join(lines)
 
 
-def environment(files: int, audio_seconds: float) -> dict:
+def environment(files: int, audio_seconds: float, config: FeatureConfig) -> dict:
     """Run metadata printed above the table and saved to JSON."""
     return {"files": files, "audio_seconds": round(audio_seconds, 3), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "librosa": librosa.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": platform.machine(), "feature_config": asdict(FeatureConfig())}
+            "python": platform.python_version(), "machine": platform.machine(), "feature_config": asdict(config)}
 
 
 def save_json(path: Path, meta: dict, tallies: dict[str, Tally]) -> None:
@@ -297,14 +298,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(THREADS)
     load_before = os.getloadavg()
     files = find_files(args.data, args.limit)
-    bench = build_bench(args.iterations, args.librosa_limit, args.repeats)
+    bench = build_bench(FeatureConfig(n_mels=args.n_mels), args.iterations, args.librosa_limit, args.repeats)
     tallies = bench.tallies
     warm_up(bench, load_audio(files[0], bench.config.sample_rate))
     total = 0.0
     for index, path in enumerate(files):
         total += benchmark_file(bench, path, index)
         print(f"[{index + 1}/{len(files)}] {path.parent.name}/{path.name}", file=sys.stderr, flush=True)
-    meta = environment(len(files), total)
+    meta = environment(len(files), total, bench.config)
     meta.update(repeats=bench.repeats, load_average_1min={"start": load_before[0], "end": os.getloadavg()[0]})
     print(f"files: {meta['files']}, audio: {meta['audio_seconds']:.1f} s, torch {meta['torch']} "
           f"({meta['torch_threads']} threads), librosa {meta['librosa']}, numpy {meta['numpy']}, "

@@ -57,7 +57,7 @@ def test_8_bit_colour_png_is_read_as_luminance(tmp_path):
 
 def test_height_mismatch_is_explained(tmp_path):
     Image.new("L", (30, 50)).save(tmp_path / "tall.png")
-    with pytest.raises(ImageFileError, match="50 pixels tall but n_mels=80"):
+    with pytest.raises(ImageFileError, match="50 pixels tall but n_mels=128"):
         load_spectrogram_png(tmp_path / "tall.png", FeatureConfig())
 
 

@@ -150,6 +150,8 @@ def _add_train(verbs) -> None:
     p.add_argument("--speaker-a", type=Path, required=True, metavar="DIR", help="recordings of speaker A")
     p.add_argument("--speaker-b", type=Path, required=True, metavar="DIR", help="recordings of speaker B")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--name-a", help="speaker A's name in the model card (default: from the folder)")
+    p.add_argument("--name-b", help="speaker B's name in the model card (default: from the folder)")
     p.add_argument("--steps", type=int, help="total training steps (overrides train.steps)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -164,7 +166,8 @@ def _run_train(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     recipe = load_recipe(args.recipe, args.overrides, args.steps)
-    outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume)
+    outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume,
+                          names=(args.name_a, args.name_b))
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
         return 130

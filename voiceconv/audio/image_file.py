@@ -89,7 +89,7 @@ def _grey_levels(picture: Image.Image) -> tuple[np.ndarray, int]:
 def _config_from_metadata(path: Path, stored: str | None) -> FeatureConfig:
     if stored is None:
         raise ImageFileError(path, f"has no '{METADATA_KEY}' metadata (an editor may have dropped it); "
-                                   "pass the feature parameters explicitly, e.g. --set n_mels=80")
+                                   "pass the feature parameters explicitly, e.g. --set n_mels=128")
     try:
         return from_dict(FeatureConfig, json.loads(stored))
     except (json.JSONDecodeError, ConfigError) as err:

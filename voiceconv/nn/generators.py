@@ -51,8 +51,9 @@ class Generator212(nn.Module):
 
     With the defaults (base 128, residual 256, 6 blocks) the layer widths are
     those of the paper; each gated convolution computes twice its width (values
-    and gates), which makes 34.3M parameters at height 80. ``height`` (the number of mel bands) fixes the 2D<->1D
-    reshapes; height and width (frames) must be multiples of 4, at least 8.
+    and gates), which makes 34.3M parameters at height 80. ``height`` (the
+    number of mel bands) fixes the 2D<->1D reshapes; height and width (frames)
+    must be multiples of 4, at least 8.
 
     MaskCycleGAN-VC's filling in frames (Kaneko et al. 2021) is ``in_ch=2``:
     the caller concatenates the masked spectrogram and its binary mask along

@@ -99,14 +99,19 @@ def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None =
     return recipe
 
 
-def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: Path,
-                resume: bool = False) -> TrainingOutcome:
-    """Train speaker A <-> speaker B into ``run_dir`` (checkpoints, logs, ``model.safetensors``)."""
+def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: Path, resume: bool = False,
+                names: tuple[str | None, str | None] = (None, None)) -> TrainingOutcome:
+    """Train speaker A <-> speaker B into ``run_dir`` (checkpoints, logs, ``model.safetensors``).
+
+    Speakers are named after their folders (the parent folder for generic names such as ``train``)
+    unless ``names`` says otherwise.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(recipe, run_dir, resume)
     save_yaml(recipe, run_dir / "recipe.yaml")
     corpora = [load_speaker(folder, recipe.features, run_dir / "cache", recipe.data.min_seconds,
-                            recipe.data.crop_frames) for folder in (speaker_a, speaker_b)]
+                            recipe.data.crop_frames, name or speaker_name(folder))
+               for folder, name in zip((speaker_a, speaker_b), names)]
     for corpus in corpora:
         seconds = corpus.frames * recipe.features.hop_length / recipe.features.sample_rate
         log.info("speaker %s: %d utterances, %.1f min; %d unreadable file(s) skipped",
@@ -114,6 +119,13 @@ def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: 
         for reason in corpus.skipped:
             log.warning("skipped: %s", reason)
     return fit(VoiceConversionTask(recipe, *corpora), recipe.train, run_dir, resume=resume)
+
+
+def speaker_name(folder: Path) -> str:
+    """A speaker's default name: its folder's name, or the parent's for generic names like ``train``."""
+    folder = folder.resolve()
+    generic = {"train", "training", "wav", "wavs", "audio", "data", "clips", "recordings"}
+    return folder.parent.name if folder.name.lower() in generic and folder.parent.name else folder.name
 
 
 def _check_resumable(recipe: VoiceRecipe, run_dir: Path, resume: bool) -> None:
