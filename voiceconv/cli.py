@@ -106,8 +106,11 @@ def _add_evaluate(verbs) -> None:
                                      "speakers, optionally beside baselines computed in the same run. Files are "
                                      "matched by relative path without extension. Needs: pip install 'voiceconv[eval]'.")
     p.add_argument("--source", type=Path, required=True, metavar="DIR", help="the unconverted input utterances")
-    p.add_argument("--converted", type=Path, required=True, metavar="DIR",
-                   help="converted files, named like the sources (from any system)")
+    side = p.add_mutually_exclusive_group(required=True)
+    side.add_argument("--converted", type=Path, metavar="DIR",
+                      help="converted files, named like the sources (from any system)")
+    side.add_argument("--model", type=Path, help="a voiceconv model file: convert the sources on the fly")
+    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="with --model (default %(default)s)")
     p.add_argument("--target-ref", type=Path, required=True, metavar="DIR", help="recordings of the target speaker")
     p.add_argument("--source-ref", type=Path, metavar="DIR", help="recordings of the source speaker (default: --source)")
     p.add_argument("--parallel", type=Path, metavar="DIR",
@@ -128,11 +131,21 @@ def _run_evaluate(args) -> None:
     from voiceconv.evaluate.harness import EvaluationRequest, evaluate
     from voiceconv.evaluate.report import markdown, write_report
 
+    from voiceconv.audio.features import FeatureConfig
+
+    convert, features = None, FeatureConfig()
+    if args.model is not None:
+        from voiceconv.convert import Converter
+
+        converter = Converter(args.model)
+        features = converter.features  # the ceiling baseline uses the model's own spectrogram path
+        convert = lambda wav, rate: converter.convert(wav, rate, args.direction)  # noqa: E731
     request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
                                 converted_dir=args.converted, parallel_dir=args.parallel,
                                 transcripts=args.transcripts, baselines=args.baselines,
-                                max_reference_files=args.max_refs)
-    result = evaluate(request, progress=lambda items, desc: tqdm(items, desc=desc, unit="utt", file=sys.stderr))
+                                max_reference_files=args.max_refs, features=features)
+    result = evaluate(request, convert=convert,
+                      progress=lambda items, desc: tqdm(items, desc=desc, unit="utt", file=sys.stderr))
     inputs = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("run", "verb")}
     report = write_report(result, inputs, args.out)
     print(markdown(report).split("\n## ")[0])
