@@ -1,0 +1,108 @@
+"""Training throughput of a recipe's CycleGAN against the paper-sized MaskCycleGAN-VC, in the same run.
+
+For each configuration it times ``CycleGAN.train_step`` on random batches of
+the recipe's crop shape (after warm-up steps) and reports seconds per
+iteration, training segments per second, the speed-up in segments/s over the
+paper-sized model (two ~25M-parameter 2-1-2D generators, batch 1, 80x64 crops,
+filling in frames), and the process's peak resident memory. On a GPU it also
+compares fp32 with bf16 autocast and channels_last on/off.
+
+    .venv/bin/python benchmarks/train_speed.py recipes/kathleen_rms.yaml [--steps 5] [--json out.json]
+
+Run it alone: another torch process on the same cores distorts every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from voiceconv.config import load_yaml
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.nn import count_parameters
+from voiceconv.train.voice import VoiceRecipe
+
+PAPER = CycleGANConfig(generator_channels=96, residual_channels=256, residual_blocks=6, discriminator_channels=128,
+                       discriminator_layers=3, mask_frames=True)
+
+
+def seconds_per_step(config: CycleGANConfig, height: int, width: int, batch: int, steps: int,
+                     device: str = "cpu", bf16: bool = False, channels_last: bool = False) -> float:
+    """Mean wall time of ``train_step`` over ``steps`` steps, after one warm-up step."""
+    model = CycleGAN(1, height, config).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    data = {k: torch.randn(batch, 1, height, width, device=device).contiguous(memory_format=memory_format) for k in "AB"}
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        model.train_step(data)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_step(data)
+        _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rows(recipe: VoiceRecipe, steps: int) -> list[dict]:
+    """One row per configuration; the paper-sized model first (the baseline)."""
+    height, width, batch = recipe.features.n_mels, recipe.data.crop_frames, recipe.train.batch_size
+    setups = [("paper-sized MaskCycleGAN-VC", PAPER, 80, 64, 1, "cpu", False, False),
+              ("recipe", recipe.model, height, width, batch, "cpu", False, False)]
+    if torch.cuda.is_available():
+        for bf16, cl in ((False, False), (True, False), (True, True)):
+            setups.append((f"recipe, GPU, {'bf16' if bf16 else 'fp32'}, channels_last {cl}", recipe.model,
+                           height, width, batch, "cuda", bf16, cl))
+    results = []
+    for label, config, h, w, b, device, bf16, cl in setups:
+        seconds = seconds_per_step(config, h, w, b, steps if label == "recipe" or device == "cuda" else max(2, steps // 3),
+                                   device, bf16, cl)
+        generator_params = count_parameters(CycleGAN(1, h, config).G_AB)
+        results.append({"configuration": label, "generator_params_M": generator_params / 1e6, "crop": f"{h}x{w}",
+                        "batch": b, "seconds_per_step": seconds, "segments_per_second": b / seconds,
+                        "peak_rss_MiB": peak_rss_mib()})
+    for row in results:
+        row["speedup_vs_paper"] = row["segments_per_second"] / results[0]["segments_per_second"]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    recipe = load_yaml(VoiceRecipe, args.recipe)
+    results = rows(recipe, args.steps)
+    print(f"torch {torch.__version__}, {args.threads} CPU threads; peak RSS is cumulative over the rows above it\n")
+    print("| configuration | G params | crop | batch | s/step | segments/s | vs paper | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['configuration']} | {r['generator_params_M']:.2f}M | {r['crop']} | {r['batch']} | "
+              f"{r['seconds_per_step']:.2f} | {r['segments_per_second']:.2f} | {r['speedup_vs_paper']:.1f}x | "
+              f"{r['peak_rss_MiB']:.0f} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"recipe": dataclasses.asdict(recipe), "rows": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
