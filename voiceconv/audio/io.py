@@ -51,6 +51,18 @@ DEFAULT_BLOCK_SECONDS = 30.0
 SILENCE_PEAK_DBFS = -60.0
 
 
+#: File extensions treated as audio when a folder is searched.
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """Audio files (by extension) under ``folder``, recursively, sorted; an error if it is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioFileNotFoundError(folder, "is not a folder of audio files", "check the path")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What a file's header says about it."""

@@ -19,13 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
-from voiceconv.audio.io import load_audio
+from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.config import to_dict
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.files import atomic_output
 
 log = logging.getLogger(__name__)
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,6 @@ class SpeakerCorpus:
             start = int(torch.randint(0, image.shape[-1] - width + 1, (), generator=generator))
             out.append(image[:, start:start + width])
         return torch.stack(out)[:, None]
-
-
-def audio_files(folder: str | Path) -> list[Path]:
-    """Audio files under ``folder``, recursively, sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise VoiceconvError(f"{folder}: not a folder of recordings")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Path, min_seconds: float,

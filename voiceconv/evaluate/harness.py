@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
-from voiceconv.audio.io import load_audio
+from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
@@ -35,7 +35,6 @@ from voiceconv.evaluate.mcd import mcd_from_features, world_f0, world_features
 from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
 
 SAMPLE_RATE = 16000
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 SYSTEM = "converted"
 BASELINE_SOURCE = "source"
 BASELINE_PITCH_SHIFT = "pitch-shift"
@@ -86,10 +85,7 @@ class EvaluationResult:
 
 def find_audio(folder: Path) -> dict[str, Path]:
     """Audio files under ``folder`` (recursive), keyed by relative path without extension."""
-    if not folder.is_dir():
-        raise VoiceconvError(f"{folder}: not a folder of audio files")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in files}
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in audio_files(folder)}
 
 
 def read_transcripts(path: Path) -> dict[str, str]:
