@@ -7,8 +7,14 @@ usage errors exit 2 (argparse); a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# Before torch is imported: idle OpenMP threads sleep instead of spinning. With spinning, two torch
+# processes on a small CPU (training beside a conversion, or torchrun workers) slow each other down
+# 5-20x; measured with benchmarks/nn_speed.py on 2 cores. Set OMP_WAIT_POLICY=ACTIVE to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from voiceconv import __version__
 from voiceconv.errors import VoiceconvError
