@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (see README.md):
-#   make demo   - create .venv, install voiceconv, run it on a bundled sample
+#   make demo   - create .venv, install voiceconv, convert a bundled sample with the bundled default model
 #   make test   - create .venv, install voiceconv with test extras, run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -18,10 +18,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+MODEL := samples/models/kathleen_rms.safetensors
+SAMPLE := samples/audio/kathleen_arctic_a0592.flac
+
 demo: install
-	$(BIN)/voiceconv spectrogram samples/audio/kathleen_arctic_a0592.flac $(OUT)/kathleen.png
-	$(BIN)/voiceconv synthesize $(OUT)/kathleen.png $(OUT)/kathleen_resynthesized.wav
-	@echo "Look at $(OUT)/kathleen.png and listen to $(OUT)/kathleen_resynthesized.wav"
+	$(BIN)/voiceconv convert --model $(MODEL) --direction a2b $(SAMPLE) -o $(OUT)
+	$(BIN)/voiceconv spectrogram $(SAMPLE) $(OUT)/input.png
+	$(BIN)/voiceconv spectrogram $(OUT)/kathleen_arctic_a0592.wav $(OUT)/converted.png
+	@echo "Listen to $(OUT)/kathleen_arctic_a0592.wav (Kathleen converted to the rms voice);"
+	@echo "compare $(OUT)/input.png with $(OUT)/converted.png."
 
 test: install
 	$(BIN)/python -m pytest

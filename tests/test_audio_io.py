@@ -177,3 +177,12 @@ def test_save_rejects_unknown_extension_and_leaves_nothing(tmp_path, tone):
     with pytest.raises(UnsupportedFormatError, match=r"\.wav"):
         save_audio(tmp_path / "a.xyz", tone, 16000)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path, tone):
+    import os
+
+    path = save_audio(tmp_path / "a.wav", tone, 16000)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
