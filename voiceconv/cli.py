@@ -210,12 +210,15 @@ def _run_convert(args) -> int:
     from voiceconv.convert import Converter
 
     converter = Converter(args.model)
-    failures = 0
+    failures, written = 0, set()
     for path in args.inputs:
         destination = args.out / f"{path.stem}.wav"
         try:
             if destination.resolve() == path.resolve():
                 raise VoiceconvError(f"{destination}: output would overwrite the input; choose another -o")
+            if destination in written:
+                raise VoiceconvError(f"{path}: another input already wrote {destination}; convert it separately")
+            written.add(destination)
             wav = load_audio(path, converter.features.sample_rate)
             save_audio(destination, converter.convert(wav, converter.features.sample_rate, args.direction),
                        converter.features.sample_rate)
