@@ -75,3 +75,26 @@ def test_train_and_convert_on_real_speech(shared_data, tmp_path):
     run([sys.executable, "-m", "voiceconv", "convert", "--model", tmp_path / "run" / "model.safetensors", source,
          "-o", tmp_path / "out"])
     assert abs(sf.info(tmp_path / "out" / "200001.wav").duration - sf.info(source).duration) < 0.05
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(two_speakers):
+    import signal
+    import time
+
+    tmp = two_speakers
+    args = [sys.executable, "-m", "voiceconv", "train", tmp / "tiny.yaml", "--speaker-a", tmp / "high",
+            "--speaker-b", tmp / "low", "--out", tmp / "run", "--set", "train.checkpoint_every=1000"]
+    process = subprocess.Popen([str(a) for a in [*args, "--steps", "100000"]], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp / "run" / "logs").glob("events*")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the loop has started once TensorBoard's file exists
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "continue with --resume" in stderr
+    [checkpoint] = (tmp / "run" / "checkpoints").iterdir()
+    stopped_at = int(checkpoint.stem.split("_")[1])
+    assert stopped_at >= 1 and not (tmp / "run" / "model.safetensors").exists()
+    run([*args, "--steps", str(stopped_at + 1), "--resume"])
+    assert read_header(tmp / "run" / "model.safetensors")["training"]["steps"] == stopped_at + 1

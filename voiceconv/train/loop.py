@@ -81,22 +81,23 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
         return {"step": step, "seconds": seconds + time.monotonic() - started, "model": model.state_dict(),
                 "training": model.training_state()}
 
-    try:
-        while step < config.steps:
-            batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
-            batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
-            with autocast:
-                losses = model.train_step(batch)
-            step += 1
-            progress.update(1)
-            if topology.is_main and step % config.log_every == 0:
-                _log_losses(writer, losses, step, progress)
-            if topology.is_main and step % config.media_every == 0:
-                task.log_media(writer, step)
-            if step % config.checkpoint_every == 0 and topology.is_main:
-                save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
-    except KeyboardInterrupt:
-        interrupted = True
+    with _sigterm_as_interrupt():
+        try:
+            while step < config.steps:
+                batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
+                batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
+                with autocast:
+                    losses = model.train_step(batch)
+                step += 1
+                progress.update(1)
+                if topology.is_main and step % config.log_every == 0:
+                    _log_losses(writer, losses, step, progress)
+                if topology.is_main and step % config.media_every == 0:
+                    task.log_media(writer, step)
+                if step % config.checkpoint_every == 0 and topology.is_main:
+                    save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
+        except KeyboardInterrupt:
+            interrupted = True
     if topology.is_main:
         save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
     total_seconds = seconds + time.monotonic() - started
@@ -111,6 +112,22 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     distributed.barrier(topology)
     distributed.shutdown(topology)
     return TrainingOutcome(steps=step, seconds=total_seconds, interrupted=interrupted, model_path=model_path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler's or `kill`'s polite stop) like Ctrl-C while training: save, then exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _place(model: TrainableModel, topology: Topology, config: TrainConfig) -> TrainableModel:
