@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import prepare_waveform
-from voiceconv.audio.vocoder import GriffinLimVocoder
+from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.config import from_dict
 from voiceconv.data.speakers import SpeakerStats
 from voiceconv.errors import VoiceconvError
@@ -46,7 +46,7 @@ def convert_image(generate: Callable[[torch.Tensor], torch.Tensor], image: torch
 class Converter:
     """A loaded voice model: converts waveforms between its two speakers."""
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = 32):
+    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = DEFAULT_ITERATIONS):
         tensors, header = load_model_file(model_path)
         if header.get("kind") != "voice-cyclegan":
             raise ModelFileError(f"{model_path}: a {header.get('kind')!r} model, not a voice conversion model")

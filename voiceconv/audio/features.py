@@ -8,7 +8,6 @@ images and model files so either alone is enough to resynthesize audio.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -122,7 +121,3 @@ def wav_to_image(wav, config: FeatureConfig) -> torch.Tensor:
     """Convenience: a mono waveform ``[samples]`` (numpy or torch) -> image ``[1, n_mels, frames]``."""
     wav = torch.as_tensor(wav, dtype=torch.float32)
     return MelImageEncoder(config)(wav)
-
-
-def db_to_amplitude(db: float) -> float:
-    return math.pow(10.0, db / 20.0)
