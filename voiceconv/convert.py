@@ -60,8 +60,7 @@ class Converter:
             net = build_image_generator(config, in_ch, 1, self.features.n_mels)
             net.load_state_dict(prefixed(tensors, name))
             self.generators[direction] = net.to(self.device).eval()
-        self.stats = {side: SpeakerStats(prefixed(tensors, f"stats.{side}")["mean"].to(self.device),
-                                         prefixed(tensors, f"stats.{side}")["std"].to(self.device)) for side in "ab"}
+        self.stats = {side: SpeakerStats(**prefixed(tensors, f"stats.{side}")).to(self.device) for side in "ab"}
         self.encoder = MelImageEncoder(self.features, self.device)
         self.vocoder = GriffinLimVocoder(self.features, n_iter=n_iter, device=self.device)
 

@@ -41,6 +41,10 @@ class SpeakerStats:
     def denormalize(self, image: torch.Tensor) -> torch.Tensor:
         return image * self.std[:, None] + self.mean[:, None]
 
+    def to(self, device: torch.device | str) -> SpeakerStats:
+        """The same statistics on ``device``."""
+        return SpeakerStats(self.mean.to(device), self.std.to(device))
+
 
 class SpeakerCorpus:
     """All utterances of one speaker as log-mel images ``[n_mels, T_i]``, normalized by the speaker's stats."""

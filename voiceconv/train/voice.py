@@ -66,7 +66,7 @@ class VoiceConversionTask:
             corpus = self.speakers[source]
             for index, normalized in enumerate(corpus.images[: self.recipe.data.media_utterances]):
                 image = corpus.stats.denormalize(normalized)[None].to(device)  # [1, n_mels, T] in [-1, 1]
-                converted = convert_image(generate, image, _on(corpus.stats, device), _on(self.speakers[target].stats, device))
+                converted = convert_image(generate, image, corpus.stats.to(device), self.speakers[target].stats.to(device))
                 tag = f"{source}2{target}/{index}"
                 writer.add_image(f"{tag}/source", (image.flip(-2).float().cpu() + 1) / 2, step)
                 writer.add_image(f"{tag}/converted", (converted.flip(-2).float().cpu() + 1) / 2, step)
@@ -136,7 +136,3 @@ def _check_resumable(recipe: VoiceRecipe, run_dir: Path, resume: bool) -> None:
     if replace(previous, train=replace(previous.train, steps=0)) != replace(recipe, train=replace(recipe.train, steps=0)):
         raise ConfigError(f"{saved}: the run was started with a different recipe; resume with the same recipe "
                           "(only the step count may change) or use a new --out folder")
-
-
-def _on(stats, device):
-    return type(stats)(stats.mean.to(device), stats.std.to(device))
