@@ -68,9 +68,11 @@ def test_train_and_convert_on_real_speech(shared_data, tmp_path):
             shutil.copy(shared_data / "vcc2016" / "train" / speaker / name, tmp_path / speaker / name)
     (tmp_path / "tiny.yaml").write_text(TINY_RECIPE.replace("min_seconds: 2.0", "min_seconds: 5.0"))
     run([sys.executable, "-m", "voiceconv", "train", tmp_path / "tiny.yaml", "--speaker-a", tmp_path / "SF1",
-         "--speaker-b", tmp_path / "TM1", "--out", tmp_path / "run"])
+         "--speaker-b", tmp_path / "TM1", "--out", tmp_path / "run", "--set", "train.export_every=1"])
     header = read_header(tmp_path / "run" / "model.safetensors")
     assert header["speakers"]["a"]["name"] == "SF1" and header["training"]["steps"] == 2
+    snapshots = sorted((tmp_path / "run" / "exports").iterdir())
+    assert [read_header(p)["training"]["steps"] for p in snapshots] == [1, 2]
     source = shared_data / "vcc2016" / "dev" / "SF1" / "200001.flac"
     run([sys.executable, "-m", "voiceconv", "convert", "--model", tmp_path / "run" / "model.safetensors", source,
          "-o", tmp_path / "out"])

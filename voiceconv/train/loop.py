@@ -34,6 +34,7 @@ class TrainConfig:
     media_every: int = 1_000
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
+    export_every: int = 0  # also write exports/model_step<N>.safetensors every N steps (0 = only at the end)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
@@ -96,6 +97,9 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
                     task.log_media(writer, step)
                 if step % config.checkpoint_every == 0 and topology.is_main:
                     save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
+                if config.export_every and step % config.export_every == 0 and topology.is_main:
+                    task.export(run_dir / "exports" / f"model_step{step:07d}.safetensors",
+                                _export_info(step, seconds + time.monotonic() - started, topology))
         except KeyboardInterrupt:
             interrupted = True
     if topology.is_main:
@@ -104,8 +108,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     model_path = None
     if topology.is_main and not interrupted:
         model_path = run_dir / "model.safetensors"
-        task.export(model_path, {"steps": step, "training_seconds": round(total_seconds, 1),
-                                 "hardware": _hardware(topology)})
+        task.export(model_path, _export_info(step, total_seconds, topology))
     progress.close()
     if writer is not None:
         writer.close()
@@ -187,6 +190,11 @@ def _log_losses(writer, losses: dict[str, float], step: int, progress) -> None:
     for name, value in losses.items():
         writer.add_scalar(f"loss/{name}", value, step)
     progress.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
+
+
+def _export_info(step: int, seconds: float, topology: Topology) -> dict:
+    """What a model file records about its training."""
+    return {"steps": step, "training_seconds": round(seconds, 1), "hardware": _hardware(topology)}
 
 
 def _hardware(topology: Topology) -> str:
