@@ -1,12 +1,21 @@
 """The one conversion path: waveform -> log-mel image -> generator -> image -> Griffin-Lim -> waveform.
 
-The Python API, the CLI, evaluation and the training loop's validation media
-all go through :func:`convert_image` and :class:`Converter`.
+The Python API, the CLI (single files and batches), evaluation, the web page
+and the training loop's validation media all go through :func:`convert_image`
+and :class:`Converter`.
+
+Long audio is converted in windows: each window keeps ``window_seconds`` of
+output, sees ``context_seconds`` more input on each side (so the generator
+and Griffin-Lim never work at a cut), and meets its neighbour in a
+``crossfade_seconds`` raised-cosine cross-fade. Memory is bounded by one
+window whatever the input length, and each window's loudness is matched to
+its input's (BS.1770), so output loudness follows the input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
-from voiceconv.audio.io import prepare_waveform
+from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepare_waveform, stream_audio
+from voiceconv.errors import EmptyAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.config import from_dict
 from voiceconv.data.speakers import SpeakerStats
@@ -25,6 +35,7 @@ from voiceconv.models.cyclegan import CycleGANConfig, apply_generator, build_ima
 
 Direction = Literal["a2b", "b2a"]
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
+MAX_GAIN_DB = 24.0  # loudness matching never amplifies or attenuates a window by more than this
 
 
 def convert_image(generate: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
@@ -43,10 +54,21 @@ def convert_image(generate: Callable[[torch.Tensor], torch.Tensor], image: torch
     return target.denormalize(converted).clamp(-1.0, 1.0)
 
 
-class Converter:
-    """A loaded voice model: converts waveforms between its two speakers."""
+@dataclass(frozen=True)
+class ConversionResult:
+    """What :meth:`Converter.convert_file` did."""
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = DEFAULT_ITERATIONS):
+    source: Path
+    destination: Path
+    seconds: float  # input duration
+    sample_rate: int  # of the written file
+
+
+class Converter:
+    """A loaded voice model: converts waveforms and files of any length between its two speakers."""
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = DEFAULT_ITERATIONS,
+                 window_seconds: float = 10.0, context_seconds: float = 0.5, crossfade_seconds: float = 0.25):
         tensors, header = load_model_file(model_path)
         if header.get("kind") != "voice-cyclegan":
             raise ModelFileError(f"{model_path}: a {header.get('kind')!r} model, not a voice conversion model")
@@ -63,6 +85,7 @@ class Converter:
         self.stats = {side: SpeakerStats(**prefixed(tensors, f"stats.{side}")).to(self.device) for side in "ab"}
         self.encoder = MelImageEncoder(self.features, self.device)
         self.vocoder = GriffinLimVocoder(self.features, n_iter=n_iter, device=self.device)
+        self.windows = WindowPlan.from_seconds(self.features, window_seconds, context_seconds, crossfade_seconds)
 
     @property
     def speakers(self) -> dict[str, str]:
@@ -76,19 +99,167 @@ class Converter:
         return convert_image(lambda x: apply_generator(net, x, self.mask_frames), image.to(self.device),
                              self.stats[source], self.stats[target])
 
-    @torch.inference_mode()
     def convert(self, wav: np.ndarray, sample_rate: int, direction: Direction = "a2b") -> np.ndarray:
         """Mono waveform ``[samples]`` at ``sample_rate`` -> converted waveform at the model's sample rate."""
         if sample_rate != self.features.sample_rate:
             import soxr
 
             wav = soxr.resample(np.asarray(wav, dtype=np.float32), sample_rate, self.features.sample_rate, "HQ")
-        wav = prepare_waveform(wav, self.features.sample_rate, min_seconds=self.features.n_fft / self.features.sample_rate)
+        wav = prepare_waveform(wav, self.features.sample_rate, min_seconds=self.minimum_seconds)
+        return np.concatenate(list(self.convert_stream([wav], direction)))
+
+    def convert_stream(self, blocks: Iterable[np.ndarray], direction: Direction = "a2b",
+                       name: str = "<waveform>") -> Iterator[np.ndarray]:
+        """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by one window.
+
+        Input is consumed lazily; raises :class:`AudioError` (naming ``name``)
+        for input that is empty, too short or silent.
+        """
+        _check_direction(direction)
+        plan, reader = self.windows, _WindowReader(blocks)
+        previous_tail = None  # the last window's output over the next cross-fade
+        for index in range(2**62):
+            start, wanted_end = plan.segment(index)
+            segment, is_last = reader.read(start, wanted_end)
+            if is_last:
+                self._check_input(reader, name)
+            output = self._convert_segment(segment, direction)  # [len(segment)]
+            emit_from = 0 if index == 0 else plan.fade_start(index) - start
+            emit_to = len(segment) if is_last else plan.fade_start(index + 1) - start
+            block = output[emit_from:emit_to].copy()
+            if previous_tail is not None:
+                block[: plan.crossfade] = block[: plan.crossfade] * plan.fade_in + previous_tail * plan.fade_out
+            yield block
+            if is_last:
+                return
+            previous_tail = output[emit_to : emit_to + plan.crossfade]
+
+    def convert_file(self, source: str | Path, destination: str | Path, direction: Direction = "a2b",
+                     sample_rate: int | None = None) -> ConversionResult:
+        """Convert an audio file into ``destination`` (format from its extension), streaming and atomically.
+
+        ``sample_rate`` resamples the output (default: the model's rate). The
+        destination appears only when the whole file converted; any error
+        leaves it untouched and raises an :class:`AudioError` naming the file.
+        """
+        source, destination = Path(source), Path(destination)
+        if destination.resolve() == source.resolve():
+            raise VoiceconvError(f"{destination}: output would overwrite the input; choose another output path")
+        rate = sample_rate or self.features.sample_rate
+        blocks = stream_audio(source, self.features.sample_rate)
+        converted = _resample_stream(self.convert_stream(blocks, direction, name=str(source)),
+                                     self.features.sample_rate, rate)
+        with audio_writer(destination, rate) as writer:
+            for block in converted:
+                writer.write(block)
+        return ConversionResult(source, destination, writer.frames / rate, rate)
+
+    @property
+    def minimum_seconds(self) -> float:
+        """Shortest input that can be converted: one STFT window."""
+        return self.features.n_fft / self.features.sample_rate
+
+    @torch.inference_mode()
+    def _convert_segment(self, wav: np.ndarray, direction: Direction) -> np.ndarray:
+        """One window ``[samples]`` -> converted ``[samples]``, loudness matched to the input."""
         source = torch.from_numpy(wav).to(self.device)
         image = self.encoder(source)  # [1, n_mels, T]
         converted = self.convert_image(image, direction)
         out = self.vocoder(converted, reference=source[None, : self.features.samples_for(image.shape[-1])])
-        return out[0].cpu().numpy()
+        out = out[0].cpu().numpy()  # [(T-1) * hop]
+        out = np.pad(out, (0, len(wav) - len(out)))
+        return out * _matching_gain(wav, out, self.features.sample_rate)
+
+    def _check_input(self, reader: _WindowReader, name: str) -> None:
+        rate = self.features.sample_rate
+        if reader.total == 0:
+            raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
+        if reader.total < self.minimum_seconds * rate:
+            raise TooShortError(name, f"is {reader.total / rate:.3f} s long, at least {self.minimum_seconds} s of "
+                                      "sound is needed", "use a longer recording")
+        if reader.peak < 10 ** (SILENCE_PEAK_DBFS / 20):
+            raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
+                                   "check the microphone or the file's volume")
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where the windows of a long conversion start and end, in samples (all multiples of the hop).
+
+    Window ``k`` keeps output ``[k*hop_w, (k+1)*hop_w)`` (give or take half a
+    cross-fade) and converts input ``[k*hop_w - margin, (k+1)*hop_w + margin)``.
+    """
+
+    stride: int  # kept samples per window
+    margin: int  # context on each side, including half the cross-fade
+    crossfade: int
+    fade_in: np.ndarray  # [crossfade] raised cosine 0 -> 1; fade_out = 1 - fade_in
+    fade_out: np.ndarray
+
+    @classmethod
+    def from_seconds(cls, features: FeatureConfig, window: float, context: float, crossfade: float) -> WindowPlan:
+        hop, rate = features.hop_length, features.sample_rate
+        hops = lambda seconds: max(1, round(seconds * rate / hop)) * hop  # noqa: E731
+        fade = hops(crossfade)
+        context = max(context, features.n_fft / rate)  # every window holds at least one STFT frame of context
+        if window < 2 * crossfade:
+            raise VoiceconvError(f"window_seconds ({window}) must be at least twice crossfade_seconds ({crossfade})")
+        ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(np.float32)
+        return cls(stride=hops(window), margin=hops(context) + fade // 2, crossfade=fade, fade_in=ramp,
+                   fade_out=1.0 - ramp)
+
+    def segment(self, index: int) -> tuple[int, int]:
+        """Input span ``[start, end)`` that window ``index`` converts (``end`` may pass the input's end)."""
+        return max(0, index * self.stride - self.margin), (index + 1) * self.stride + self.margin
+
+    def fade_start(self, index: int) -> int:
+        """First sample of the cross-fade into window ``index`` (``index`` >= 1)."""
+        return index * self.stride - self.crossfade // 2
+
+
+class _WindowReader:
+    """Serves spans ``[start, end)`` of a block stream, forgetting what lies before ``start``."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self.blocks = iter(blocks)
+        self.buffer, self.buffer_start = np.zeros(0, np.float32), 0
+        self.total, self.peak, self.finished = 0, 0.0, False
+
+    def read(self, start: int, end: int) -> tuple[np.ndarray, bool]:
+        """Samples ``[start, min(end, input end))`` and whether they reach the input's end."""
+        while not self.finished and self.buffer_start + len(self.buffer) <= end:  # one sample past end: is there more?
+            block = next(self.blocks, None)
+            if block is None:
+                self.finished = True
+                break
+            block = np.asarray(block, dtype=np.float32)
+            self.total += len(block)
+            self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+            self.buffer = np.concatenate([self.buffer[start - self.buffer_start :], block])
+            self.buffer_start = start
+        span = self.buffer[start - self.buffer_start : end - self.buffer_start]
+        return span, self.finished and self.buffer_start + len(self.buffer) <= end
+
+
+def _matching_gain(source: np.ndarray, converted: np.ndarray, sample_rate: int) -> float:
+    """Gain that gives ``converted`` the loudness of ``source`` (BS.1770), within +-MAX_GAIN_DB."""
+    if not np.any(converted) or not np.any(source):
+        return 1.0
+    difference = loudness(source, sample_rate) - loudness(converted, sample_rate)
+    return float(10 ** (np.clip(difference, -MAX_GAIN_DB, MAX_GAIN_DB) / 20))
+
+
+def _resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
+    """Resample a block stream with soxr (a no-op when the rates match)."""
+    if rate_in == rate_out:
+        yield from blocks
+        return
+    import soxr
+
+    resampler = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        yield resampler.resample_chunk(block)
+    yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def _check_direction(direction: str) -> str:

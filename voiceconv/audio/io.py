@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,28 +213,33 @@ def trim_silences(wav: np.ndarray, top_db: float = 40.0) -> np.ndarray:
     return trimmed
 
 
-def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
-    """Scale to ``target_lufs`` integrated loudness (BS.1770), never past 0.99 peak.
+def loudness(wav: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770, via pyloudnorm).
 
-    Clips shorter than the 400 ms BS.1770 gating block are scaled by RMS instead.
+    Clips shorter than the 400 ms gating block, or gated away entirely
+    (quieter than -70 LUFS), get an RMS estimate instead, so the result is
+    finite for any non-zero signal.
     """
     meter = pyloudnorm.Meter(sample_rate)
+    value = -np.inf
     if len(wav) >= int(meter.block_size * sample_rate):
-        loudness = meter.integrated_loudness(wav.astype(np.float64))
-    else:
-        loudness = 20 * np.log10(np.sqrt(np.mean(wav.astype(np.float64) ** 2)) + 1e-12) - 0.691
-    if not np.isfinite(loudness):
+        value = meter.integrated_loudness(wav.astype(np.float64))
+    if not np.isfinite(value):
+        value = 20 * np.log10(np.sqrt(np.mean(wav.astype(np.float64) ** 2)) + 1e-12) - 0.691
+    return float(value)
+
+
+def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """Scale to ``target_lufs`` integrated loudness (BS.1770), never past 0.99 peak."""
+    peak = float(np.abs(wav).max(initial=0.0))
+    if peak == 0.0:
         return wav
-    gain = 10 ** ((target_lufs - loudness) / 20)
-    gain = min(gain, 0.99 / float(np.abs(wav).max()))
+    gain = min(10 ** ((target_lufs - loudness(wav, sample_rate)) / 20), 0.99 / peak)
     return (wav * gain).astype(np.float32)
 
 
-def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
-    """Write ``wav`` ``[samples]`` atomically (temporary file + rename); format from the extension.
-
-    A crash midway never leaves a half-written file at ``path``.
-    """
+def output_format(path: str | Path) -> tuple[str, str]:
+    """libsndfile (format, subtype) for writing ``path``, from its extension; a clear error when impossible."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITABLE_FORMATS:
@@ -241,12 +247,39 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
                                      f"use one of {', '.join(WRITABLE_FORMATS)}")
     container, subtype = WRITABLE_FORMATS[suffix]
     if not sf.check_format(container, subtype):
-        raise UnsupportedFormatError(path, f"the installed libsndfile cannot write {suffix}",
-                                     "choose .wav or .flac")
-    data = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+        raise UnsupportedFormatError(path, f"the installed libsndfile cannot write {suffix}", "choose .wav or .flac")
+    return container, subtype
+
+
+class AudioWriter:
+    """Mono float32 blocks -> an audio file, clipped to [-1, 1]; see :func:`audio_writer`."""
+
+    def __init__(self, file: sf.SoundFile):
+        self.file, self.frames = file, 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0)
+        self.file.write(block)
+        self.frames += len(block)
+
+
+@contextmanager
+def audio_writer(path: str | Path, sample_rate: int) -> Iterator[AudioWriter]:
+    """Write a mono file block by block, atomically: ``path`` appears only when the block closes without error."""
+    container, subtype = output_format(path)
     with atomic_output(path) as tmp:
-        sf.write(tmp, data, sample_rate, format=container, subtype=subtype)
-    return path
+        with sf.SoundFile(tmp, "w", sample_rate, 1, subtype, format=container) as file:
+            yield AudioWriter(file)
+
+
+def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
+    """Write ``wav`` ``[samples]`` atomically (temporary file + rename); format from the extension.
+
+    A crash midway never leaves a half-written file at ``path``.
+    """
+    with audio_writer(path, sample_rate) as writer:
+        writer.write(wav)
+    return Path(path)
 
 
 def _check_exists(path: str | Path) -> Path:

@@ -1,0 +1,103 @@
+"""The one conversion path on the bundled default model: long audio in windows, loudness, files, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import SAMPLES, harmonic_tone
+from voiceconv.audio.io import audio_files, load_audio, loudness
+from voiceconv.convert import Converter
+from voiceconv.errors import AudioError, SilentAudioError, TooShortError, VoiceconvError
+
+MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """About 12 s of real speech: the bundled clips, back to back."""
+    clips = [load_audio(p, RATE) for p in audio_files(SAMPLES / "audio")]
+    return np.concatenate(clips * 3)
+
+
+@pytest.fixture(scope="module")
+def converter() -> Converter:
+    return Converter(MODEL, window_seconds=3.0)
+
+
+def test_windowed_conversion_has_no_seams(converter, speech):
+    """Windows of 3 s agree with one window over everything, and no worse at the joins than elsewhere."""
+    whole = Converter(MODEL, window_seconds=1000.0).convert(speech, RATE)
+    windowed = converter.convert(speech, RATE)
+    assert windowed.shape == whole.shape == speech.shape
+    difference = (converter.encoder(torch.from_numpy(windowed)) - converter.encoder(torch.from_numpy(whole)))[0]
+    per_frame = difference.abs().mean(0)  # [T]
+    stride = converter.windows.stride // converter.features.hop_length
+    joins = torch.cat([per_frame[k * stride - 4 : k * stride + 4] for k in range(1, len(speech) // converter.windows.stride)])
+    assert per_frame.mean() < 0.12  # image units: [-1, 1] spans 120 dB
+    assert joins.mean() < 1.5 * per_frame.mean()
+
+
+def test_long_input_is_consumed_lazily(converter):
+    """The first output block arrives after reading about one window: memory does not grow with the input."""
+    consumed = itertools.count()
+    block = harmonic_tone(0.5, RATE)
+
+    def endless():
+        while True:
+            next(consumed)
+            yield block
+
+    first = next(converter.convert_stream(endless()))
+    blocks_read = next(consumed)
+    window_blocks = (converter.windows.stride + converter.windows.margin) / len(block)
+    assert len(first) > 0 and blocks_read <= window_blocks + 2
+
+
+@pytest.mark.parametrize("input_lufs", [-40.0, -16.0])
+def test_output_loudness_matches_input(converter, speech, input_lufs):
+    quiet_or_loud = speech * 10 ** ((input_lufs - loudness(speech, RATE)) / 20)
+    converted = converter.convert(quiet_or_loud.astype(np.float32), RATE)
+    assert abs(loudness(converted, RATE) - input_lufs) < 1.0
+
+
+@pytest.mark.parametrize("suffix,rate", [(".wav", None), (".flac", 44100), (".ogg", 22050)])
+def test_convert_file_format_and_rate(converter, tmp_path, suffix, rate):
+    source = SAMPLES / "audio" / "kathleen_arctic_a0591.flac"
+    result = converter.convert_file(source, tmp_path / f"out{suffix}", "b2a", sample_rate=rate)
+    info = sf.info(result.destination)
+    assert info.samplerate == (rate or RATE) and info.channels == 1
+    assert abs(info.duration - sf.info(source).duration) < 0.05
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]
+
+
+def test_convert_file_never_touches_its_input(converter, tmp_path):
+    source = tmp_path / "clip.wav"
+    sf.write(source, harmonic_tone(1.0, RATE), RATE)
+    before = source.read_bytes()
+    with pytest.raises(VoiceconvError, match="overwrite the input"):
+        converter.convert_file(source, tmp_path / "." / "clip.wav")
+    assert source.read_bytes() == before
+
+
+def test_bad_input_leaves_no_output(converter, tmp_path):
+    """A file that fails midway (here: truncated) leaves neither the output nor a temporary file."""
+    cut = tmp_path / "in" / "long.flac"
+    cut.parent.mkdir()
+    sf.write(cut, np.tile(harmonic_tone(1.0, RATE), 8), RATE)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # the header still declares 8 s
+    with pytest.raises(AudioError, match="long.flac"):
+        converter.convert_file(cut, tmp_path / "out" / "long.wav")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("wav,error", [(np.zeros(RATE, np.float32), SilentAudioError),
+                                       (harmonic_tone(0.03, RATE), TooShortError)])
+def test_stream_rejects_silent_and_too_short_input(converter, wav, error):
+    with pytest.raises(error):
+        list(converter.convert_stream([wav], name="clip.wav"))
