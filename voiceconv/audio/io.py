@@ -44,7 +44,8 @@ WRITABLE_FORMATS = {
 #: Leading bytes of containers libsndfile understands; a file that starts like
 #: one of these but fails to decode is corrupt rather than "not audio".
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
-_UNSUPPORTED_CONTAINERS = {".m4a", ".mp4", ".aac", ".webm", ".wma", ".mkv", ".mov", ".amr", ".3gp"}
+#: Containers libsndfile cannot read, named in errors with a conversion hint.
+UNSUPPORTED_CONTAINERS = {".m4a", ".mp4", ".aac", ".webm", ".wma", ".mkv", ".mov", ".amr", ".3gp"}
 
 _EXACT_LENGTH_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF", "AU", "CAF"}
 
@@ -311,7 +312,7 @@ def _classify_open_error(path: Path, err: Exception) -> Exception:
                f"e.g. ffmpeg -i '{path.name}' '{path.stem}.wav'")
     if head[4:8] == b"ftyp":
         return UnsupportedFormatError(path, "is an MP4/M4A/AAC container, which cannot be read", convert)
-    if path.suffix.lower() in _UNSUPPORTED_CONTAINERS:
+    if path.suffix.lower() in UNSUPPORTED_CONTAINERS:
         return UnsupportedFormatError(path, f"{path.suffix} files cannot be read", convert)
     if head.startswith(_AUDIO_MAGIC):
         return CorruptAudioError(path, f"looks like audio but cannot be decoded ({err})",

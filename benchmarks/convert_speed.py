@@ -1,0 +1,122 @@
+"""End-to-end conversion speed and memory: load, convert, vocode, write.
+
+Each measurement runs in a fresh process (so peak memory is its own): the
+real-time factor (wall time / audio duration, lower is better) of
+``Converter.convert_file`` on a 10-second and a 10-minute input made of real
+speech, the peak resident memory of each, and the throughput of a batch
+folder with ``voiceconv convert --jobs 1`` against ``--jobs 2`` in the same run.
+
+    .venv/bin/python benchmarks/convert_speed.py [--model samples/models/kathleen_rms.safetensors]
+        [--long-seconds 600] [--batch-files 12] [--json out.json]
+
+Run it alone: another torch process on the same cores distorts every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "samples" / "models" / "kathleen_rms.safetensors"
+INPUT_RATE = 44100  # what a typical recording arrives at; conversion resamples it
+
+
+def speech_file(path: Path, seconds: float) -> Path:
+    """Write ``seconds`` of real speech (the bundled clips, repeated) as a 44.1 kHz WAV."""
+    from voiceconv.audio.io import audio_files, load_audio
+
+    clips = np.concatenate([load_audio(p, INPUT_RATE) for p in audio_files(REPO / "samples" / "audio")])
+    repeats = int(np.ceil(seconds * INPUT_RATE / len(clips)))
+    sf.write(path, np.tile(clips, repeats)[: int(seconds * INPUT_RATE)], INPUT_RATE)
+    return path
+
+
+def measure_one_file(model: Path, source: Path, destination: Path) -> dict:
+    """In this process: model load time, conversion wall time and peak RSS for one file."""
+    start = time.perf_counter()
+    from voiceconv.convert import Converter
+
+    converter = Converter(model)
+    loaded = time.perf_counter()
+    result = converter.convert_file(source, destination)
+    done = time.perf_counter()
+    return {"audio_seconds": result.seconds, "load_seconds": loaded - start, "convert_seconds": done - loaded,
+            "rtf": (done - start) / result.seconds, "rtf_without_load": (done - loaded) / result.seconds,
+            "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def in_fresh_process(model: Path, source: Path, destination: Path) -> dict:
+    code = ("import json, sys; sys.path.insert(0, %r); from convert_speed import measure_one_file; "
+            "from pathlib import Path; print(json.dumps(measure_one_file(*map(Path, sys.argv[1:]))))"
+            % str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", code, model, source, destination], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def batch_throughput(model: Path, folder: Path, out: Path, jobs: int) -> dict:
+    """Wall time of ``voiceconv convert --jobs N`` over a folder (model loading included)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "voiceconv", "convert", "--model", model, folder, "-o", out,
+                    "--jobs", str(jobs)], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    audio = sum(sf.info(p).duration for p in folder.iterdir())
+    return {"jobs": jobs, "files": len(list(folder.iterdir())), "wall_seconds": seconds,
+            "audio_seconds_per_second": audio / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--long-seconds", type=float, default=600.0)
+    parser.add_argument("--batch-files", type=int, default=12)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        files = {"10 s": speech_file(tmp / "short.wav", 10.0),
+                 f"{args.long_seconds / 60:g} min": speech_file(tmp / "long.wav", args.long_seconds)}
+        singles = {label: in_fresh_process(args.model, path, tmp / f"out_{path.name}") for label, path in files.items()}
+        batch_dir = tmp / "batch"
+        batch_dir.mkdir()
+        for i in range(args.batch_files):
+            speech_file(batch_dir / f"clip{i:02d}.wav", 10.0)
+        batches = [batch_throughput(args.model, batch_dir, tmp / f"batch_out{jobs}", jobs) for jobs in (1, 2)]
+    report(singles, batches, args.json)
+
+
+def report(singles: dict, batches: list[dict], json_path: Path | None) -> None:
+    import torch
+
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, input {INPUT_RATE} Hz WAV -> 16 kHz WAV\n")
+    print("| input | RTF end to end | RTF without model load | model load s | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for label, row in singles.items():
+        print(f"| {label} | {row['rtf']:.4f} | {row['rtf_without_load']:.4f} | {row['load_seconds']:.2f} "
+              f"| {row['peak_rss_MiB']:.0f} |")
+    short, long = singles.values()
+    print(f"\npeak memory, long / short: {long['peak_rss_MiB'] / short['peak_rss_MiB']:.2f}x")
+    print("\n| batch | files | wall s | audio s per s | vs --jobs 1 |")
+    print("|---|---|---|---|---|")
+    for row in batches:
+        ratio = row["audio_seconds_per_second"] / batches[0]["audio_seconds_per_second"]
+        print(f"| --jobs {row['jobs']} | {row['files']} | {row['wall_seconds']:.1f} | "
+              f"{row['audio_seconds_per_second']:.1f} | {ratio:.2f}x |")
+    if json_path:
+        json_path.write_text(json.dumps({"single_files": singles, "batch": batches}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
