@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from voiceconv import __version__
 from voiceconv.errors import VoiceconvError
+from voiceconv.generative_cli import add_face_verbs, add_train_data_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(verbs)
     _add_train(verbs)
     _add_convert(verbs)
+    add_face_verbs(verbs)
     return parser
 
 
@@ -159,15 +161,18 @@ def _run_evaluate(args) -> None:
 
 
 def _add_train(verbs) -> None:
-    p = verbs.add_parser("train", help="train a voice-conversion CycleGAN between two speakers",
-                         description="Train speaker A <-> speaker B from two folders of recordings (unpaired, any "
-                                     "readable audio, searched recursively). Writes checkpoints, TensorBoard logs "
+    p = verbs.add_parser("train", help="train a model from a recipe: voice CycleGAN, or face VAE/DB-VAE/GAN/CycleGAN",
+                         description="Train the model a recipe describes. Voice recipes: speaker A <-> speaker B "
+                                     "from two folders of recordings (unpaired, any readable audio, searched "
+                                     "recursively). Recipes with a `kind` (face-vae, face-dbvae, face-gan, "
+                                     "face-cyclegan, speech-vae) take their folders from the recipe or the options "
+                                     "below. Writes checkpoints, TensorBoard logs "
                                      "and finally RUN_DIR/model.safetensors. Ctrl-C saves a checkpoint; --resume "
                                      "continues from the newest one. Several processes: torchrun --nproc-per-node N "
                                      "-m voiceconv train ...")
     p.add_argument("recipe", type=Path, help="recipe YAML (see recipes/)")
-    p.add_argument("--speaker-a", type=Path, required=True, metavar="DIR", help="recordings of speaker A")
-    p.add_argument("--speaker-b", type=Path, required=True, metavar="DIR", help="recordings of speaker B")
+    p.add_argument("--speaker-a", type=Path, metavar="DIR", help="recordings of speaker A (voice recipes)")
+    p.add_argument("--speaker-b", type=Path, metavar="DIR", help="recordings of speaker B (voice recipes)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--name-a", help="speaker A's name in the model card (default: from the folder)")
     p.add_argument("--name-b", help="speaker B's name in the model card (default: from the folder)")
@@ -175,18 +180,28 @@ def _add_train(verbs) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override, e.g. --set model.generator_channels=32 (repeatable)")
-    p.set_defaults(run=_run_train)
+    add_train_data_arguments(p)
+    p.set_defaults(run=_run_train, usage_error=p.error)
 
 
 def _run_train(args) -> int:
     import logging
 
+    from voiceconv.generative_cli import check_data_flags, train_generative
+    from voiceconv.train.recipes import VOICE_KIND, recipe_kind
     from voiceconv.train.voice import load_recipe, train_voice
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    recipe = load_recipe(args.recipe, args.overrides, args.steps)
-    outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume,
-                          names=(args.name_a, args.name_b))
+    kind = recipe_kind(args.recipe)
+    check_data_flags(args, kind)
+    if kind != VOICE_KIND:
+        outcome = train_generative(args, kind)
+    else:
+        if args.speaker_a is None or args.speaker_b is None:
+            args.usage_error("a voice recipe needs --speaker-a DIR and --speaker-b DIR")
+        recipe = load_recipe(args.recipe, args.overrides, args.steps)
+        outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume,
+                              names=(args.name_a, args.name_b))
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
         return 130
@@ -196,34 +211,79 @@ def _run_train(args) -> int:
 
 
 def _add_convert(verbs) -> None:
-    p = verbs.add_parser("convert", help="convert speech with a trained model",
-                         description="Convert audio files from one speaker of a model to the other.")
+    from voiceconv.batch import OUTPUT_FORMATS
+
+    p = verbs.add_parser(
+        "convert", help="convert audio files or whole folder trees with a trained model",
+        description="Convert audio from one speaker of a model to the other. A file INPUT becomes "
+                    "OUT_DIR/<name>.<format>; a folder INPUT is searched recursively and its tree mirrored under "
+                    "OUT_DIR (hidden files left out). Outputs that already exist are skipped, so running the same "
+                    "command again resumes an interrupted batch; an output appears only once complete. Inputs "
+                    "that cannot be converted (missing, not audio, corrupt, empty, too short, two inputs with one "
+                    "output name) are listed with the reason in OUT_DIR/failures.csv while the rest carry on. "
+                    "Exit status: 0 all converted, 1 some failed, 2 usage error (bad option, unreadable model "
+                    "file, OUT_DIR inside an input folder), 130 interrupted. Under torchrun --nproc-per-node N the "
+                    "files are split between the processes, each listing its failures in failures.rank<R>.csv.")
     p.add_argument("--model", type=Path, required=True, help="model file (.safetensors) from voiceconv train")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="default %(default)s")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT_AUDIO")
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR")
+    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b",
+                   help="a2b: speaker A -> B, b2a: B -> A (default %(default)s)")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="audio file, or folder of them")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="take the files of folder inputs whose path inside the folder matches, e.g. '*.flac' or "
+                        "'SF1/*'; files it matches that are not audio are failures (default: files with an audio "
+                        "extension)")
+    p.add_argument("--format", dest="audio_format", choices=OUTPUT_FORMATS, default="wav",
+                   help="output format (default %(default)s)")
+    p.add_argument("--sample-rate", type=_positive_int, metavar="HZ", help="output sample rate (default: the model's)")
+    p.add_argument("--overwrite", action="store_true", help="convert again inputs whose output exists")
+    p.add_argument("--allow-out-inside-input", action="store_true",
+                   help="allow OUT_DIR inside an input folder; files under OUT_DIR are then never taken as inputs")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="worker processes, each with its share of the CPU cores (default %(default)s)")
     p.set_defaults(run=_run_convert)
 
 
 def _run_convert(args) -> int:
-    from voiceconv.audio.io import load_audio, save_audio
-    from voiceconv.convert import Converter
+    from voiceconv.batch import (BatchUsageError, plan_batch, run_batch, shard, sigterm_as_interrupt, torchrun_rank,
+                                 worker_threads, write_failures)
 
-    converter = Converter(args.model)
-    failures, written = 0, set()
-    for path in args.inputs:
-        destination = args.out / f"{path.stem}.wav"
-        try:
-            if destination.resolve() == path.resolve():
-                raise VoiceconvError(f"{destination}: output would overwrite the input; choose another -o")
-            if destination in written:
-                raise VoiceconvError(f"{path}: another input already wrote {destination}; convert it separately")
-            written.add(destination)
-            wav = load_audio(path, converter.features.sample_rate)
-            save_audio(destination, converter.convert(wav, converter.features.sample_rate, args.direction),
-                       converter.features.sample_rate)
-            print(destination)
-        except VoiceconvError as err:
-            failures += 1
-            print(f"voiceconv convert: error: {err}", file=sys.stderr)
-    return 1 if failures else 0
+    try:  # before importing torch, so that a usage error is reported at once
+        rank, world_size = torchrun_rank()
+        items, failures = plan_batch(args.inputs, args.out, glob=args.glob, audio_format=args.audio_format,
+                                     allow_out_inside_input=args.allow_out_inside_input)
+    except BatchUsageError as err:
+        print(f"voiceconv convert: error: {err}", file=sys.stderr)
+        return 2
+    import torch
+
+    from voiceconv.modelfile import ModelFileError
+
+    torch.set_num_threads(worker_threads(1))  # used when converting in this process (--jobs 1)
+    try:
+        with sigterm_as_interrupt():
+            report = run_batch(args.model, shard(items, rank, world_size), args.direction, overwrite=args.overwrite,
+                               jobs=args.jobs, sample_rate=args.sample_rate, progress=rank == 0,
+                               planning_failures=failures if rank == 0 else ())
+    except ModelFileError as err:
+        print(f"voiceconv convert: error: {err}", file=sys.stderr)
+        return 2
+    who = f"rank {rank} of {world_size}: " if world_size > 1 else ""
+    if report.interrupted:
+        print(f"voiceconv convert: {who}interrupted: {report.summary()}; run the same command again to finish",
+              file=sys.stderr)
+        return 130
+    listed = write_failures(args.out, report.failures, f"failures.rank{rank}.csv" if world_size > 1 else "failures.csv")
+    print(who + report.summary() + (f"; failures listed in {listed}" if listed else ""))
+    return 1 if report.failures else 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

@@ -70,8 +70,16 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 
 
 def save_yaml(config: Any, path: str | Path) -> None:
-    """Write a dataclass as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    """Write a dataclass as YAML (tuples as lists)."""
+    Path(path).write_text(yaml.safe_dump(_tuples_as_lists(to_dict(config)), sort_keys=False), encoding="utf-8")
+
+
+def _tuples_as_lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tuples_as_lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tuples_as_lists(v) for v in value]
+    return value
 
 
 def _join(prefix: str, key: str) -> str:

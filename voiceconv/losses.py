@@ -34,3 +34,37 @@ def gaussian_kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> to
     """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014, app. B):
     -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2). ``[B, D] -> [B]``."""
     return -0.5 * (1.0 + log_variance - mean.pow(2) - log_variance.exp()).sum(dim=-1)
+
+
+def reparameterize(mean: torch.Tensor, log_variance: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The reparameterization trick (Kingma & Welling 2014, eq. 10 with L=1): z = mu + sigma * eps, eps ~ N(0, I).
+    ``noise`` is eps, drawn by the caller; gradients flow to ``mean`` and ``log_variance``."""
+    return mean + (0.5 * log_variance).exp() * noise
+
+
+def pixel_reconstruction_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared pixel error ``[B, C, H, W] -> [B]``: -log p(x|z) of a Gaussian decoder (Kingma & Welling
+    2014, app. C.2) up to a constant and a scale, which the KL weight beta absorbs (Higgins et al. 2017, eq. 4)."""
+    return (reconstructed - original).pow(2).flatten(1).mean(dim=1)
+
+
+def beta_vae_loss(reconstruction: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
+    """Negative beta-ELBO per sample (Higgins et al. 2017, eq. 4): reconstruction + beta * KL, ``[B] -> [B]``."""
+    return reconstruction + beta * kl
+
+
+def face_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy per sample, ``[B] -> [B]`` (face = 1): the classification term L_y of the debiasing VAE
+    (Amini et al. 2019, eq. 3)."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+
+
+def nonsaturating_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """GAN discriminator loss (Goodfellow et al. 2014, eq. 1, as a minimization):
+    -E[log sigmoid(D(x))] - E[log(1 - sigmoid(D(G(z))))] = E[softplus(-D(x))] + E[softplus(D(G(z)))]."""
+    return torch.nn.functional.softplus(-real_logits).mean() + torch.nn.functional.softplus(fake_logits).mean()
+
+
+def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss (Goodfellow et al. 2014, sec. 3): -E[log sigmoid(D(G(z)))] = E[softplus(-D(G(z)))]."""
+    return torch.nn.functional.softplus(-fake_logits).mean()

@@ -1,1 +1,1 @@
-"""Datasets: unpaired speaker segments (cached log-mel features) and, later, image folders."""
+"""Datasets: unpaired speaker segments (cached log-mel features) and face image folders (cached pixels)."""

@@ -1,4 +1,4 @@
-"""Neural networks of the CycleGAN: generators, discriminators and their blocks.
+"""Image networks: the CycleGAN's generators and discriminators, and the encoders/decoders of the VAEs and GAN.
 
 The networks map images ``[B, C, H, W]`` to images (generators) or to patch
 score maps (discriminators) and know nothing about audio: the same classes
@@ -12,10 +12,11 @@ from __future__ import annotations
 from torch import nn
 
 from voiceconv.nn.discriminators import DISCRIMINATORS, PatchDiscriminator, build_discriminator
+from voiceconv.nn.encoders import ConvDecoder, ConvEncoder
 from voiceconv.nn.generators import GENERATORS, Generator212, ResnetGenerator, build_generator
 
 __all__ = [
-    "DISCRIMINATORS", "GENERATORS", "Generator212", "PatchDiscriminator", "ResnetGenerator",
+    "ConvDecoder", "ConvEncoder", "DISCRIMINATORS", "GENERATORS", "Generator212", "PatchDiscriminator", "ResnetGenerator",
     "build_discriminator", "build_generator", "count_parameters",
 ]
 

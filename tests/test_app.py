@@ -1,0 +1,285 @@
+"""The web page: zip checks and limits directly, then ``python app.py`` as a real server driven by gradio_client."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from conftest import REPO, SAMPLES
+from voiceconv.errors import CorruptAudioError
+from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip
+from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
+from voiceconv.web.models import discover_models, model_documents, model_summary_markdown
+from voiceconv.web.spectrogram import colorize
+
+DEFAULT_MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
+SHORT_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0591.flac"  # 1.8 s
+LONG_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0592.flac"  # 2.6 s
+SERVER_MAX_SECONDS = "2.2"  # the server under test converts SHORT_CLIP and refuses LONG_CLIP
+STARTUP_SECONDS = 120
+
+
+def make_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+# --- zip checks --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["../evil.wav", "sub/../../evil.wav", "..\\evil.wav", "/etc/evil.wav",
+                                    "C:/evil.wav"])
+def test_zip_members_escaping_the_folder_are_refused(tmp_path, member):
+    archive = make_zip(tmp_path / "slip.zip", {"ok.wav": b"x", member: b"x"})
+    with pytest.raises(UnsafeArchiveError, match="outside the folder|absolute path"):
+        extract_zip(archive, tmp_path / "out", Limits())
+    assert not (tmp_path / "evil.wav").exists() and not (tmp_path / "out").exists()
+
+
+def test_zip_symlink_members_are_refused(tmp_path):
+    link = zipfile.ZipInfo("link.wav")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with zipfile.ZipFile(tmp_path / "links.zip", "w") as archive:
+        archive.writestr(link, "/etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        check_zip(tmp_path / "links.zip", Limits())
+
+
+def test_zip_with_too_many_members_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "many.zip", {f"clip{i}.wav": b"x" for i in range(4)})
+    with pytest.raises(UnsafeArchiveError, match="holds 4 files; a batch is limited to 3"):
+        check_zip(archive, Limits(max_batch_files=3))
+
+
+def test_zip_too_large_when_unpacked_is_refused(tmp_path):
+    members = {"a.wav": os.urandom(300_000), "b.wav": os.urandom(300_000)}
+    archive = make_zip(tmp_path / "big.zip", members, zipfile.ZIP_STORED)
+    with pytest.raises(UnsafeArchiveError, match="unpacks to 0.6 MB; the limit is 0.5 MB"):
+        check_zip(archive, Limits(max_zip_total_mb=0.5))
+    assert len(check_zip(archive, Limits(max_zip_total_mb=1.0))) == 2
+
+
+def test_highly_compressed_zip_member_is_refused_as_a_bomb(tmp_path):
+    archive = make_zip(tmp_path / "bomb.zip", {"zeros.wav": bytes(4_000_000)})
+    with pytest.raises(UnsafeArchiveError, match="zip bomb"):
+        check_zip(archive, Limits(max_zip_total_mb=100))
+
+
+def test_safe_zip_unpacks_its_files_and_skips_macos_resource_forks(tmp_path):
+    archive = make_zip(tmp_path / "ok.zip", {"a.wav": b"first", "sub/b.wav": b"second", "__MACOSX/._a.wav": b"fork"})
+    written = extract_zip(archive, tmp_path / "out", Limits())
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == ["a.wav", "sub/b.wav"]
+    assert (tmp_path / "out" / "sub" / "b.wav").read_bytes() == b"second"
+
+
+def test_zip_member_clashing_with_a_folder_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "clash.zip", {"take": b"a file", "take/two.wav": b"x"})
+    with pytest.raises(UnsafeArchiveError, match="'take/two.wav' cannot be unpacked"):
+        extract_zip(archive, tmp_path / "out", Limits())
+
+
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
+    (tmp_path / "fake.zip").write_text("not a zip")
+    with pytest.raises(UnsafeArchiveError, match="fake.zip is not a readable zip file"):
+        check_zip(tmp_path / "fake.zip", Limits())
+
+
+# --- limits, models, pictures ------------------------------------------------------------------------------------
+
+
+def test_upload_size_limit_names_the_file_and_the_limit(tmp_path):
+    (tmp_path / "big.wav").write_bytes(bytes(3000))
+    with pytest.raises(UploadError, match=r"big.wav is 0.0 MB; uploads are limited to 0.002 MB"):
+        check_upload_size(tmp_path / "big.wav", Limits(max_upload_mb=0.002))
+    check_upload_size(tmp_path / "big.wav", Limits(max_upload_mb=0.003))
+
+
+def test_error_messages_name_the_upload_not_the_server_temp_path():
+    err = CorruptAudioError("/tmp/gradio/0123abcd/speech.wav", "truncated", "get the complete file")
+    assert user_message(err) == "speech.wav: truncated (get the complete file)"
+
+
+def test_discovery_skips_files_that_are_not_voice_models(tmp_path):
+    (tmp_path / "junk.safetensors").write_text("not a model")
+    models = discover_models(tmp_path, [DEFAULT_MODEL])
+    assert list(models) == ["kathleen_rms"]
+    info = models["kathleen_rms"]
+    assert info.direction_choices() == [("kathleen → rms", "a2b"), ("rms → kathleen", "b2a")]
+    assert info.steps == 1000 and 1.0 < info.training_hours < 1.3
+
+
+def test_model_card_shows_header_facts_card_and_evaluation_reports():
+    info = discover_models(None, [DEFAULT_MODEL])["kathleen_rms"]
+    summary = model_summary_markdown(info)
+    assert "**training steps:** 1000" in summary and "**training time:** 1.16 h" in summary
+    documents = model_documents(info)
+    assert list(documents) == ["Model card", "Evaluation: a2b"]
+    assert documents["Model card"] == DEFAULT_MODEL.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_spectrogram_picture_has_low_frequencies_at_the_bottom():
+    image = -np.ones((1, 8, 5))
+    image[0, 0, :] = 1.0  # loudest in the lowest mel band
+    picture = colorize(image, row_scale=2, max_column_scale=3)
+    assert picture.shape == (16, 15, 3) and picture.dtype == np.uint8
+    assert picture[-1].mean() > 200 and picture[0].mean() < 10  # pale yellow bottom row, black top row
+
+
+# --- the real server ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(folder: Path, *options: str) -> Iterator[str]:
+    """``python app.py --port N OPTIONS`` run from ``folder`` (its temp files there too); yields its URL."""
+    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
+    port = free_port()
+    log = folder / "app.log"
+    env = {**os.environ, "TMPDIR": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *options],
+                                   cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(process, port, log)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"app.py did not start serving within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("app"), "--max-seconds", SERVER_MAX_SECONDS) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server, tmp_path):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, download_files=str(tmp_path))
+
+
+def refusal(client, *args, api_name: str) -> str:
+    """The message the page shows for a refused request."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        client.predict(*args, api_name=api_name)
+    message = str(err.value)
+    assert "Traceback" not in message and "/tmp" not in message
+    return message
+
+
+def test_app_without_models_exits_with_a_message(tmp_path):
+    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
+    result = subprocess.run([sys.executable, str(REPO / "app.py"), "--models-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=STARTUP_SECONDS, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == f"app.py: error: no voice models found in {tmp_path}; pass --model or --models-dir\n"
+
+
+def test_server_converts_an_uploaded_file(client):
+    from gradio_client import handle_file
+
+    audio, input_picture, output_picture = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b",
+                                                          api_name="/convert")
+    assert Path(audio).name == "kathleen_arctic_a0591_rms.wav"
+    wav, rate = sf.read(audio)
+    assert rate == 16000 and abs(len(wav) / rate - sf.info(SHORT_CLIP).duration) < 0.05
+    assert 0.01 < np.abs(wav).max() <= 1.0
+    for picture in (input_picture, output_picture):
+        with Image.open(picture) as image:
+            assert image.format == "PNG" and image.mode == "RGB" and image.height == 256
+
+
+def test_server_explains_a_file_that_is_not_audio(client, tmp_path):
+    from gradio_client import handle_file
+
+    (tmp_path / "speech.wav").write_text("this is text, not audio")
+    message = refusal(client, handle_file(str(tmp_path / "speech.wav")), "kathleen_rms", "a2b", api_name="/convert")
+    assert message.startswith("speech.wav: is not an audio file")
+
+
+def test_server_refuses_a_clip_over_the_duration_limit(client):
+    from gradio_client import handle_file
+
+    message = refusal(client, handle_file(str(LONG_CLIP)), "kathleen_rms", "b2a", api_name="/convert")
+    assert message == ("kathleen_arctic_a0592.flac is 2.6 s long; clips are limited to 2.2 s "
+                       "(cut it into shorter pieces)")
+
+
+def test_server_only_offers_the_discovered_models(client):
+    from gradio_client import handle_file
+
+    message = refusal(client, handle_file(str(SHORT_CLIP)), str(DEFAULT_MODEL), "a2b", api_name="/convert")
+    assert "not in the list of choices" in message
+
+
+def test_server_converts_a_zip_and_reports_the_failures(client, tmp_path):
+    from gradio_client import handle_file
+
+    upload = make_zip(tmp_path / "voices.zip", {"kathleen_arctic_a0591.flac": SHORT_CLIP.read_bytes(),
+                                                "more/again.flac": SHORT_CLIP.read_bytes(),
+                                                "more/long.flac": LONG_CLIP.read_bytes(),
+                                                "notes/bad.wav": b"this is text, not audio"})
+    archive, table, summary = client.predict([handle_file(str(upload))], "kathleen_rms", "a2b",
+                                             api_name="/convert_batch")
+    assert Path(archive).name == "kathleen_to_rms.zip"
+    with zipfile.ZipFile(archive) as result:
+        assert sorted(result.namelist()) == ["failures.csv", "kathleen_arctic_a0591.wav", "more/again.wav"]
+        wav, rate = sf.read(io.BytesIO(result.read("more/again.wav")))
+        failures = {row["file"]: row["reason"] for row in csv.DictReader(io.StringIO(result.read("failures.csv").decode()))}
+    assert abs(len(wav) / rate - sf.info(SHORT_CLIP).duration) < 0.05
+    assert failures["notes/bad.wav"].startswith("is not an audio file")
+    assert failures["more/long.flac"].startswith("is 2.6 s long")
+    assert {row[0]: row[1] for row in table["data"]} == failures
+    assert summary.startswith("Converted 2 file(s)") and summary.endswith("2 failed.")
+
+
+def test_server_rejects_a_zip_with_members_outside_its_folder(client, tmp_path):
+    from gradio_client import handle_file
+
+    upload = make_zip(tmp_path / "slip.zip", {"ok.flac": SHORT_CLIP.read_bytes(), "../evil.flac": b"x"})
+    message = refusal(client, [handle_file(str(upload))], "kathleen_rms", "a2b", api_name="/convert_batch")
+    assert message == "slip.zip: member '../evil.flac' points outside the folder ('..'); refusing the zip"

@@ -1,0 +1,120 @@
+"""The web page in a real browser: headless Chromium uploads a sample, converts it and gets playable audio.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` packages and the
+``selenium`` package (CI installs them: ``.ci/run``, the ``test`` extra);
+skipped with the reason shown when any is missing. The screenshot goes to
+``tmp_path`` and, when ``VOICECONV_SCREENSHOT_DIR`` is set, there too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from test_app import SHORT_CLIP, running_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")  # an explicit driver: Selenium Manager never downloads one
+WAIT_SECONDS = 90
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as visible  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+LOAD_AUDIO_JS = """
+const [src, done] = arguments;
+const audio = new Audio();
+audio.preload = "auto";
+audio.oncanplay = () => done({duration: audio.duration, readyState: audio.readyState});
+audio.onerror = () => done({error: audio.error ? audio.error.code : "unknown"});
+audio.src = src;
+"""
+
+SPECTROGRAM_HEIGHTS_JS = """
+const images = [...document.querySelectorAll("#input-spectrogram img, #converted-spectrogram img")];
+return images.length === 2 && images.every(image => image.complete) ? images.map(image => image.naturalHeight) : null;
+"""
+
+INPUT_DURATION_JS = 'const time = document.querySelector("#input-audio #duration"); return time && time.textContent;'
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not found; install Debian's chromium and chromium-driver packages")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_script_timeout(WAIT_SECONDS)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def save_screenshot(driver: webdriver.Chrome, folder: Path, name: str) -> Path:
+    """Save the window to ``folder/name``, and a copy in ``$VOICECONV_SCREENSHOT_DIR`` when set."""
+    path = folder / name
+    driver.save_screenshot(str(path))
+    if os.environ.get("VOICECONV_SCREENSHOT_DIR"):
+        wanted = Path(os.environ["VOICECONV_SCREENSHOT_DIR"])
+        wanted.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, wanted / name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
+def input_duration(driver: webdriver.Chrome) -> str | None:
+    """The duration the input's player shows once it has decoded a clip (None while empty or at 0:00)."""
+    shown = driver.execute_script(INPUT_DURATION_JS)
+    return None if shown in (None, "0:00") else shown
+
+
+def open_page(driver: webdriver.Chrome, url: str) -> WebDriverWait:
+    """Load the page; returns a wait that gives the page and its conversions time."""
+    driver.get(url)
+    wait = WebDriverWait(driver, WAIT_SECONDS)
+    wait.until(visible.presence_of_element_located((By.ID, "convert-button")))
+    return wait
+
+
+def test_browser_uploads_converts_and_gets_playable_audio(browser, server, tmp_path):
+    wait = open_page(browser, server)
+    upload = browser.find_element(By.CSS_SELECTOR, "#input-audio input[type=file]")
+    upload.send_keys(str(SHORT_CLIP))
+    wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "#input-audio #duration")))  # uploaded
+    browser.find_element(By.ID, "convert-button").click()
+    link = wait.until(visible.presence_of_element_located(
+        (By.CSS_SELECTOR, "#converted-audio a[data-testid=download-link]")))
+    assert link.get_attribute("download") == "kathleen_arctic_a0591_rms.wav"
+    loaded = browser.execute_async_script(LOAD_AUDIO_JS, link.get_attribute("href"))
+    pictures = wait.until(lambda driver: driver.execute_script(SPECTROGRAM_HEIGHTS_JS))
+    screenshot = save_screenshot(browser, tmp_path, "convert_tab.png")
+    assert "error" not in loaded, f"the browser could not load the converted audio: {loaded}"
+    assert loaded["readyState"] >= 3 and abs(loaded["duration"] - 1.8) < 0.1
+    assert pictures == [256, 256], "the input and converted spectrograms are 256 pixels tall"
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_browser_example_clip_is_one_click_away(browser, server):
+    wait = open_page(browser, server)
+    example = wait.until(visible.element_to_be_clickable(
+        (By.XPATH, "//*[@id='example-clips']//button[contains(., 'kathleen_arctic_a0592.flac')]")))
+    example.click()
+    shown = wait.until(input_duration)
+    assert shown in ("0:02", "0:03")  # the input's player decoded the 2.6 s clip: it is loaded, ready to convert

@@ -1,0 +1,173 @@
+"""`voiceconv train` with face recipes, `voiceconv faces ...` tools and the debiasing comparison, as users run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from voiceconv.cli import main
+from voiceconv.modelfile import read_header
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "media_every": 2, "checkpoint_every": 1, "threads": 1}
+TINY_VAE = {"channels": [4, 8], "latent": 4}
+
+
+@pytest.fixture
+def picture_folders(tmp_path):
+    """Colour 'faces' (bright blobs), grey 'faces' of 4 people, and 'objects' (dark stripes), 20 x 24 pixels."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "colour").mkdir()
+    for i in range(12):
+        image = rng.integers(0, 60, (24, 20, 3), np.uint8)
+        image[6:18, 5:15] = rng.integers(150, 255, 3)
+        Image.fromarray(image).save(tmp_path / "colour" / f"{i}.png")
+    for person in range(4):
+        (tmp_path / "grey" / f"s{person}").mkdir(parents=True)
+        for shot in range(3):
+            Image.fromarray(rng.integers(100, 255, (24, 20), np.uint8)).save(tmp_path / "grey" / f"s{person}" / f"{shot}.pgm")
+    (tmp_path / "objects").mkdir()
+    for i in range(10):
+        image = np.zeros((24, 20, 3), np.uint8)
+        image[::3] = rng.integers(0, 255, 3)
+        Image.fromarray(image).save(tmp_path / "objects" / f"{i}.jpg")
+    (tmp_path / "objects" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return tmp_path
+
+
+def recipe(path: Path, kind: str, model: dict, **sections) -> Path:
+    values = {"kind": kind, "model": model, "data": {"size": 16, "min_images": 1, "media_images": 2},
+              "train": TINY_TRAIN}
+    for name, section in sections.items():
+        values[name] = {**values.get(name, {}), **section}
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_dbvae_trains_through_the_cli_and_its_tools_draw_pngs(picture_folders, capsys):
+    tmp = picture_folders
+    recipe(tmp / "dbvae.yaml", "face-dbvae", TINY_VAE,
+           split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
+    assert main(["train", str(tmp / "dbvae.yaml"), "--faces", str(tmp / "colour"), "--faces", str(tmp / "grey"),
+                 "--nonfaces", str(tmp / "objects"), "--out", str(tmp / "run")]) == 0
+    model = tmp / "run" / "model.safetensors"
+    header = read_header(model)
+    assert header["kind"] == "face-dbvae" and header["training"]["steps"] == 2
+    assert header["data"]["faces"] == {"colour": 9, "grey": 2}  # 3 test images each (grey: a whole person)
+    split = json.loads((tmp / "run" / "split.json").read_text())
+    assert len(split["files"]["test"]["nonfaces"]) == 3 and split["counts"]["train"]["nonfaces"] == 7  # broken skipped
+    tools = [["reconstruct", str(tmp / "grey"), "--limit", "5"], ["sample", "-n", "6"],
+             ["traverse", "--latents", "3", "--steps", "5", "--image", str(tmp / "colour" / "0.png")],
+             ["traverse", "--rank-on", str(tmp / "grey")],
+             ["interpolate", str(tmp / "colour" / "0.png"), str(tmp / "grey" / "s0" / "0.pgm"), "--steps", "4"]]
+    sizes = []
+    for index, tool in enumerate(tools):
+        out = tmp / f"tool{index}.png"
+        assert main(["faces", tool[0], "--model", str(model), *tool[1:], "-o", str(out)]) == 0
+        sizes.append(Image.open(out).size)
+    cell = 16 + 2
+    assert sizes[0] == (5 * cell + 2, 2 * cell + 2)  # originals over reconstructions
+    assert sizes[2] == (5 * cell + 2, 3 * cell + 2)  # 3 latents x 5 values
+    assert sizes[4] == (4 * cell + 2, cell + 2)
+    assert "latents (most active first)" in capsys.readouterr().err
+
+
+def test_gan_trains_through_the_cli_and_samples(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "gan.yaml", "face-gan", {"latent": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8]},
+           data={"faces": [str(tmp / "colour")]})
+    assert main(["train", str(tmp / "gan.yaml"), "--out", str(tmp / "run")]) == 0
+    assert read_header(tmp / "run" / "model.safetensors")["kind"] == "face-gan"
+    assert main(["faces", "sample", "--model", str(tmp / "run" / "model.safetensors"), "-n", "16",
+                 "-o", str(tmp / "samples.png")]) == 0
+    assert Image.open(tmp / "samples.png").size == (8 * 18 + 2, 2 * 18 + 2)
+    assert main(["faces", "reconstruct", "--model", str(tmp / "run" / "model.safetensors"), str(tmp / "colour"),
+                 "-o", str(tmp / "no.png")]) == 1  # a GAN has no encoder: a one-line error
+
+
+def test_face_cyclegan_trains_grey_to_colour_and_translates(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "cyclegan.yaml", "face-cyclegan",
+           {"generator": "resnet", "generator_channels": 4, "residual_blocks": 1, "discriminator_channels": 4,
+            "discriminator_layers": 2, "identity_weight": 0.0}, train={"steps": 1, "batch_size": 2})
+    assert main(["train", str(tmp / "cyclegan.yaml"), "--faces-a", str(tmp / "grey"), "--faces-b", str(tmp / "colour"),
+                 "--out", str(tmp / "run")]) == 0
+    header = read_header(tmp / "run" / "model.safetensors")
+    assert header["kind"] == "face-cyclegan" and header["domains"]["A"]["name"] == "grey"
+    assert main(["faces", "translate", "--model", str(tmp / "run" / "model.safetensors"), str(tmp / "grey"),
+                 "--limit", "3", "-o", str(tmp / "colourized.png")]) == 0
+
+
+def test_compare_reports_accuracy_per_group(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "dbvae.yaml", "face-dbvae", TINY_VAE,
+           data={"faces": [str(tmp / "colour"), str(tmp / "grey")], "nonfaces": [str(tmp / "objects")]},
+           split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
+    assert main(["faces", "compare", str(tmp / "dbvae.yaml"), "--out", str(tmp / "compare"), "--steps", "2"]) == 0
+    report = json.loads((tmp / "compare" / "report.json").read_text())
+    assert set(report["results"]) == {"dbvae", "classifier"}
+    for result in report["results"].values():
+        assert set(result["groups"]) == {"colour", "grey", "nonfaces"}
+        assert result["groups"]["grey"]["images"] == 3
+        accuracies = [g["accuracy"] for g in result["groups"].values()]
+        assert result["worst_group_accuracy"] == min(accuracies) and result["gap"] == max(accuracies) - min(accuracies)
+        assert 0 <= result["overall"] <= 1
+    shares = report["resampling"]["sampling_share"]
+    assert sum(s["debiased"] for s in shares.values()) == pytest.approx(1.0)
+    assert (tmp / "compare" / "rarest_faces.png").is_file() and (tmp / "compare" / "commonest_faces.png").is_file()
+    assert "worst group" in (tmp / "compare" / "report.md").read_text()
+
+
+def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
+    tmp = picture_folders
+    recipe(tmp / "vae.yaml", "face-vae", TINY_VAE)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(tmp / "vae.yaml"), "--speaker-a", str(tmp), "--out", str(tmp / "run")])
+    assert exit_info.value.code == 2 and "--speaker-a not used by a face-vae recipe" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(REPO / "recipes" / "kathleen_rms.yaml"), "--faces", str(tmp), "--out", str(tmp / "run")])
+    assert "--faces not used by a voice-cyclegan recipe" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(REPO / "recipes" / "kathleen_rms.yaml"), "--out", str(tmp / "run")])
+    assert "needs --speaker-a DIR and --speaker-b DIR" in capsys.readouterr().err
+    (tmp / "odd.yaml").write_text("kind: face-unet\n")
+    with pytest.raises(SystemExit):
+        main(["train", str(tmp / "odd.yaml"), "--out", str(tmp / "run")])
+    assert "unknown recipe kind 'face-unet'; valid kinds: voice-cyclegan, face-vae" in capsys.readouterr().err
+    assert main(["train", str(tmp / "vae.yaml"), "--out", str(tmp / "run")]) == 1  # no faces anywhere
+    assert "no faces folders: pass --faces DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["faces_vae", "faces_dbvae", "faces_gan", "faces_cyclegan", "speech_vae"])
+def test_shipped_recipes_load(name):
+    from voiceconv.generative_cli import DATA_FLAGS
+    from voiceconv.train import faces, speech_vae
+    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+
+    classes = {"face-vae": faces.FaceVAERecipe, "face-dbvae": faces.FaceDBVAERecipe, "face-gan": faces.FaceGANRecipe,
+               "face-cyclegan": faces.FaceCycleGANRecipe, "speech-vae": speech_vae.SpeechVAERecipe}
+    path = REPO / "recipes" / f"{name}.yaml"
+    kind = recipe_kind(path)
+    assert kind in DATA_FLAGS
+    assert load_recipe_as(classes[kind], path).kind == kind
+
+
+@pytest.mark.shared_data
+def test_face_vae_trains_on_real_faces(shared_data, tmp_path):
+    """Two steps of the shipped face-vae recipe's data path on a few real ORL and Caltech faces."""
+    import shutil
+
+    for source, target in ((shared_data / "faces" / "orl" / "s1", tmp_path / "orl"),
+                           (shared_data / "faces" / "caltech101_faces", tmp_path / "caltech")):
+        target.mkdir()
+        for path in sorted(source.iterdir())[:6]:
+            shutil.copy(path, target / path.name)
+    recipe(tmp_path / "vae.yaml", "face-vae", TINY_VAE)
+    assert main(["train", str(tmp_path / "vae.yaml"), "--faces", str(tmp_path / "caltech"), "--faces",
+                 str(tmp_path / "orl"), "--out", str(tmp_path / "run")]) == 0
+    assert read_header(tmp_path / "run" / "model.safetensors")["data"]["faces"] == {"caltech": 6, "orl": 6}

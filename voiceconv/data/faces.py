@@ -1,0 +1,203 @@
+"""The face domain adapter: image files <-> ``[3, size, size]`` tensors in [-1, 1], and back to PNG pixels.
+
+Any image Pillow reads (png, jpg, pgm, bmp, gif, tiff, webp; grey, colour,
+16-bit) becomes RGB (grey copied to all three channels), is centre-cropped to
+a square and resized to ``size`` x ``size``. A folder is decoded once and
+cached on disk as a uint8 safetensors file whose name hashes ``size`` and
+every file's path, size and modification time (like the speaker cache);
+unreadable files are reported once, when the cache is built, and skipped.
+
+Decoding is safe for untrusted files: images with more than
+:data:`MAX_PIXELS` pixels are refused before their pixels are decoded
+(Pillow's decompression-bomb check stays on as well), and every failure
+becomes an :class:`~voiceconv.errors.ImageFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from voiceconv.errors import ImageFileError, VoiceconvError
+from voiceconv.files import atomic_output
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".pnm", ".bmp", ".gif", ".tif",
+                            ".tiff", ".webp"})
+MAX_PIXELS = 40_000_000  # refuse larger images before decoding (a 40-megapixel photo is 120 MB as RGB)
+
+
+# --- single images --------------------------------------------------------------------------------
+def load_face_image(path: str | Path, size: int) -> torch.Tensor:
+    """One image file -> ``[3, size, size]`` float in [-1, 1]; ImageFileError naming the file if unusable."""
+    return to_float(decode_image(path, size))
+
+
+def decode_image(path: str | Path, size: int) -> torch.Tensor:
+    """One image file -> ``[3, size, size]`` uint8: RGB, centre-cropped square, resized."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(path, "no such image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                _check_pixel_count(path, picture)
+                picture = _to_rgb(ImageOps.exif_transpose(picture))
+                picture = _centre_square(picture).resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    except ImageFileError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageFileError(path, f"not a readable image ({err})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as err:  # truncated, corrupt, odd modes
+        raise ImageFileError(path, f"damaged or unsupported image ({type(err).__name__}: {err})") from None
+    return torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy()).permute(2, 0, 1)  # [3, size, size]
+
+
+def _check_pixel_count(path: Path, picture: Image.Image) -> None:
+    width, height = picture.size
+    if width < 1 or height < 1:
+        raise ImageFileError(path, f"empty image ({width} x {height})")
+    if width * height > MAX_PIXELS:
+        raise ImageFileError(path, f"{width} x {height} pixels is more than the {MAX_PIXELS:,} allowed; "
+                                   "downscale it first")
+
+
+def _to_rgb(picture: Image.Image) -> Image.Image:
+    """RGB from any mode; 16-bit and float grey are scaled by their maximum first (convert() would clip them)."""
+    if picture.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(picture, dtype=np.float64)
+        peak = values.max() if values.size and values.max() > 0 else 1.0
+        picture = Image.fromarray(np.clip(values / peak * 255, 0, 255).astype(np.uint8), mode="L")
+    return picture.convert("RGB")
+
+
+def _centre_square(picture: Image.Image) -> Image.Image:
+    width, height = picture.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return picture.crop((left, top, left + side, top + side))
+
+
+def to_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels ``[..., 3, H, W]`` -> float in [-1, 1]."""
+    return pixels.float() / 127.5 - 1.0
+
+
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] ``[..., C, H, W]`` -> uint8 (values outside are clipped)."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def random_flips(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image of ``[B, C, H, W]`` left-right with probability 1/2 (the face augmentation)."""
+    flip = torch.rand(images.shape[0], generator=generator) < 0.5  # [B]
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+# --- grids and PNG files --------------------------------------------------------------------------
+def image_grid(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
+    """``[N, C, H, W]`` -> one ``[C, rows * (H + p) + p, columns * (W + p) + p]`` tiling, row-major, white gaps."""
+    count, channels, height, width = images.shape
+    rows = max(1, -(-count // columns))
+    grid = images.new_ones(channels, rows * (height + padding) + padding, columns * (width + padding) + padding)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[:, top:top + height, left:left + width] = image
+    return grid
+
+
+def save_png(path: str | Path, image: torch.Tensor) -> Path:
+    """Write a ``[C, H, W]`` image in [-1, 1] (C = 1 or 3) as a PNG, atomically."""
+    pixels = to_pixels(image).permute(1, 2, 0).numpy()  # [H, W, C]
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    with atomic_output(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_grid(path: str | Path, images: torch.Tensor, columns: int) -> Path:
+    """Write ``[N, C, H, W]`` images in [-1, 1] as one PNG grid with ``columns`` per row."""
+    return save_png(path, image_grid(images.detach().float().cpu(), columns, padding=2))
+
+
+# --- folders --------------------------------------------------------------------------------------
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursively, by suffix), sorted; VoiceconvError if the folder is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VoiceconvError(f"{folder}: no such folder of images")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@dataclass
+class FaceFolder:
+    """Every readable image of one folder: ``pixels`` uint8 ``[N, 3, size, size]`` and their ``files``."""
+
+    name: str
+    pixels: torch.Tensor
+    files: list[str]
+    skipped: list[str]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def subset(self, indices: list[int] | torch.Tensor, name: str | None = None) -> FaceFolder:
+        """The images at ``indices`` (same skipped list)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return FaceFolder(name or self.name, self.pixels[indices], [self.files[i] for i in indices.tolist()],
+                          self.skipped)
+
+
+def load_face_folder(folder: str | Path, size: int, cache_dir: str | Path, min_images: int = 1,
+                     name: str | None = None) -> FaceFolder:
+    """All images under ``folder`` at ``size`` x ``size`` (decoded once, then read from the cache in ``cache_dir``)."""
+    folder = Path(folder)
+    files = image_files(folder)
+    cache = Path(cache_dir) / f"faces-{folder.name}-{_fingerprint(files, size)}.safetensors"
+    pixels, kept, skipped = _read_cache(cache) if cache.is_file() else _decode_all(files, size, cache)
+    if len(kept) < min_images:
+        raise VoiceconvError(f"{folder}: only {len(kept)} readable image(s) ({len(files)} found, {len(skipped)} "
+                             f"unreadable); at least {min_images} are needed: add images")
+    return FaceFolder(name or folder.name, pixels, kept, skipped)
+
+
+def _fingerprint(files: list[Path], size: int) -> str:
+    listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    blob = json.dumps({"size": size, "files": listing}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _decode_all(files: list[Path], size: int, cache: Path) -> tuple[torch.Tensor, list[str], list[str]]:
+    images, kept, skipped = [], [], []
+    for path in files:
+        try:
+            images.append(decode_image(path, size))
+        except ImageFileError as err:
+            log.warning("skipping %s", err)
+            skipped.append(str(err))
+            continue
+        kept.append(str(path))
+    pixels = torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    with atomic_output(cache) as tmp:
+        save_file({"pixels": pixels.contiguous()}, str(tmp),
+                  metadata={"files": json.dumps(kept), "skipped": json.dumps(skipped)})
+    return pixels, kept, skipped
+
+
+def _read_cache(cache: Path) -> tuple[torch.Tensor, list[str], list[str]]:
+    with safe_open(str(cache), "pt") as f:
+        metadata = f.metadata() or {}
+    return load_file(str(cache))["pixels"], json.loads(metadata["files"]), json.loads(metadata["skipped"])

@@ -1,0 +1,274 @@
+"""CLI of the lecture's other generative models: training face/speech recipes, and the ``faces`` / ``speech-vae`` verbs.
+
+``voiceconv train RECIPE.yaml`` dispatches on the recipe's ``kind``; each kind
+takes its data folders from the recipe or from its own options::
+
+    voice recipes (no kind)   --speaker-a DIR --speaker-b DIR
+    face-vae, face-gan        --faces DIR [--faces DIR ...]
+    face-dbvae                --faces DIR [--faces DIR ...] --nonfaces DIR [--nonfaces DIR ...]
+    face-cyclegan             --faces-a DIR --faces-b DIR
+    speech-vae                --speaker DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from voiceconv.train.recipes import VOICE_KIND
+
+DATA_FLAGS = {  # which data options each recipe kind takes (argparse dest names)
+    VOICE_KIND: ("speaker_a", "speaker_b", "name_a", "name_b"),
+    "face-vae": ("faces",),
+    "face-gan": ("faces",),
+    "face-dbvae": ("faces", "nonfaces"),
+    "face-cyclegan": ("faces_a", "faces_b"),
+    "speech-vae": ("speaker",),
+}
+
+
+def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data options of the non-voice recipe kinds, for ``voiceconv train``."""
+    group = parser.add_argument_group("faces and other recipes (data folders; default: those in the recipe)")
+    group.add_argument("--faces", type=Path, action="append", metavar="DIR",
+                       help="folder of face images, repeatable: one subgroup per folder (face-vae, face-gan, face-dbvae)")
+    group.add_argument("--nonfaces", type=Path, action="append", metavar="DIR",
+                       help="folder of non-face images, repeatable (face-dbvae)")
+    group.add_argument("--faces-a", type=Path, metavar="DIR", help="faces of domain A (face-cyclegan)")
+    group.add_argument("--faces-b", type=Path, metavar="DIR", help="faces of domain B (face-cyclegan)")
+    group.add_argument("--speaker", type=Path, metavar="DIR", help="recordings of one speaker (speech-vae)")
+
+
+def check_data_flags(args, kind: str) -> None:
+    """Usage error for an unknown kind or for data options that belong to another kind of recipe."""
+    if kind not in DATA_FLAGS:
+        args.usage_error(f"{args.recipe}: unknown recipe kind {kind!r}; valid kinds: {', '.join(DATA_FLAGS)}")
+    foreign = [dest for flags in DATA_FLAGS.values() for dest in flags
+               if dest not in DATA_FLAGS[kind] and getattr(args, dest, None) is not None]
+    if foreign:
+        options = ", ".join("--" + dest.replace("_", "-") for dest in dict.fromkeys(foreign))
+        args.usage_error(f"{options} not used by a {kind} recipe; it takes "
+                         + ", ".join("--" + d.replace("_", "-") for d in DATA_FLAGS[kind]))
+
+
+def train_generative(args, kind: str):
+    """``voiceconv train`` for a face or speech-VAE recipe; returns the loop's TrainingOutcome."""
+    from voiceconv.train import debias, faces, speech_vae
+    from voiceconv.train.recipes import load_recipe_as
+
+    trainers = {
+        "face-vae": (faces.FaceVAERecipe, faces.train_face_vae),
+        "face-gan": (faces.FaceGANRecipe, faces.train_face_gan),
+        "face-dbvae": (faces.FaceDBVAERecipe, debias.train_face_dbvae),
+        "face-cyclegan": (faces.FaceCycleGANRecipe, faces.train_face_cyclegan),
+        "speech-vae": (speech_vae.SpeechVAERecipe, speech_vae.train_speech_vae),
+    }
+    cls, train = trainers[kind]
+    recipe = with_data_flags(load_recipe_as(cls, args.recipe, args.overrides, args.steps), args)
+    return train(recipe, args.out, resume=args.resume)
+
+
+def with_data_flags(recipe, args):
+    """``recipe`` with its data folders replaced by those given on the command line."""
+    given = {dest: getattr(args, dest, None) for dest in ("faces", "nonfaces", "faces_a", "faces_b", "speaker")}
+    changes = {dest: (tuple(str(p) for p in value) if isinstance(value, list) else str(value))
+               for dest, value in given.items() if value is not None}
+    return replace(recipe, data=replace(recipe.data, **changes)) if changes else recipe
+
+
+# --- voiceconv faces ... ---------------------------------------------------------------------------
+def add_face_verbs(verbs) -> None:
+    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare}`` and ``speech-vae``."""
+    faces = verbs.add_parser("faces", help="face VAE / DB-VAE / GAN / CycleGAN tools: pictures as PNG grids",
+                             description="Make pictures with a trained face model (from `voiceconv train` with a "
+                                         "face recipe), or run the debiasing comparison.")
+    tools = faces.add_subparsers(dest="tool", required=True, metavar="TOOL")
+    _add_reconstruct(tools)
+    _add_sample(tools)
+    _add_traverse(tools)
+    _add_interpolate(tools)
+    _add_translate(tools)
+    _add_compare(tools)
+    speech = verbs.add_parser("speech-vae", help="hear a recording through a speech VAE (Griffin-Lim)",
+                              description="Tools of a speech VAE trained with a speech-vae recipe.")
+    speech_tools = speech.add_subparsers(dest="tool", required=True, metavar="TOOL")
+    p = speech_tools.add_parser("reconstruct", help="audio -> log-mel -> VAE -> Griffin-Lim -> audio")
+    p.add_argument("--model", type=Path, required=True, help="speech-vae model file")
+    p.add_argument("input", type=Path, help="audio file")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_AUDIO", help=".wav, .flac, .ogg or .mp3")
+    p.set_defaults(run=_run_speech_reconstruct)
+
+
+def _model_and_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="face model file (.safetensors) from voiceconv train")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.png", help="PNG grid to write")
+
+
+def _add_reconstruct(tools) -> None:
+    p = tools.add_parser("reconstruct", help="images and their VAE reconstructions (face-vae, face-dbvae)")
+    _model_and_output(p)
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
+    p.add_argument("--limit", type=int, default=16, help="at most this many images (default %(default)s)")
+    p.set_defaults(run=_run_reconstruct)
+
+
+def _add_sample(tools) -> None:
+    p = tools.add_parser("sample", help="random images from the prior (face-vae, face-dbvae, face-gan)")
+    _model_and_output(p)
+    p.add_argument("-n", "--count", type=int, default=32, help="number of images (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_sample)
+
+
+def _add_traverse(tools) -> None:
+    p = tools.add_parser("traverse", help="latent traversal grid: one row per most active latent (VAEs)")
+    _model_and_output(p)
+    p.add_argument("--image", type=Path, help="fix the other latents at this image's code (default: 0)")
+    p.add_argument("--rank-on", type=Path, metavar="DIR",
+                   help="rank latents by mean KL over these images (default: the training faces, stored in the model)")
+    p.add_argument("--latents", type=int, default=8, help="rows: the N most active latents (default %(default)s)")
+    p.add_argument("--steps", type=int, default=9, help="columns (default %(default)s)")
+    p.add_argument("--span", type=float, default=3.0, help="values from -SPAN to +SPAN (default %(default)s)")
+    p.set_defaults(run=_run_traverse)
+
+
+def _add_interpolate(tools) -> None:
+    p = tools.add_parser("interpolate", help="decode points on the line between two faces' codes (VAEs)")
+    _model_and_output(p)
+    p.add_argument("first", type=Path, help="image at the start")
+    p.add_argument("second", type=Path, help="image at the end")
+    p.add_argument("--steps", type=int, default=10, help="images in the row (default %(default)s)")
+    p.set_defaults(run=_run_interpolate)
+
+
+def _add_translate(tools) -> None:
+    p = tools.add_parser("translate", help="images and their CycleGAN translations (face-cyclegan)")
+    _model_and_output(p)
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="default %(default)s")
+    p.add_argument("--limit", type=int, default=16)
+    p.set_defaults(run=_run_translate)
+
+
+def _add_compare(tools) -> None:
+    p = tools.add_parser("compare", help="DB-VAE vs plain classifier on an imbalanced split, accuracy per group",
+                         description="Train a debiasing VAE and a plain classifier of the same encoder on the "
+                                     "imbalanced split of a face-dbvae recipe, then score both on held-out images "
+                                     "of each group. Writes OUT/report.md, report.json, split.json, "
+                                     "rarest_faces.png and commonest_faces.png; the runs go to OUT/dbvae and "
+                                     "OUT/classifier (Ctrl-C saves; --resume continues).")
+    p.add_argument("recipe", type=Path, help="face-dbvae recipe YAML (e.g. recipes/faces_dbvae.yaml)")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
+    p.add_argument("--faces", type=Path, action="append", metavar="DIR", help="face folders (default: the recipe's)")
+    p.add_argument("--nonfaces", type=Path, action="append", metavar="DIR", help="non-face folders (default: the recipe's)")
+    p.add_argument("--steps", type=int, help="training steps of each model (overrides train.steps)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(run=_run_compare)
+
+
+def _read_images(paths: list[Path], size: int, limit: int):
+    """``[N, 3, size, size]`` from image files and folders (first ``limit`` images, sorted per folder)."""
+    import torch
+
+    from voiceconv.data.faces import image_files, load_face_image
+    from voiceconv.errors import VoiceconvError
+
+    files = [f for p in paths for f in (image_files(p) if p.is_dir() else [p])][:limit]
+    if not files:
+        raise VoiceconvError(f"no image files in {', '.join(map(str, paths))}")
+    return torch.stack([load_face_image(f, size) for f in files])
+
+
+def _load(args):
+    from voiceconv.imagemodels import load_face_model
+
+    model, header = load_face_model(args.model)
+    return model, header["image"]["height"]
+
+
+def _save(args, images, columns: int) -> int:
+    from voiceconv.data.faces import save_grid
+
+    print(save_grid(args.out, images, columns))
+    return 0
+
+
+def _run_reconstruct(args) -> int:
+    from voiceconv.imagemodels import reconstruct
+
+    model, size = _load(args)
+    images = _read_images(args.images, size, args.limit)
+    return _save(args, _rows(images, reconstruct(model, images)), min(len(images), 8))
+
+
+def _rows(originals, results):
+    """Alternate rows of up to 8 originals and their results."""
+    import torch
+
+    chunks = [torch.cat([originals[i:i + 8], results[i:i + 8]]) for i in range(0, len(originals), 8)]
+    return torch.cat(chunks)
+
+
+def _run_sample(args) -> int:
+    from voiceconv.imagemodels import sample
+
+    model, _ = _load(args)
+    return _save(args, sample(model, args.count, args.seed), 8)
+
+
+def _run_traverse(args) -> int:
+    from voiceconv.imagemodels import most_active_latents, require, traverse
+    from voiceconv.models.vae import VAE
+
+    model, size = _load(args)
+    require(model, VAE, "traverse")
+    ranking = _read_images([args.rank_on], size, 10_000) if args.rank_on else None
+    latents = most_active_latents(model, min(args.latents, model.config.latent), ranking)
+    base = _read_images([args.image], size, 1) if args.image else None
+    print(f"latents (most active first): {latents}", file=sys.stderr)
+    return _save(args, traverse(model, latents, args.steps, args.span, base), args.steps)
+
+
+def _run_interpolate(args) -> int:
+    from voiceconv.imagemodels import interpolate
+
+    model, size = _load(args)
+    first, second = _read_images([args.first], size, 1), _read_images([args.second], size, 1)
+    return _save(args, interpolate(model, first, second, args.steps), args.steps)
+
+
+def _run_translate(args) -> int:
+    from voiceconv.imagemodels import translate
+
+    model, size = _load(args)
+    images = _read_images(args.images, size, args.limit)
+    return _save(args, _rows(images, translate(model, images, args.direction)), min(len(images), 8))
+
+
+def _run_compare(args) -> int:
+    import logging
+
+    from voiceconv.train.debias import compare_debiasing, markdown_report
+    from voiceconv.train.faces import FaceDBVAERecipe
+    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if recipe_kind(args.recipe) != "face-dbvae":
+        from voiceconv.errors import ConfigError
+
+        raise ConfigError(f"{args.recipe}: compare needs a face-dbvae recipe, not {recipe_kind(args.recipe)}")
+    recipe = with_data_flags(load_recipe_as(FaceDBVAERecipe, args.recipe, args.overrides, args.steps), args)
+    report = compare_debiasing(recipe, args.out, resume=args.resume)
+    print(markdown_report(report))
+    print(f"report written to {args.out}/report.md")
+    return 0
+
+
+def _run_speech_reconstruct(args) -> int:
+    from voiceconv.train.speech_vae import reconstruct_audio
+
+    print(reconstruct_audio(args.model, args.input, args.out))
+    return 0

@@ -1,0 +1,137 @@
+"""Using trained image models: load face model files (weights only) and make pictures with them.
+
+Every function takes and returns images ``[N, C, H, W]`` in [-1, 1]; the CLI
+(``voiceconv faces ...``) reads image files with :func:`voiceconv.data.faces.load_face_image`
+and writes grids with :func:`voiceconv.data.faces.save_grid`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from voiceconv.config import from_dict
+from voiceconv.errors import ConfigError
+from voiceconv.losses import gaussian_kl_divergence
+from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.models.gan import DCGAN, GANConfig
+from voiceconv.models.vae import VAE, DebiasingVAE, VAEConfig
+
+
+def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path,
+                 optional: tuple[str, ...] = ("steps_done",)) -> None:
+    """Load ``tensors`` into ``module``; ModelFileError if any weight is missing, extra or misshapen."""
+    try:
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not fit the architecture in its header ({err})") from None
+    missing = [name for name in missing if name not in optional]
+    if missing or unexpected:
+        raise ModelFileError(f"{path}: weights do not match the header's architecture "
+                             f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+
+
+def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """(model in eval mode, header) of a ``face-vae``, ``face-dbvae``, ``face-gan`` or ``face-cyclegan`` file."""
+    tensors, header = load_model_file(path)
+    kind = header.get("kind")
+    if kind not in LOADERS:
+        raise ModelFileError(f"{path}: a {kind!r} model; the face tools take {', '.join(LOADERS)}")
+    image = header["image"]
+    model = LOADERS[kind](tensors, header, (image["channels"], image["height"], image["width"]), path)
+    return model.eval(), header
+
+
+def _load_vae(tensors, header, shape, path) -> VAE:
+    cls = DebiasingVAE if header["kind"] == "face-dbvae" else VAE
+    model = cls(*shape, from_dict(VAEConfig, header["model"]))
+    model.register_buffer("latent_kl", torch.zeros(model.config.latent))
+    load_weights(model, tensors, path)
+    return model
+
+
+def _load_gan(tensors, header, shape, path) -> DCGAN:
+    model = DCGAN(*shape, from_dict(GANConfig, header["model"]))
+    load_weights(model.G, prefixed(tensors, "G"), path)
+    return model
+
+
+def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
+    model = CycleGAN(shape[0], shape[1], from_dict(CycleGANConfig, header["model"]))
+    for name in ("G_AB", "G_BA"):
+        load_weights(getattr(model, name), prefixed(tensors, name), path)
+    return model
+
+
+LOADERS = {"face-vae": _load_vae, "face-dbvae": _load_vae, "face-gan": _load_gan, "face-cyclegan": _load_cyclegan}
+
+
+def require(model: nn.Module, cls: type, action: str) -> None:
+    """ConfigError unless ``model`` is a ``cls`` (e.g. only VAEs reconstruct)."""
+    if not isinstance(model, cls):
+        raise ConfigError(f"{action} needs a {cls.__name__} model file, got a {type(model).__name__}")
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, images: torch.Tensor) -> torch.Tensor:
+    """Decoded posterior means ``[N, C, H, W]``."""
+    require(model, VAE, "reconstruct")
+    return model.reconstruct(images)
+
+
+@torch.no_grad()
+def sample(model: nn.Module, count: int, seed: int = 0) -> torch.Tensor:
+    """``count`` images decoded from prior samples z ~ N(0, I) (a VAE's decoder or a GAN's generator)."""
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(model, DCGAN):
+        return model.sample(count, generator)
+    require(model, VAE, "sample")
+    return model.decode(torch.randn(count, model.config.latent, generator=generator))
+
+
+@torch.no_grad()
+def most_active_latents(model: VAE, count: int, images: torch.Tensor | None = None) -> list[int]:
+    """The ``count`` latents with the largest mean KL: over ``images`` if given, else the training faces (stored)."""
+    if images is not None:
+        mean, log_variance = model.encode(images)
+        activity = gaussian_kl_divergence(mean[..., None], log_variance[..., None]).mean(dim=0)  # [L]
+    else:
+        activity = model.latent_kl
+    return activity.argsort(descending=True)[:count].tolist()
+
+
+@torch.no_grad()
+def traverse(model: VAE, latents: list[int], steps: int, span: float, base: torch.Tensor | None = None) -> torch.Tensor:
+    """Latent traversal: one row per latent in ``latents``, ``steps`` values from -span to +span, others fixed.
+
+    ``base`` (an image ``[1, C, H, W]``) fixes the other latents at its posterior mean; without it they are 0
+    (the prior's mean). Returns ``[len(latents) * steps, C, H, W]``, row-major.
+    """
+    require(model, VAE, "traverse")
+    z = model.encode(base)[0][0] if base is not None else torch.zeros(model.config.latent)  # [L]
+    values = torch.linspace(-span, span, steps)
+    codes = z.repeat(len(latents), steps, 1)  # [rows, steps, L]
+    for row, latent in enumerate(latents):
+        codes[row, :, latent] = values
+    return model.decode(codes.flatten(0, 1))
+
+
+@torch.no_grad()
+def interpolate(model: VAE, first: torch.Tensor, second: torch.Tensor, steps: int) -> torch.Tensor:
+    """Decodings of ``steps`` evenly spaced points between two images' posterior means, ``[steps, C, H, W]``."""
+    require(model, VAE, "interpolate")
+    z = model.encode(torch.cat([first, second]))[0]  # [2, L]
+    weights = torch.linspace(0, 1, steps)[:, None]  # [steps, 1]
+    return model.decode((1 - weights) * z[0] + weights * z[1])
+
+
+@torch.no_grad()
+def translate(model: CycleGAN, images: torch.Tensor, direction: str) -> torch.Tensor:
+    """CycleGAN translation ``[N, C, H, W]``: a2b with G_AB, b2a with G_BA."""
+    require(model, CycleGAN, "translate")
+    if direction not in ("a2b", "b2a"):
+        raise ConfigError(f"direction must be a2b or b2a, got {direction!r}")
+    return (model.a_to_b if direction == "a2b" else model.b_to_a)(images)

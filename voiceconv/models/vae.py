@@ -1,0 +1,215 @@
+"""Variational autoencoder (Kingma & Welling 2014), debiasing VAE (Amini et al. 2019) and a plain classifier.
+
+Images are ``[B, C, H, W]`` in [-1, 1]: faces (C=3) or log-mel crops (C=1);
+the networks (:class:`~voiceconv.nn.ConvEncoder`, :class:`~voiceconv.nn.ConvDecoder`)
+do not know which.
+
+The debiasing VAE (DB-VAE) is a face / non-face classifier whose encoder also
+parameterizes a VAE of the faces. Training faces whose latent codes are rare
+are shown more often (:func:`debiasing_weights`), so under-represented kinds
+of faces (here: grey photos among colour ones) are learnt without labels for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from voiceconv.losses import (beta_vae_loss, face_classification_loss, gaussian_kl_divergence,
+                              pixel_reconstruction_loss, reparameterize)
+from voiceconv.models.base import TrainableModel
+from voiceconv.nn.encoders import ConvDecoder, ConvEncoder
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture and loss of a (debiasing) VAE; ``channels`` lists the encoder widths, the decoder mirrors them."""
+
+    channels: tuple[int, ...] = (32, 64, 128, 256)  # one stride-2 layer each: 64 x 64 -> 4 x 4
+    latent: int = 32
+    beta: float = 5e-4  # KL weight against the per-pixel mean squared error (the MIT lab's 0.0005)
+    norm: Literal["batch", "instance", "none"] = "batch"
+    lr: float = 5e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    # debiasing VAE only
+    classifier_weight: float = 1.0  # weight of the face / non-face cross-entropy against the faces' VAE loss
+    histogram_bins: int = 10  # per latent, for the resampling density
+    smoothing_alpha: float = 1e-3  # alpha: added to each bin's share before inverting (Amini et al. 2019, eq. 4)
+    resampling_combine: Literal["max", "product"] = "max"  # how per-latent weights combine (see debiasing_weights)
+
+
+class VAE(TrainableModel):
+    """Encoder ``q(z|x) = N(mu, sigma^2)``, decoder ``x_hat = g(z)``, trained on ``batch["images"]``."""
+
+    n_logits = 0  # extra encoder outputs before mu and log sigma^2 (the DB-VAE's classifier logit)
+
+    def __init__(self, channels: int, height: int, width: int, config: VAEConfig = VAEConfig(), seed: int = 0):
+        super().__init__()
+        self.config, self.image_shape = config, (channels, height, width)
+        with torch.random.fork_rng():  # the same seed gives the same initial weights
+            torch.manual_seed(seed)
+            self.encoder = ConvEncoder(channels, height, width, config.channels,
+                                       self.n_logits + 2 * config.latent, config.norm)
+            self.decoder = ConvDecoder(config.latent, channels, height, width, config.channels[::-1], config.norm)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.generator = torch.Generator().manual_seed(seed)  # reparameterization noise
+        self.optimizers = {"vae": torch.optim.Adam(self.parameters(), config.lr, (config.adam_beta1, config.adam_beta2))}
+
+    # --- inference --------------------------------------------------------------------------------
+    def encode_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[B, C, H, W]`` -> (logits ``[B, n_logits]``, mu ``[B, L]``, log sigma^2 ``[B, L]``)."""
+        out = self.encoder(images)  # [B, n_logits + 2L]
+        latent = self.config.latent
+        return out[:, :self.n_logits], out[:, self.n_logits:self.n_logits + latent], out[:, self.n_logits + latent:]
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, C, H, W]`` -> posterior mean and log-variance, ``[B, L]`` each."""
+        _, mean, log_variance = self.encode_all(images)
+        return mean, log_variance
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` -> images ``[B, C, H, W]`` in (-1, 1)."""
+        return self.decoder(z)
+
+    def sample_latents(self, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps with eps from the model's own generator (reproducible, resumable)."""
+        noise = torch.randn(mean.shape, generator=self.generator).to(mean.device, mean.dtype)
+        return reparameterize(mean, log_variance, noise)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior means: the model's best reconstruction ``[B, C, H, W]``."""
+        return self.decode(self.encode(images)[0])
+
+    # --- training ---------------------------------------------------------------------------------
+    def vae_losses(self, images: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample ``[B]`` reconstruction error, KL to the prior and their beta-weighted sum."""
+        reconstructed = self.decode(self.sample_latents(mean, log_variance))  # [B, C, H, W]
+        reconstruction = pixel_reconstruction_loss(reconstructed, images)
+        kl = gaussian_kl_divergence(mean.float(), log_variance.float())
+        return {"reconstruction": reconstruction, "kl": kl, "vae": beta_vae_loss(reconstruction, kl, self.config.beta)}
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One Adam step on the negative beta-ELBO of ``batch["images"]`` ``[B, C, H, W]``."""
+        images = batch["images"]
+        mean, log_variance = self.encode(images)
+        losses = {name: value.mean() for name, value in self.vae_losses(images, mean, log_variance).items()}
+        self.optimize(losses["vae"], self.optimizers["vae"], self.parameters())
+        self.steps_done += 1
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    def training_state(self) -> dict:
+        return {**super().training_state(), "rng": self.generator.get_state()}
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.generator.set_state(state["rng"])
+
+
+class DebiasingVAE(VAE):
+    """DB-VAE (Amini et al. 2019): one encoder gives a face logit and q(z|x); the VAE loss counts on faces only.
+
+    ``batch["images"]`` ``[B, C, H, W]`` holds faces and non-faces, ``batch["labels"]`` ``[B]`` is 1 for faces.
+    Resampling of the training faces is the data side's job (:func:`debiasing_weights`).
+    """
+
+    n_logits = 1
+
+    def __init__(self, channels: int, height: int, width: int, config: VAEConfig = VAEConfig(), seed: int = 0):
+        super().__init__(channels, height, width, config, seed)
+        # the training faces' sampling probabilities [N] and the epoch they were computed in; set by the data side
+        self.resampling: dict = {"epoch": -1, "weights": None}
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Face logits ``[B]`` (> 0 means face)."""
+        return self.encode_all(images)[0][:, 0]
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Amini et al. 2019, eq. 3: L = c * L_y(y, y_hat) + 1[y = face] * L_VAE, averaged over the batch."""
+        images, labels = batch["images"], batch["labels"].float()
+        logits, mean, log_variance = self.encode_all(images)
+        classification = face_classification_loss(logits[:, 0].float(), labels)  # [B]
+        vae = self.vae_losses(images, mean, log_variance)
+        faces = labels.sum().clamp_min(1.0)
+        loss = (self.config.classifier_weight * classification + labels * vae["vae"]).mean()
+        self.optimize(loss, self.optimizers["vae"], self.parameters())
+        self.steps_done += 1
+        losses = {"loss": loss, "classification": classification.mean(), "accuracy": _accuracy(logits[:, 0], labels)}
+        losses |= {f"face_{name}": (labels * value).sum() / faces for name, value in vae.items()}
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    def training_state(self) -> dict:
+        return {**super().training_state(), "resampling": dict(self.resampling)}
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.resampling = dict(state["resampling"])
+
+
+class FaceClassifier(TrainableModel):
+    """The DB-VAE's encoder with a single output and no decoder: the standard (not debiased) face classifier."""
+
+    def __init__(self, channels: int, height: int, width: int, config: VAEConfig = VAEConfig(), seed: int = 0):
+        super().__init__()
+        self.config, self.image_shape = config, (channels, height, width)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.encoder = ConvEncoder(channels, height, width, config.channels, 1, config.norm)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.optimizers = {"classifier": torch.optim.Adam(self.parameters(), config.lr,
+                                                          (config.adam_beta1, config.adam_beta2))}
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Face logits ``[B]`` (> 0 means face)."""
+        return self.encoder(images)[:, 0]
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One Adam step on the binary cross-entropy of ``batch["labels"]`` (1 = face)."""
+        labels = batch["labels"].float()
+        logits = self.classify(batch["images"])
+        loss = face_classification_loss(logits.float(), labels).mean()
+        self.optimize(loss, self.optimizers["classifier"], self.parameters())
+        self.steps_done += 1
+        return {"classification": float(loss.detach()), "accuracy": float(_accuracy(logits, labels))}
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return ((logits.detach() > 0).float() == labels).float().mean()
+
+
+def debiasing_weights(latent_means: torch.Tensor, bins: int, alpha: float,
+                      combine: Literal["max", "product"] = "max") -> torch.Tensor:
+    """Sampling probabilities ``[N]`` (summing to 1) for ``N`` training faces from their latent means ``[N, L]``.
+
+    Adaptive resampling of Amini et al. 2019 (eq. 4): per latent dimension, a
+    histogram with ``bins`` equal-width bins over the data's range estimates the
+    density Q_i; each face's weight for dimension i is ``1 / (Q_i(z_i) + alpha)``,
+    with Q_i as the share of faces in the bin and ``alpha`` smoothing it (alpha
+    -> infinity: uniform sampling; alpha -> 0: rare codes dominate).
+    ``combine="product"`` multiplies the dimensions' weights as in the paper;
+    ``"max"`` (the MIT 6.S191 lab's choice, default) takes for each face the
+    largest of its per-dimension probabilities, which stays stable with many
+    latents, where the product concentrates on a handful of faces.
+    """
+    if latent_means.ndim != 2 or latent_means.shape[0] == 0:
+        raise ValueError(f"latent_means must be [N, L] with N > 0, got {list(latent_means.shape)}")
+    if bins < 1 or alpha < 0:
+        raise ValueError(f"need bins >= 1 and alpha >= 0, got bins={bins}, alpha={alpha}")
+    z = latent_means.detach().double().cpu()  # [N, L]
+    low, high = z.min(dim=0).values, z.max(dim=0).values  # [L]
+    width = (high - low).clamp_min(1e-12)
+    index = ((z - low) / width * bins).long().clamp(0, bins - 1)  # [N, L] bin of each face per latent
+    counts = F.one_hot(index, bins).sum(dim=0).double()  # [L, bins]
+    share = counts / z.shape[0]  # Q_i per bin
+    per_latent = 1.0 / (share.gather(1, index.T).T + alpha)  # [N, L]
+    if combine == "product":
+        log_weights = per_latent.log().sum(dim=1)
+        weights = (log_weights - log_weights.max()).exp()
+    elif combine == "max":
+        weights = (per_latent / per_latent.sum(dim=0)).max(dim=1).values
+    else:
+        raise ValueError(f"unknown combine {combine!r}; valid: max, product")
+    return (weights / weights.sum()).float()

@@ -1,0 +1,359 @@
+"""Training the lecture's generative models on faces: recipes, tasks for the one loop, and model export.
+
+* ``face-vae``: a VAE on face images (:class:`FaceVAETask`).
+* ``face-dbvae``: a debiasing VAE, face / non-face, with adaptive resampling of the faces (:class:`DebiasingTask`).
+* ``face-gan``: a DCGAN (:class:`FaceGANTask`).
+* ``face-cyclegan``: the voice CycleGAN's own code between two face domains, e.g. grey <-> colour (:class:`FaceCycleGANTask`).
+
+Every task draws its batches from cached ``uint8`` pixels (:mod:`voiceconv.data.faces`) and
+mirrors half of them; every model file is safetensors with a JSON header (:mod:`voiceconv.modelfile`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from voiceconv.config import to_dict
+from voiceconv.data.faces import FaceFolder, image_grid, load_face_folder, random_flips, to_float
+from voiceconv.errors import ConfigError
+from voiceconv.losses import gaussian_kl_divergence
+from voiceconv.modelfile import save_model_file
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.models.gan import DCGAN, GANConfig
+from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
+from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
+from voiceconv.train.recipes import prepare_run_dir
+
+log = logging.getLogger(__name__)
+
+
+# --- recipes --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceDataConfig:
+    """Which image folders to train on and how they become ``[3, size, size]`` tensors."""
+
+    faces: tuple[str, ...] = ()  # folders of faces (searched recursively); each folder is one subgroup
+    nonfaces: tuple[str, ...] = ()  # folders of non-faces (face-dbvae only)
+    size: int = 64
+    flip: bool = True  # mirror half the training images left-right
+    min_images: int = 8  # refuse a folder with fewer readable images
+    media_images: int = 8  # fixed images shown in TensorBoard every media_every steps
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The imbalanced set-up of the debiasing experiment (see recipes/faces/README.md)."""
+
+    test_per_group: int = 100  # held out from every face folder and from the pooled non-faces
+    minority: str = "orl"  # the face folder made rare in training ("" = keep every folder whole)
+    minority_share: float = 0.05  # its share of the training faces
+    keep_subfolders_together: tuple[str, ...] = ("orl",)  # face folders whose subfolders (people) stay on one side
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FacePairDataConfig:
+    """Two folders of faces, domains A and B, for the CycleGAN."""
+
+    faces_a: str = ""
+    faces_b: str = ""
+    size: int = 64
+    flip: bool = True
+    min_images: int = 8
+    media_images: int = 4
+
+
+@dataclass(frozen=True)
+class FaceVAERecipe:
+    kind: Literal["face-vae"] = "face-vae"
+    model: VAEConfig = field(default_factory=VAEConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceDBVAERecipe:
+    kind: Literal["face-dbvae"] = "face-dbvae"
+    model: VAEConfig = field(default_factory=VAEConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceGANRecipe:
+    kind: Literal["face-gan"] = "face-gan"
+    model: GANConfig = field(default_factory=GANConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceCycleGANRecipe:
+    kind: Literal["face-cyclegan"] = "face-cyclegan"
+    model: CycleGANConfig = field(default_factory=lambda: CycleGANConfig(generator="resnet"))
+    data: FacePairDataConfig = field(default_factory=FacePairDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --- data -----------------------------------------------------------------------------------------
+def load_groups(folders: tuple[str, ...], size: int, cache_dir: Path, min_images: int, what: str) -> list[FaceFolder]:
+    """Every folder as one :class:`FaceFolder`, its unreadable files logged; ConfigError if none is given."""
+    if not folders:
+        raise ConfigError(f"no {what} folders: pass --{what} DIR or set data.{what} in the recipe")
+    groups = [load_face_folder(folder, size, cache_dir, min_images) for folder in folders]
+    for group in groups:
+        log.info("%s %s: %d images; %d unreadable file(s) skipped", what, group.name, len(group), len(group.skipped))
+        for reason in group.skipped:
+            log.warning("skipped: %s", reason)
+    return groups
+
+
+def concatenate(groups: list[FaceFolder], name: str) -> FaceFolder:
+    """One folder holding the images of ``groups``, in order."""
+    pixels = torch.cat([g.pixels for g in groups]) if groups else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
+    return FaceFolder(name, pixels, [f for g in groups for f in g.files], [s for g in groups for s in g.skipped])
+
+
+def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """``[len(indices), 3, S, S]`` floats in [-1, 1], half of them mirrored when ``flip``."""
+    images = to_float(pixels[indices])
+    return random_flips(images, generator) if flip else images
+
+
+@torch.no_grad()
+def encode_in_chunks(encode, pixels: torch.Tensor, device: torch.device, chunk: int = 256) -> list[torch.Tensor]:
+    """``encode`` (returning a tuple of tensors) over all ``pixels`` in chunks; each output concatenated on the CPU."""
+    outputs = [encode(to_float(pixels[i:i + chunk]).to(device)) for i in range(0, len(pixels), chunk)]
+    return [torch.cat([o[k].float().cpu() for o in outputs]) for k in range(len(outputs[0]))]
+
+
+class evaluating:
+    """Context manager: ``model.eval()`` inside, the previous mode restored after."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def latent_activity(model: VAE, pixels: torch.Tensor) -> torch.Tensor:
+    """Mean KL to the prior of each latent over ``pixels``, ``[L]``: large = the latent carries information."""
+    device = next(model.parameters()).device
+    with evaluating(model):
+        mean, log_variance = encode_in_chunks(model.encode, pixels, device)  # [N, L] each
+    return gaussian_kl_divergence(mean[..., None], log_variance[..., None]).mean(dim=0)  # per-latent KL
+
+
+def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) -> None:
+    """One grid of ``[N, C, H, W]`` images in [-1, 1] into TensorBoard."""
+    writer.add_image(tag, (image_grid(images.detach().float().cpu(), columns) + 1) / 2, step)
+
+
+def image_header(size: int) -> dict:
+    return {"channels": 3, "height": size, "width": size, "range": [-1, 1]}
+
+
+# --- tasks ----------------------------------------------------------------------------------------
+class FaceVAETask:
+    """A VAE on every image of the face folders."""
+
+    def __init__(self, recipe: FaceVAERecipe, groups: list[FaceFolder]):
+        size = recipe.data.size
+        self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
+        self.model = VAE(3, size, size, recipe.model, seed=recipe.train.seed)
+        self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        indices = torch.randint(0, len(self.faces), (batch_size,), generator=generator)
+        return {"images": draw_images(self.faces.pixels, indices, self.recipe.data.flip, generator)}
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            originals = to_float(self.media).to(device)
+            add_images(writer, "faces/reconstructions", torch.cat([originals, self.model.reconstruct(originals)]),
+                       step, len(originals))
+            prior = torch.randn(16, self.recipe.model.latent, generator=torch.Generator().manual_seed(0))
+            add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
+
+    def export(self, path: Path, info: dict) -> None:
+        export_vae(self.model, "face-vae", path, self.recipe, info, {g.name: len(g) for g in self.groups},
+                   self.faces.pixels)
+
+
+def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: dict[str, int],
+               faces: torch.Tensor) -> None:
+    """A (debiasing) VAE model file; ``latent_kl`` ranks the latents by their mean KL over the training ``faces``."""
+    tensors = {k: v for k, v in model.state_dict().items() if k != "steps_done"}
+    tensors["latent_kl"] = latent_activity(model, faces)
+    header = {"kind": kind, "model": to_dict(recipe.model), "image": image_header(recipe.data.size),
+              "data": {"faces": groups}, "training": {**info, "recipe": to_dict(recipe)}}
+    save_model_file(path, tensors, header)
+
+
+class DebiasingTask:
+    """Face / non-face training batches, half faces and half non-faces.
+
+    With a :class:`DebiasingVAE` the faces are drawn with :func:`debiasing_weights`
+    of their latent means, recomputed at the start of every epoch (one pass over
+    faces and non-faces in batches); with a :class:`FaceClassifier`, uniformly.
+    The current weights live in the model's training state (``model.resampling``), so resume is exact.
+    """
+
+    def __init__(self, recipe: FaceDBVAERecipe, model: DebiasingVAE | FaceClassifier, faces: FaceFolder,
+                 nonfaces: FaceFolder, groups: dict[str, int] | None = None):
+        if len(faces) == 0 or len(nonfaces) == 0:
+            raise ConfigError("the debiasing task needs training faces and training non-faces")
+        self.recipe, self.model, self.faces, self.nonfaces = recipe, model, faces, nonfaces
+        self.groups = groups or {faces.name: len(faces)}
+        self.resample = isinstance(model, DebiasingVAE)
+        self.media = faces.pixels[torch.linspace(0, len(faces) - 1, recipe.data.media_images).long()]
+        self.uniform = torch.full((len(faces),), 1.0 / len(faces))
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        n_faces = (batch_size + 1) // 2
+        face_indices = torch.multinomial(self.face_weights(batch_size), n_faces, replacement=True, generator=generator)
+        nonface_indices = torch.randint(0, len(self.nonfaces), (batch_size - n_faces,), generator=generator)
+        images = torch.cat([draw_images(self.faces.pixels, face_indices, self.recipe.data.flip, generator),
+                            draw_images(self.nonfaces.pixels, nonface_indices, self.recipe.data.flip, generator)])
+        labels = torch.cat([torch.ones(n_faces), torch.zeros(batch_size - n_faces)])  # [B], 1 = face
+        return {"images": images, "labels": labels}
+
+    def face_weights(self, batch_size: int) -> torch.Tensor:
+        """Sampling probabilities ``[N_faces]`` of the training faces for the current epoch."""
+        if not self.resample:
+            return self.uniform
+        steps_per_epoch = max(1, (len(self.faces) + len(self.nonfaces)) // batch_size)
+        epoch = int(self.model.steps_done) // steps_per_epoch
+        if self.model.resampling["epoch"] != epoch:
+            self.model.resampling = {"epoch": epoch, "weights": self.current_weights()}
+        return self.model.resampling["weights"]
+
+    def current_weights(self) -> torch.Tensor:
+        """:func:`debiasing_weights` of the training faces' latent means under the model as it is now."""
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            mean, _ = encode_in_chunks(self.model.encode, self.faces.pixels, device)  # [N, L]
+        config = self.recipe.model
+        return debiasing_weights(mean, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        device = next(self.model.parameters()).device
+        if not self.resample:
+            return
+        with evaluating(self.model):
+            originals = to_float(self.media).to(device)
+            add_images(writer, "faces/reconstructions", torch.cat([originals, self.model.reconstruct(originals)]),
+                       step, len(originals))
+        rarest = self.face_weights(self.recipe.train.batch_size).argsort(descending=True)[:16]
+        add_images(writer, "faces/rarest", to_float(self.faces.pixels[rarest]), step, 8)
+
+    def export(self, path: Path, info: dict) -> None:
+        if self.resample:
+            export_vae(self.model, "face-dbvae", path, self.recipe, info, self.groups, self.faces.pixels)
+            return
+        header = {"kind": "face-classifier", "model": to_dict(self.recipe.model),
+                  "image": image_header(self.recipe.data.size), "data": {"faces": self.groups},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}, header)
+
+
+class FaceGANTask:
+    """A DCGAN on every image of the face folders."""
+
+    def __init__(self, recipe: FaceGANRecipe, groups: list[FaceFolder]):
+        size = recipe.data.size
+        self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
+        self.model = DCGAN(3, size, size, recipe.model, seed=recipe.train.seed)
+        self.fixed_latents = torch.randn(32, recipe.model.latent, generator=torch.Generator().manual_seed(0))
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        indices = torch.randint(0, len(self.faces), (batch_size,), generator=generator)
+        return {"images": draw_images(self.faces.pixels, indices, self.recipe.data.flip, generator)}
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            add_images(writer, "faces/samples", self.model.G(self.fixed_latents.to(device)), step, 8)
+
+    def export(self, path: Path, info: dict) -> None:
+        header = {"kind": "face-gan", "model": to_dict(self.recipe.model), "image": image_header(self.recipe.data.size),
+                  "data": {"faces": {g.name: len(g) for g in self.groups}},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, {f"G.{k}": v for k, v in self.model.G.state_dict().items()}, header)
+
+
+class FaceCycleGANTask:
+    """The CycleGAN of voice conversion, unchanged, between two folders of faces (A and B)."""
+
+    def __init__(self, recipe: FaceCycleGANRecipe, faces_a: FaceFolder, faces_b: FaceFolder):
+        size = recipe.data.size
+        self.recipe, self.domains = recipe, {"A": faces_a, "B": faces_b}
+        self.model = CycleGAN(channels=3, height=size, config=recipe.model, total_steps=recipe.train.steps,
+                              seed=recipe.train.seed)
+        count = recipe.data.media_images
+        self.media = {side: f.pixels[torch.linspace(0, len(f) - 1, count).long()] for side, f in self.domains.items()}
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        batch = {}
+        for side, faces in self.domains.items():
+            indices = torch.randint(0, len(faces), (batch_size,), generator=generator)
+            batch[side] = draw_images(faces.pixels, indices, self.recipe.data.flip, generator)  # [B, 3, S, S]
+        return batch
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            for side, translate in (("A", self.model.a_to_b), ("B", self.model.b_to_a)):
+                source = to_float(self.media[side]).to(device)
+                add_images(writer, f"faces/{side}_translated", torch.cat([source, translate(source)]), step, len(source))
+
+    def export(self, path: Path, info: dict) -> None:
+        tensors = {f"G_AB.{k}": v for k, v in self.model.G_AB.state_dict().items()}
+        tensors |= {f"G_BA.{k}": v for k, v in self.model.G_BA.state_dict().items()}
+        header = {"kind": "face-cyclegan", "model": to_dict(self.recipe.model),
+                  "image": image_header(self.recipe.data.size),
+                  "domains": {side: {"name": f.name, "images": len(f)} for side, f in self.domains.items()},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, tensors, header)
+
+
+# --- entry points ---------------------------------------------------------------------------------
+def train_face_vae(recipe: FaceVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a VAE on ``recipe.data.faces`` into ``run_dir`` (checkpoints, logs, ``model.safetensors``)."""
+    prepare_run_dir(recipe, run_dir, resume)
+    groups = load_groups(recipe.data.faces, recipe.data.size, run_dir / "cache", recipe.data.min_images, "faces")
+    return fit(FaceVAETask(recipe, groups), recipe.train, run_dir, resume=resume)
+
+
+def train_face_gan(recipe: FaceGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a DCGAN on ``recipe.data.faces`` into ``run_dir``."""
+    prepare_run_dir(recipe, run_dir, resume)
+    groups = load_groups(recipe.data.faces, recipe.data.size, run_dir / "cache", recipe.data.min_images, "faces")
+    return fit(FaceGANTask(recipe, groups), recipe.train, run_dir, resume=resume)
+
+
+def train_face_cyclegan(recipe: FaceCycleGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a CycleGAN between ``recipe.data.faces_a`` and ``faces_b`` into ``run_dir``."""
+    data = recipe.data
+    if not data.faces_a or not data.faces_b:
+        raise ConfigError("a face CycleGAN needs two folders: --faces-a DIR --faces-b DIR (or data.faces_a/faces_b)")
+    prepare_run_dir(recipe, run_dir, resume)
+    [faces_a] = load_groups((data.faces_a,), data.size, run_dir / "cache", data.min_images, "faces-a")
+    [faces_b] = load_groups((data.faces_b,), data.size, run_dir / "cache", data.min_images, "faces-b")
+    return fit(FaceCycleGANTask(recipe, faces_a, faces_b), recipe.train, run_dir, resume=resume)

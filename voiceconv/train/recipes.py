@@ -1,0 +1,60 @@
+"""Recipe files of every model family: which kind a YAML recipe is, loading it, and preparing its run folder.
+
+A recipe names its family in a top-level ``kind`` key (``face-vae``,
+``face-dbvae``, ``face-gan``, ``face-cyclegan``, ``speech-vae``); a recipe
+without one is a voice-conversion CycleGAN recipe (:mod:`voiceconv.train.voice`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from voiceconv.config import apply_overrides, load_yaml, save_yaml
+from voiceconv.errors import ConfigError
+
+VOICE_KIND = "voice-cyclegan"
+R = TypeVar("R")
+
+
+def recipe_kind(path: str | Path) -> str:
+    """The ``kind`` of a recipe YAML (``voice-cyclegan`` when it has none)."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read recipe ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
+    kind = values.get("kind", VOICE_KIND)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}: kind must be a string, got {kind!r}")
+    return kind
+
+
+def load_recipe_as(cls: type[R], path: str | Path, overrides: list[str] = (), steps: int | None = None) -> R:
+    """Recipe dataclass ``cls`` from YAML, with ``--set`` overrides and an optional total step count."""
+    recipe = apply_overrides(load_yaml(cls, path), list(overrides))
+    if steps is not None:
+        recipe = replace(recipe, train=replace(recipe.train, steps=steps))
+    return recipe
+
+
+def prepare_run_dir(recipe, run_dir: Path, resume: bool) -> None:
+    """Create ``run_dir`` and save the recipe there; on resume refuse a recipe that differs in more than steps."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "recipe.yaml"
+    if resume and saved.is_file():
+        previous = load_yaml(type(recipe), saved)
+        if _without_steps(previous) != _without_steps(recipe):
+            raise ConfigError(f"{saved}: the run was started with a different recipe; resume with the same recipe "
+                              "(only the step count may change) or use a new --out folder")
+    save_yaml(recipe, saved)
+
+
+def _without_steps(recipe):
+    return replace(recipe, train=replace(recipe.train, steps=0))

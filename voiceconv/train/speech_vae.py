@@ -1,0 +1,127 @@
+"""The face VAE's code on speech: a VAE of one speaker's log-mel crops, and audio reconstructed through it.
+
+The crops are the speaker corpus's (:mod:`voiceconv.data.speakers`), mapped back
+to the [-1, 1] log-mel image range so the decoder's tanh covers them. To hear
+what the VAE keeps, :func:`reconstruct_audio` cuts a recording's image into
+crop-wide windows, passes each through encoder (posterior mean) and decoder,
+and plays the result with Griffin-Lim.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.io import load_audio, save_audio
+from voiceconv.audio.vocoder import GriffinLimVocoder
+from voiceconv.config import from_dict, to_dict
+from voiceconv.data.speakers import SpeakerCorpus, load_speaker
+from voiceconv.errors import ConfigError
+from voiceconv.imagemodels import load_weights
+from voiceconv.modelfile import ModelFileError, load_model_file, save_model_file
+from voiceconv.models.vae import VAE, VAEConfig
+from voiceconv.train.faces import add_images, evaluating
+from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
+from voiceconv.train.recipes import prepare_run_dir
+from voiceconv.train.voice import speaker_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeechVAEDataConfig:
+    speaker: str = ""  # folder of one speaker's recordings (or --speaker DIR)
+    crop_frames: int = 64  # crop width; a multiple of 2 ** len(model.channels)
+    min_seconds: float = 60.0
+    media_utterances: int = 2
+
+
+@dataclass(frozen=True)
+class SpeechVAERecipe:
+    kind: Literal["speech-vae"] = "speech-vae"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: VAEConfig = field(default_factory=VAEConfig)
+    data: SpeechVAEDataConfig = field(default_factory=SpeechVAEDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class SpeechVAETask:
+    """A VAE on ``[1, n_mels, crop_frames]`` log-mel crops of one speaker, in [-1, 1]."""
+
+    def __init__(self, recipe: SpeechVAERecipe, corpus: SpeakerCorpus):
+        self.recipe, self.corpus = recipe, corpus
+        self.model = VAE(1, recipe.features.n_mels, recipe.data.crop_frames, recipe.model, seed=recipe.train.seed)
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        crops = self.corpus.crops(batch_size, self.recipe.data.crop_frames, generator)  # [B, 1, n_mels, W], normalized
+        return {"images": self.corpus.stats.denormalize(crops).clamp(-1, 1)}  # back to the image range
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        vocoder = GriffinLimVocoder(self.recipe.features)
+        for index, normalized in enumerate(self.corpus.images[: self.recipe.data.media_utterances]):
+            image = self.corpus.stats.denormalize(normalized)[None]  # [1, n_mels, T]
+            rebuilt = reconstruct_image(self.model, image)
+            add_images(writer, f"speech/{index}", torch.stack([image, rebuilt]).flip(-2), step, 1)
+            writer.add_audio(f"speech/{index}/audio", vocoder(rebuilt).clamp(-1, 1), step,
+                             sample_rate=self.recipe.features.sample_rate)
+
+    def export(self, path: Path, info: dict) -> None:
+        header = {"kind": "speech-vae", "features": to_dict(self.recipe.features), "model": to_dict(self.recipe.model),
+                  "image": {"channels": 1, "height": self.recipe.features.n_mels, "width": self.recipe.data.crop_frames,
+                            "range": [-1, 1]},
+                  "speaker": {"name": self.corpus.name},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}, header)
+
+
+@torch.no_grad()
+def reconstruct_image(model: VAE, image: torch.Tensor) -> torch.Tensor:
+    """``[1, n_mels, T]`` log-mel image -> its VAE reconstruction ``[1, n_mels, T]``, window by window."""
+    width = model.image_shape[-1]
+    frames = image.shape[-1]
+    device = next(model.parameters()).device
+    padded = F.pad(image, (0, (-frames) % width), mode="replicate")  # [1, n_mels, T']
+    windows = padded.unfold(-1, width, width).permute(2, 0, 1, 3)  # [n, 1, n_mels, width]
+    with evaluating(model):
+        rebuilt = model.reconstruct(windows.to(device)).float().cpu()  # [n, 1, n_mels, width]
+    return torch.cat(list(rebuilt), dim=-1)[..., :frames]  # [1, n_mels, T]
+
+
+def load_speech_vae(path: str | Path) -> tuple[VAE, FeatureConfig]:
+    """A speech VAE model file -> (VAE in eval mode, its feature config); weights only."""
+    tensors, header = load_model_file(path)
+    if header.get("kind") != "speech-vae":
+        raise ModelFileError(f"{path}: a {header.get('kind')!r} model, not a speech VAE")
+    features, image = from_dict(FeatureConfig, header["features"]), header["image"]
+    model = VAE(1, image["height"], image["width"], from_dict(VAEConfig, header["model"]))
+    load_weights(model, tensors, path)
+    return model.eval(), features
+
+
+def reconstruct_audio(model_path: str | Path, source: str | Path, destination: str | Path) -> Path:
+    """Audio file -> log-mel image -> speech VAE -> Griffin-Lim -> ``destination`` (any format save_audio writes)."""
+    model, features = load_speech_vae(model_path)
+    wav = load_audio(source, features.sample_rate)
+    image = MelImageEncoder(features)(torch.from_numpy(wav))  # [1, n_mels, T]
+    audio = GriffinLimVocoder(features)(reconstruct_image(model, image))[0]  # [samples]
+    return save_audio(destination, audio.clamp(-1, 1).numpy(), features.sample_rate)
+
+
+def train_speech_vae(recipe: SpeechVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a VAE on crops of ``recipe.data.speaker`` into ``run_dir``."""
+    if not recipe.data.speaker:
+        raise ConfigError("a speech VAE needs one speaker: --speaker DIR (or data.speaker in the recipe)")
+    prepare_run_dir(recipe, run_dir, resume)
+    folder = Path(recipe.data.speaker)
+    corpus = load_speaker(folder, recipe.features, run_dir / "cache", recipe.data.min_seconds,
+                          recipe.data.crop_frames, speaker_name(folder))
+    log.info("speaker %s: %d utterances; %d unreadable file(s) skipped", corpus.name, len(corpus.images),
+             len(corpus.skipped))
+    return fit(SpeechVAETask(recipe, corpus), recipe.train, run_dir, resume=resume)

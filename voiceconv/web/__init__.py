@@ -1,0 +1,20 @@
+"""The web page: a Gradio app over the conversion API (Convert, Batch and Models tabs).
+
+``build_app`` lives in :mod:`voiceconv.web.page` and is imported lazily, so the
+gradio-free parts (upload limits, zip checks, model discovery, spectrogram
+pictures) can be used without importing gradio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_app", "launch_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from voiceconv.web import page
+
+        return getattr(page, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

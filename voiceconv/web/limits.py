@@ -1,0 +1,63 @@
+"""What one request may ask of the server: upload size, audio duration, zip contents."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceconv.errors import AudioError, VoiceconvError
+
+MB = 1024 * 1024
+
+
+class UploadError(VoiceconvError):
+    """An upload is missing, too large, too long or otherwise refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits of the web page (sizes in MB, durations in seconds)."""
+
+    max_upload_mb: float = 25.0  # each uploaded file, a zip included
+    max_seconds: float = 60.0  # each clip converted
+    max_batch_files: int = 100  # audio files in one batch, across all uploads and zip members
+    max_zip_total_mb: float = 500.0  # uncompressed size of one zip's members together
+    max_zip_ratio: float = 100.0  # uncompressed / compressed size of one member
+    ratio_check_min_mb: float = 1.0  # members smaller than this are never a zip bomb
+    concurrency: int = 2  # requests converted at the same time; the rest wait in the queue
+    queue_size: int = 64  # requests waiting beyond that are turned away with a message
+
+    def __post_init__(self) -> None:
+        bad = [f"{name}={value}" for name, value in vars(self).items() if not value > 0]
+        if bad:
+            raise VoiceconvError(f"web limits must be positive: {', '.join(bad)}")
+
+
+def check_upload_size(path: str | Path, limits: Limits) -> None:
+    """Refuse a file larger than ``limits.max_upload_mb``."""
+    size = os.path.getsize(path)
+    if size > limits.max_upload_mb * MB:
+        raise UploadError(f"{Path(path).name} is {size / MB:.1f} MB; uploads are limited to {limits.max_upload_mb:g} MB")
+
+
+def duration_problem(seconds: float, limits: Limits) -> str | None:
+    """Why audio of this length is refused (``None`` when it is within ``limits.max_seconds``)."""
+    if seconds > limits.max_seconds:
+        return f"is {seconds:.1f} s long; clips are limited to {limits.max_seconds:g} s (cut it into shorter pieces)"
+    return None
+
+
+def check_duration(name: str, seconds: float, limits: Limits) -> None:
+    """Refuse audio longer than ``limits.max_seconds``."""
+    problem = duration_problem(seconds, limits)
+    if problem:
+        raise UploadError(f"{name} {problem}")
+
+
+def user_message(err: VoiceconvError) -> str:
+    """The error as shown on the page: audio errors name the uploaded file, not the server's temp path."""
+    if isinstance(err, AudioError):
+        message = f"{Path(err.path).name}: {err.problem}"
+        return f"{message} ({err.advice})" if err.advice else message
+    return str(err)

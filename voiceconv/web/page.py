@@ -1,0 +1,179 @@
+"""The Gradio page: Convert, Batch and Models tabs over the discovered voice models.
+
+Every button has an ``api_name``, so ``gradio_client`` can drive the page
+(``/convert``, ``/convert_batch``). Errors a user can act on appear as
+messages on the page (``gr.Error``), never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from voiceconv.errors import VoiceconvError
+from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
+from voiceconv.web.limits import MB, Limits, UploadError, user_message
+from voiceconv.web.models import ConverterCache, ModelInfo, discover_models, model_documents, model_summary_markdown
+
+DEFAULT_MODEL_KEY = "kathleen_rms"
+FAILURE_HEADERS = ["file", "reason"]  # as in failures.csv
+
+
+def build_app(models_dir: str | Path | None, default_model: str | Path | None = None, limits: Limits = Limits(),
+              examples: Sequence[str | Path] = (), work_dir: str | Path | None = None) -> gr.Blocks:
+    """The page for the voice models in ``models_dir`` plus ``default_model`` (which is selected first).
+
+    ``examples`` are audio files offered one click away on the Convert tab;
+    ``work_dir`` holds each request's files (a fresh temp folder by default).
+    Requests are queued, ``limits.concurrency`` at a time.
+    """
+    models = discover_models(models_dir, [default_model] if default_model else [])
+    if not models:
+        raise VoiceconvError(f"no voice models found in {models_dir}; pass --model or --models-dir")
+    if work_dir is None:  # deleted when the process exits
+        work_dir = _temporary_work_dir()
+    handlers = Handlers(models, limits, Path(work_dir))
+    first = _first_model(models, default_model)
+    with gr.Blocks(title="voiceconv", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(_introduction(limits))
+        with gr.Row():
+            model = gr.Dropdown([(info.label, key) for key, info in models.items()], value=first.key, label="Model")
+            direction = gr.Dropdown(first.direction_choices(), value="a2b", label="Direction")
+        model.change(handlers.directions, model, direction, api_visibility="private")
+        with gr.Tab("Convert"):
+            _convert_tab(handlers, model, direction, examples)
+        with gr.Tab("Batch"):
+            _batch_tab(handlers, model, direction)
+        with gr.Tab("Models"):
+            _models_tab(models)
+    return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+
+
+def launch_app(demo: gr.Blocks, limits: Limits, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+               allowed_paths: Sequence[str | Path] = (), **launch_options) -> None:
+    """Serve the page; Gradio refuses uploads over ``limits.max_upload_mb`` before they reach a handler."""
+    demo.launch(server_name=host, server_port=port, share=share, max_file_size=int(limits.max_upload_mb * MB),
+                allowed_paths=[str(p) for p in allowed_paths], show_error=False, **launch_options)
+
+
+def shown_as_message(handler: Callable) -> Callable:
+    """Turn a :class:`VoiceconvError` raised by ``handler`` into a message on the page."""
+
+    @functools.wraps(handler)
+    def wrapper(*args):
+        try:
+            return handler(*args)
+        except VoiceconvError as err:
+            raise gr.Error(user_message(err), print_exception=False) from None
+
+    return wrapper
+
+
+class Handlers:
+    """The page's event handlers; they resolve the model key to one of the discovered models."""
+
+    def __init__(self, models: dict[str, ModelInfo], limits: Limits, work_root: Path):
+        self.models, self.limits, self.work_root = models, limits, work_root
+        self.converters = ConverterCache()
+
+    def model(self, key: str) -> ModelInfo:
+        """The discovered model called ``key``; anything else is refused."""
+        if key not in self.models:
+            raise UploadError(f"unknown model {key!r}; choose one of {', '.join(self.models)}")
+        return self.models[key]
+
+    @shown_as_message
+    def directions(self, key: str) -> dict:
+        """New direction choices (speaker names) after the model changed."""
+        return gr.update(choices=self.model(key).direction_choices(), value="a2b")
+
+    @shown_as_message
+    def convert(self, audio: str | None, key: str, direction: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """(converted audio file, input spectrogram, converted spectrogram) for one upload or recording."""
+        converter = self.converters.get(self.model(key).path)
+        result = convert_clip(converter, audio, _checked(direction), self.limits, new_job_dir(self.work_root))
+        return str(result.audio), result.input_picture, result.output_picture
+
+    @shown_as_message
+    def convert_batch(self, files: list[str] | None, key: str, direction: str) -> tuple[str, list[list[str]], str]:
+        """(zip of converted files with failures.csv, failure table rows, summary) for several uploads."""
+        converter = self.converters.get(self.model(key).path)
+        result = convert_batch(converter, files or [], _checked(direction), self.limits, new_job_dir(self.work_root))
+        return str(result.archive), result.failure_rows, result.summary
+
+
+def _convert_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown, examples: Sequence) -> None:
+    with gr.Row():
+        with gr.Column():
+            audio_in = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech to convert",
+                                elem_id="input-audio")
+            button = gr.Button("Convert", variant="primary", elem_id="convert-button")
+        audio_out = gr.Audio(type="filepath", label="Converted speech", interactive=False, buttons=["download"],
+                             elem_id="converted-audio")
+    with gr.Row():
+        input_picture = gr.Image(label="Input spectrogram", format="png", interactive=False,
+                                 elem_id="input-spectrogram")
+        output_picture = gr.Image(label="Converted spectrogram", format="png", interactive=False,
+                                  elem_id="converted-spectrogram")
+    if examples:
+        gr.Examples([[str(p)] for p in examples], inputs=audio_in, label="Example clips", elem_id="example-clips")
+    button.click(handlers.convert, [audio_in, model, direction], [audio_out, input_picture, output_picture],
+                 api_name="convert")
+
+
+def _batch_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown) -> None:
+    limits = handlers.limits
+    gr.Markdown(f"Upload several audio files or a zip of them (at most {limits.max_batch_files} files, "
+                f"{limits.max_zip_total_mb:g} MB unpacked). You get a zip of the converted files with "
+                "`failures.csv` listing the files that could not be converted and why.")
+    files = gr.File(file_count="multiple", label="Audio files or a .zip")
+    button = gr.Button("Convert all", variant="primary")
+    archive = gr.File(label="Converted files (zip)", interactive=False)
+    summary = gr.Markdown()
+    failures = gr.Dataframe(headers=FAILURE_HEADERS, label="Failures", interactive=False)
+    button.click(handlers.convert_batch, [files, model, direction], [archive, failures, summary],
+                 api_name="convert_batch")
+
+
+def _models_tab(models: dict[str, ModelInfo]) -> None:
+    for info in models.values():
+        gr.Markdown(model_summary_markdown(info))
+        documents = model_documents(info)
+        if not documents:
+            gr.Markdown("*No model card (`.md` file) beside this model.*")
+        for title, text in documents.items():
+            with gr.Accordion(title, open=title == "Model card"):
+                gr.Markdown(text)
+
+
+def _first_model(models: dict[str, ModelInfo], default_model: str | Path | None) -> ModelInfo:
+    if default_model:
+        return next(info for info in models.values() if info.path == Path(default_model))
+    return models.get(DEFAULT_MODEL_KEY) or next(iter(models.values()))
+
+
+_WORK_DIRS: list[tempfile.TemporaryDirectory] = []
+
+
+def _temporary_work_dir() -> str:
+    folder = tempfile.TemporaryDirectory(prefix="voiceconv-web-", ignore_cleanup_errors=True)
+    _WORK_DIRS.append(folder)  # kept alive until the process exits, then deleted
+    return folder.name
+
+
+def _checked(direction: str) -> str:
+    if direction not in ("a2b", "b2a"):
+        raise UploadError(f"direction must be a2b or b2a, not {direction!r}")
+    return direction
+
+
+def _introduction(limits: Limits) -> str:
+    return ("# voiceconv\n"
+            "Make one speaker sound like another: the speech becomes a mel-spectrogram image, a CycleGAN "
+            "repaints it in the other voice, and Griffin-Lim turns it back into sound. "
+            f"Clips up to {limits.max_seconds:g} s, uploads up to {limits.max_upload_mb:g} MB.")
