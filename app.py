@@ -23,9 +23,10 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command-line options of ``python app.py``."""
     defaults = Limits()
-    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Models).")
+    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Faces, Models).")
     p.add_argument("--model", type=Path, help="model file to select first (added to those in --models-dir)")
-    p.add_argument("--models-dir", type=Path, default=SAMPLES / "models", help="folder of *.safetensors voice models")
+    p.add_argument("--models-dir", type=Path, default=SAMPLES / "models",
+                   help="folder of *.safetensors voice and face models")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
@@ -45,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
                         max_batch_files=args.max_batch_files, concurrency=args.concurrency)
         examples = sorted((SAMPLES / "audio").glob("*.flac"))
-        demo = build_app(args.models_dir, args.model, limits, examples)
+        faces = sorted(p for p in (SAMPLES / "faces").glob("*") if p.suffix in (".jpg", ".png"))
+        demo = build_app(args.models_dir, args.model, limits, examples, face_examples=faces)
     except VoiceconvError as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1
     try:
-        launch_app(demo, limits, args.host, args.port, args.share, allowed_paths=[SAMPLES / "audio"])
+        launch_app(demo, limits, args.host, args.port, args.share,
+                   allowed_paths=[SAMPLES / "audio", SAMPLES / "faces"])
     except OSError as err:  # e.g. the port is taken
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1

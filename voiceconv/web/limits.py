@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceconv.errors import AudioError, VoiceconvError
+from voiceconv.errors import AudioError, ImageFileError, VoiceconvError
 
 MB = 1024 * 1024
 
@@ -56,8 +56,10 @@ def check_duration(name: str, seconds: float, limits: Limits) -> None:
 
 
 def user_message(err: VoiceconvError) -> str:
-    """The error as shown on the page: audio errors name the uploaded file, not the server's temp path."""
+    """The error as shown on the page: audio and image errors name the uploaded file, not the server's temp path."""
     if isinstance(err, AudioError):
         message = f"{Path(err.path).name}: {err.problem}"
         return f"{message} ({err.advice})" if err.advice else message
+    if isinstance(err, ImageFileError):  # the path also appears inside decoder messages
+        return str(err).replace(err.path, Path(err.path).name)
     return str(err)

@@ -1,14 +1,16 @@
-"""The voice models the page offers: found once at start-up, loaded once on first use.
+"""The models the page offers: found once at start-up, loaded once on first use.
 
-Users pick a model by its key among the discovered ones; a path never comes
-from the browser.
+Voice conversion models and face models (``face-vae``, ``face-dbvae``,
+``face-gan``) share the models folder and are told apart by the ``kind`` in
+their header. Users pick a model by its key among the discovered ones; a path
+never comes from the browser.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from voiceconv.convert import Converter
@@ -18,6 +20,7 @@ from voiceconv.modelfile import read_header
 log = logging.getLogger(__name__)
 
 VOICE_KIND = "voice-cyclegan"
+FACE_KINDS = {"face-vae": "VAE", "face-dbvae": "debiasing VAE", "face-gan": "GAN"}  # kind -> what the page calls it
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def discover_models(models_dir: str | Path | None, extra: list[str | Path] = ())
         try:
             _add(found, model_info(path))
         except VoiceconvError as err:
-            log.warning("skipping %s: %s", path, err)
+            if not _is_face_model(path):  # face models are offered on the Faces tab
+                log.warning("skipping %s: %s", path, err)
     return found
 
 
@@ -98,7 +102,7 @@ def model_summary_markdown(info: ModelInfo) -> str:
     return f"## {info.key}\n\n" + "\n".join(facts)
 
 
-def model_documents(info: ModelInfo) -> dict[str, str]:
+def model_documents(info: ModelInfo | FaceModelInfo) -> dict[str, str]:
     """Markdown files beside the model: ``<model>.md`` as "Model card", then each ``<model>.eval_*.md`` report."""
     documents = {}
     card = info.path.with_suffix(".md")
@@ -107,6 +111,81 @@ def model_documents(info: ModelInfo) -> dict[str, str]:
     for report in sorted(info.path.parent.glob(f"{info.path.stem}.eval_*.md")):
         documents[f"Evaluation: {report.stem.split('.eval_', 1)[1]}"] = report.read_text(encoding="utf-8")
     return documents
+
+
+# --- face models ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceModelInfo:
+    """What the page shows about one face model file, read from its header (no weights loaded)."""
+
+    key: str
+    path: Path
+    kind: str  # one of FACE_KINDS
+    image_size: int  # pixels per side
+    latent: int  # size of the latent code
+    faces: dict[str, int]  # training faces per folder
+    steps: int | None
+    training_hours: float | None
+    hardware: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.key} ({FACE_KINDS[self.kind]})"
+
+
+def face_model_info(path: str | Path, key: str | None = None) -> FaceModelInfo:
+    """Read a face model's header; raises :class:`VoiceconvError` when it is not one of :data:`FACE_KINDS`."""
+    path = Path(path)
+    header = read_header(path)
+    kind = header.get("kind")
+    if kind not in FACE_KINDS:
+        raise VoiceconvError(f"{path}: a {kind!r} model, not one of the face models ({', '.join(FACE_KINDS)})")
+    training = header.get("training", {})
+    seconds = training.get("training_seconds")
+    return FaceModelInfo(key=key or path.stem, path=path, kind=kind, image_size=header["image"]["height"],
+                         latent=header["model"]["latent"], faces=dict(header.get("data", {}).get("faces", {})),
+                         steps=training.get("steps"), training_hours=None if seconds is None else seconds / 3600,
+                         hardware=training.get("hardware"))
+
+
+def discover_face_models(models_dir: str | Path | None) -> dict[str, FaceModelInfo]:
+    """Face models in ``models_dir`` (``*.safetensors``, sorted) by unique key; other files are skipped quietly."""
+    found: dict[str, FaceModelInfo] = {}
+    for path in sorted(Path(models_dir).glob("*.safetensors")) if models_dir else []:
+        try:
+            info = face_model_info(path)
+        except VoiceconvError:
+            continue  # a voice model, or not a model at all (discover_models reports those)
+        key, n = info.key, 1
+        while key in found:
+            n += 1
+            key = f"{info.key}-{n}"
+        found[key] = replace(info, key=key)
+    return found
+
+
+def face_model_summary_markdown(info: FaceModelInfo) -> str:
+    """The Models tab's heading for one face model: kind, image and latent size, training faces, steps and time."""
+    facts = [f"- **kind:** {FACE_KINDS[info.kind]} (`{info.kind}`), {info.image_size} x {info.image_size} "
+             f"pixel faces, {info.latent} latents"]
+    if info.faces:
+        groups = ", ".join(f"{name} {count}" for name, count in info.faces.items())
+        facts.append(f"- **training faces:** {sum(info.faces.values())} ({groups})")
+    if info.steps is not None:
+        facts.append(f"- **training steps:** {info.steps}")
+    if info.training_hours is not None:
+        facts.append(f"- **training time:** {info.training_hours:.2f} h")
+    if info.hardware:
+        facts.append(f"- **hardware:** {info.hardware}")
+    facts.append(f"- **file:** `{info.path.name}`")
+    return f"## {info.key}\n\n" + "\n".join(facts)
+
+
+def _is_face_model(path: Path) -> bool:
+    try:
+        return read_header(path).get("kind") in FACE_KINDS
+    except VoiceconvError:
+        return False
 
 
 class ConverterCache:

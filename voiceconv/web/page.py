@@ -1,7 +1,8 @@
-"""The Gradio page: Convert, Batch and Models tabs over the discovered voice models.
+"""The Gradio page: Convert, Batch, Faces and Models tabs over the discovered voice and face models.
 
 Every button has an ``api_name``, so ``gradio_client`` can drive the page
-(``/convert``, ``/convert_batch``). Errors a user can act on appear as
+(``/convert``, ``/convert_batch``, and the Faces tab's endpoints listed in
+:mod:`voiceconv.web.faces`). Errors a user can act on appear as
 messages on the page (``gr.Error``), never as tracebacks.
 """
 
@@ -18,21 +19,27 @@ import numpy as np
 from voiceconv.errors import VoiceconvError
 from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
 from voiceconv.web.limits import MB, Limits, UploadError, user_message
-from voiceconv.web.models import ConverterCache, ModelInfo, discover_models, model_documents, model_summary_markdown
+from voiceconv.web.models import (ConverterCache, FaceModelInfo, ModelInfo, discover_face_models, discover_models,
+                                  face_model_summary_markdown, model_documents, model_summary_markdown)
 
 DEFAULT_MODEL_KEY = "kathleen_rms"
 FAILURE_HEADERS = ["file", "reason"]  # as in failures.csv
 
 
 def build_app(models_dir: str | Path | None, default_model: str | Path | None = None, limits: Limits = Limits(),
-              examples: Sequence[str | Path] = (), work_dir: str | Path | None = None) -> gr.Blocks:
+              examples: Sequence[str | Path] = (), work_dir: str | Path | None = None,
+              face_examples: Sequence[str | Path] = ()) -> gr.Blocks:
     """The page for the voice models in ``models_dir`` plus ``default_model`` (which is selected first).
 
-    ``examples`` are audio files offered one click away on the Convert tab;
-    ``work_dir`` holds each request's files (a fresh temp folder by default).
-    Requests are queued, ``limits.concurrency`` at a time.
+    ``examples`` are audio files offered one click away on the Convert tab,
+    ``face_examples`` images on the Faces tab (which uses the face models in
+    ``models_dir``); ``work_dir`` holds each request's files (a fresh temp
+    folder by default). Requests are queued, ``limits.concurrency`` at a time.
     """
+    from voiceconv.web.faces import faces_tab  # imports this module's shown_as_message
+
     models = discover_models(models_dir, [default_model] if default_model else [])
+    face_models = discover_face_models(models_dir)
     if not models:
         raise VoiceconvError(f"no voice models found in {models_dir}; pass --model or --models-dir")
     if work_dir is None:  # deleted when the process exits
@@ -49,8 +56,10 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
             _convert_tab(handlers, model, direction, examples)
         with gr.Tab("Batch"):
             _batch_tab(handlers, model, direction)
+        with gr.Tab("Faces"):
+            faces_tab(face_models, limits, Path(work_dir), face_examples)
         with gr.Tab("Models"):
-            _models_tab(models)
+            _models_tab(models, face_models)
     return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
 
 
@@ -140,9 +149,11 @@ def _batch_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown) -
                  api_name="convert_batch")
 
 
-def _models_tab(models: dict[str, ModelInfo]) -> None:
-    for info in models.values():
-        gr.Markdown(model_summary_markdown(info))
+def _models_tab(models: dict[str, ModelInfo], face_models: dict[str, FaceModelInfo]) -> None:
+    summaries = [(model_summary_markdown(info), info) for info in models.values()]
+    summaries += [(face_model_summary_markdown(info), info) for info in face_models.values()]
+    for summary, info in summaries:
+        gr.Markdown(summary)
         documents = model_documents(info)
         if not documents:
             gr.Markdown("*No model card (`.md` file) beside this model.*")
