@@ -123,7 +123,8 @@ def plan_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, glob: str |
 
 def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str = "a2b", *, overwrite: bool = False,
               jobs: int = 1, sample_rate: int | None = None, progress: bool = True,
-              planning_failures: Iterable[Failure] = (), converter: Converter | None = None) -> BatchReport:
+              planning_failures: Iterable[Failure] = (), converter: Converter | None = None,
+              device: str = "cpu") -> BatchReport:
     """Convert ``items`` with the model; outputs that already exist are skipped unless ``overwrite``.
 
     ``jobs`` > 1 converts in that many spawned worker processes, each loading
@@ -132,7 +133,9 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     on stderr when it is a terminal, and prints each failure there.
     ``planning_failures`` (from :func:`plan_batch`) start the report's
     failures; ``converter``, an already loaded model, saves loading
-    ``model_path`` in this process. Ctrl-C (KeyboardInterrupt) stops the
+    ``model_path`` in this process. ``device`` (see :func:`resolve_device`)
+    places the model; on a GPU the files go through it one after another and
+    ``jobs`` is not used. Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
     Raises :class:`~voiceconv.modelfile.ModelFileError` before converting
     anything when the model cannot be loaded.
@@ -144,7 +147,7 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     started = time.monotonic()
     items = list(items)
     report = BatchReport(failures=list(planning_failures))
-    converter = converter or Converter(model_path)  # also checks the model before any worker starts
+    converter = converter or Converter(model_path, device=resolve_device(device))  # also checks the model before any worker starts
     todo = _not_done(items, overwrite, report)
     _remove_partial_outputs(items)
     results = _conversions(converter, todo, jobs, direction, sample_rate)
@@ -191,6 +194,17 @@ def torchrun_rank() -> tuple[int, int]:
     if not 0 <= rank < world_size:
         raise BatchUsageError(f"RANK={rank} must be in [0, WORLD_SIZE={world_size})")
     return rank, world_size
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> this process's GPU (``cuda:<LOCAL_RANK>`` under torchrun) when one is visible, else ``cpu``."""
+    import torch
+
+    if device != "auto":
+        return device
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
 
 
 def shard(items: list[BatchItem], rank: int, world_size: int) -> list[BatchItem]:
@@ -351,7 +365,7 @@ def _remove_partial_outputs(items: list[BatchItem]) -> None:
 def _conversions(converter: Converter, todo: list[BatchItem], jobs: int, direction: str,
                  sample_rate: int | None) -> Iterator[tuple[BatchItem, _Outcome]]:
     """``(item, outcome)`` for every item as it finishes, from this process or from ``jobs`` workers."""
-    if jobs > 1 and len(todo) > 1:
+    if jobs > 1 and len(todo) > 1 and converter.device.type == "cpu":
         return _convert_in_workers(converter.path, todo, min(jobs, len(todo)), direction, sample_rate)
     return ((item, _convert_one(converter, item, direction, sample_rate)) for item in todo)
 

@@ -240,7 +240,8 @@ def _add_convert(verbs) -> None:
     p.add_argument("--allow-out-inside-input", action="store_true",
                    help="allow OUT_DIR inside an input folder; files under OUT_DIR are then never taken as inputs")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
-                   help="worker processes, each with its share of the CPU cores (default %(default)s)")
+                   help="worker processes, each with its share of the CPU cores (default %(default)s; CPU only)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(run=_run_convert)
 
 
@@ -264,7 +265,7 @@ def _run_convert(args) -> int:
         with sigterm_as_interrupt():
             report = run_batch(args.model, shard(items, rank, world_size), args.direction, overwrite=args.overwrite,
                                jobs=args.jobs, sample_rate=args.sample_rate, progress=rank == 0,
-                               planning_failures=failures if rank == 0 else ())
+                               planning_failures=failures if rank == 0 else (), device=args.device)
     except ModelFileError as err:
         print(f"voiceconv convert: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,284 @@
+"""What the Faces tab computes, without gradio: face models loaded once, reconstructions, latent edits, samples,
+and the debiasing VAE's view of a face (is it a face, and how rare is it among the training faces).
+
+Pictures come back as RGB ``uint8 [H, W, 3]`` arrays, enlarged by whole pixels
+(nearest neighbour) so that 64 x 64 faces stay crisp on the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voiceconv.config import from_dict
+from voiceconv.data.faces import image_grid, load_face_image, to_pixels
+from voiceconv.errors import VoiceconvError
+from voiceconv.imagemodels import load_face_model, most_active_latents, sample
+from voiceconv.models.vae import VAE, DebiasingVAE
+from voiceconv.web.limits import Limits, UploadError, check_upload_size
+from voiceconv.web.models import FaceModelInfo
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # recipes name their data folders relative to it
+FACE_PIXELS = 256  # a single face is enlarged to about this many pixels per side
+GRID_CELL_PIXELS = 128  # each face of a sample grid to about this many
+SAMPLE_COUNT = 16
+GRID_COLUMNS = 8
+MAX_SLIDERS = 8
+SLIDER_SPAN = 3.0  # sliders run from -SLIDER_SPAN to +SLIDER_SPAN (the prior's +-3 standard deviations)
+
+
+# --- pictures and uploads -------------------------------------------------------------------------
+def enlarged(image: torch.Tensor, face_size: int, target_pixels: int = FACE_PIXELS) -> np.ndarray:
+    """A ``[C, H, W]`` image in [-1, 1] -> RGB ``uint8``, each pixel repeated ``target_pixels // face_size`` times."""
+    pixels = to_pixels(image).permute(1, 2, 0).numpy()  # [H, W, C]
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    scale = max(1, target_pixels // face_size)
+    return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+
+
+def load_upload_face(path: str | Path | None, size: int, limits: Limits) -> torch.Tensor:
+    """An uploaded image as the model sees it, ``[1, 3, size, size]`` in [-1, 1] (safe loader, size limit)."""
+    if not path:
+        raise UploadError("no face yet: upload an image or pick one of the sample faces")
+    check_upload_size(path, limits)
+    stat = os.stat(path)
+    return _decoded(str(path), size, stat.st_mtime_ns, stat.st_size)[None]
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded(path: str, size: int, mtime_ns: int, file_size: int) -> torch.Tensor:
+    """Decoded once per file version: slider moves re-render the same upload many times."""
+    return load_face_image(path, size)
+
+
+# --- the models -----------------------------------------------------------------------------------
+class FaceModels:
+    """The discovered face models, each loaded on first use and shared by all requests.
+
+    ``cache_dir`` holds decoded training folders when a debiasing VAE's rarity
+    reference has to be rebuilt from its training faces.
+    """
+
+    def __init__(self, infos: dict[str, FaceModelInfo], cache_dir: Path):
+        self.infos, self.cache_dir = infos, cache_dir
+        self._loaded: dict[str, tuple[nn.Module, dict]] = {}
+        self._rarity: dict[str, RarityReference | VoiceconvError] = {}
+        self._lock = threading.Lock()
+
+    def keys_of(self, *kinds: str) -> list[str]:
+        """Keys of the models of these kinds: those of the first kind first, each kind in discovery order."""
+        return [key for kind in kinds for key, info in self.infos.items() if info.kind == kind]
+
+    def info(self, key: str) -> FaceModelInfo:
+        """The discovered face model called ``key``; anything else is refused."""
+        if key not in self.infos:
+            raise UploadError(f"unknown face model {key!r}; choose one of {', '.join(self.infos) or 'none'}")
+        return self.infos[key]
+
+    def model(self, key: str) -> nn.Module:
+        """The loaded model (eval mode) called ``key``."""
+        return self._load(key)[0]
+
+    def vae(self, key: str) -> VAE:
+        """The loaded VAE or debiasing VAE called ``key``; refused for a GAN (it has no encoder)."""
+        model = self.model(key)
+        if not isinstance(model, VAE):
+            raise UploadError(f"{key} is a {self.info(key).kind} model; reconstructing needs a VAE")
+        return model
+
+    def dbvae(self, key: str) -> DebiasingVAE:
+        """The loaded debiasing VAE called ``key``."""
+        model = self.model(key)
+        if not isinstance(model, DebiasingVAE):
+            raise UploadError(f"{key} is a {self.info(key).kind} model; the debiasing view needs a face-dbvae model")
+        return model
+
+    def rarity(self, key: str) -> RarityReference:
+        """The debiasing VAE's rarity reference, built once from its training faces; VoiceconvError if they are gone."""
+        model, header = self._load(key)
+        with self._lock:
+            if key not in self._rarity:
+                try:
+                    self._rarity[key] = rarity_reference(model, header, self.cache_dir / "faces")
+                except VoiceconvError as err:
+                    self._rarity[key] = err
+            found = self._rarity[key]
+        if isinstance(found, VoiceconvError):
+            raise found
+        return found
+
+    def _load(self, key: str) -> tuple[nn.Module, dict]:
+        info = self.info(key)
+        with self._lock:
+            if key not in self._loaded:
+                log.info("loading %s", info.path)
+                self._loaded[key] = load_face_model(info.path)
+            return self._loaded[key]
+
+
+# --- reconstruct and edit -------------------------------------------------------------------------
+def slider_latents(model: VAE, count: int = MAX_SLIDERS) -> list[tuple[int, float]]:
+    """``(latent, mean KL)`` of the ``count`` most active latents over the training faces, most active first."""
+    latents = most_active_latents(model, min(count, model.config.latent))
+    return [(latent, float(model.latent_kl[latent])) for latent in latents]
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """An uploaded face as the model sees it, its reconstruction, and its code's values at the slider latents."""
+
+    seen: np.ndarray
+    reconstruction: np.ndarray
+    slider_values: list[float]
+
+
+@torch.no_grad()
+def explore_face(model: VAE, image: torch.Tensor, latents: list[int]) -> FaceView:
+    """Encode ``image`` ``[1, 3, S, S]``; the reconstruction decodes its posterior mean."""
+    mean = model.encode(image)[0]  # [1, L]
+    values = mean[0, latents].clamp(-SLIDER_SPAN, SLIDER_SPAN)
+    size = image.shape[-1]
+    return FaceView(enlarged(image[0], size), enlarged(model.decode(mean)[0], size),
+                    [round(float(v), 2) for v in values])
+
+
+@torch.no_grad()
+def edited_face(model: VAE, image: torch.Tensor | None, latents: list[int], values: list[float]) -> np.ndarray:
+    """Decode ``image``'s posterior mean (the prior's mean, 0, without one) with ``latents`` set to ``values``."""
+    z = model.encode(image)[0] if image is not None else torch.zeros(1, model.config.latent)  # [1, L]
+    z[0, latents] = torch.tensor(values, dtype=z.dtype)
+    return enlarged(model.decode(z)[0], model.image_shape[-1])
+
+
+@torch.no_grad()
+def sample_grid(model: nn.Module, seed: int, count: int = SAMPLE_COUNT) -> np.ndarray:
+    """``count`` new faces from the prior (a VAE's decoder or a GAN's generator) as one grid picture."""
+    images = sample(model, count, seed).float()
+    return enlarged(image_grid(images, GRID_COLUMNS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
+
+
+# --- the debiasing view ---------------------------------------------------------------------------
+class RarityReference:
+    """The training faces' per-latent histograms, as :func:`voiceconv.models.vae.debiasing_weights` builds them.
+
+    ``scores`` gives any face's unnormalised sampling weight on the training
+    faces' scale: for the training faces themselves, normalised to sum to 1,
+    they are exactly the DB-VAE's resampling probabilities.
+    """
+
+    def __init__(self, training_means: torch.Tensor, bins: int, alpha: float, combine: str):
+        if combine not in ("max", "product"):
+            raise ValueError(f"unknown combine {combine!r}; valid: max, product")
+        z = training_means.detach().double().cpu()  # [N, L]
+        self.bins, self.alpha, self.combine = bins, alpha, combine
+        self.low = z.min(dim=0).values
+        self.width = (z.max(dim=0).values - self.low).clamp_min(1e-12)
+        self.share = F.one_hot(self._bin_index(z), bins).sum(dim=0).double() / len(z)  # [L, bins]
+        per_latent = self._per_latent(z)  # [N, L]
+        self.column_sums = per_latent.sum(dim=0)  # [L], the "max" combination's normaliser
+        self.log_offset = per_latent.log().sum(dim=1).max()  # the "product" combination's
+        self.training_scores = self.scores(z)  # [N]
+
+    def _bin_index(self, z: torch.Tensor) -> torch.Tensor:
+        return ((z - self.low) / self.width * self.bins).long().clamp(0, self.bins - 1)  # [M, L]
+
+    def _per_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return 1.0 / (self.share.gather(1, self._bin_index(z).T).T + self.alpha)  # [M, L]
+
+    def scores(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """Unnormalised sampling weights ``[M]`` of faces with these latent means ``[M, L]``."""
+        per_latent = self._per_latent(latent_means.detach().double().cpu())
+        if self.combine == "max":
+            return (per_latent / self.column_sums).max(dim=1).values
+        return (per_latent.log().sum(dim=1) - self.log_offset).exp()
+
+    def relative_weight(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """Weights ``[M]`` against the average training face (1 = average, 3 = drawn three times as often)."""
+        return self.scores(latent_means) / self.training_scores.mean()
+
+    def rarer_than(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """The share ``[M]`` of training faces with a smaller weight than each face."""
+        return (self.training_scores[None, :] < self.scores(latent_means)[:, None]).double().mean(dim=1)
+
+
+def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: Path = REPO_ROOT) -> RarityReference:
+    """Rebuild the DB-VAE's training split from the recipe in its header and histogram the faces' latent means.
+
+    The split is deterministic (:func:`voiceconv.train.debias.imbalanced_split`),
+    so this recovers the training faces as long as their folders are unchanged;
+    relative folders are taken from ``root`` as the recipes intend.
+    VoiceconvError when the recipe or its folders are unavailable.
+    """
+    from voiceconv.train.debias import imbalanced_split
+    from voiceconv.train.faces import FaceDBVAERecipe, concatenate, encode_in_chunks
+
+    try:
+        recipe = from_dict(FaceDBVAERecipe, header["training"]["recipe"])
+    except (KeyError, TypeError) as err:
+        raise VoiceconvError(f"the model file names no training recipe ({err})") from None
+    data = recipe.data
+    folders = {"faces": tuple(str(_resolved(f, root)) for f in data.faces),
+               "nonfaces": tuple(str(_resolved(f, root)) for f in data.nonfaces)}
+    missing = [Path(f).name for f in (*folders["faces"], *folders["nonfaces"]) if not Path(f).is_dir()]
+    if missing:
+        raise VoiceconvError(f"its training folders are not on this server ({', '.join(missing)})")
+    split = imbalanced_split(replace(recipe, data=replace(data, **folders)), cache_dir)
+    faces = concatenate(list(split.train_faces.values()), "faces")
+    with torch.no_grad():
+        means, _ = encode_in_chunks(model.encode, faces.pixels, torch.device("cpu"))
+    config = model.config
+    return RarityReference(means, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
+
+
+def _resolved(folder: str, root: Path) -> Path:
+    path = Path(folder)
+    return path if path.is_absolute() else root / path
+
+
+@dataclass(frozen=True)
+class DebiasView:
+    """The DB-VAE's view of one image: face probability, and (when known) its sampling weight among training faces."""
+
+    face_probability: float
+    relative_weight: float | None
+    rarer_than: float | None
+    training_faces: int | None
+    note: str = ""  # why the weight is missing
+
+    def markdown(self) -> str:
+        """The explanation shown beside the numbers."""
+        verdict = "a face" if self.face_probability >= 0.5 else "not a face"
+        lines = [f"**Face probability {self.face_probability:.2f}**: the DB-VAE's classifier calls this image "
+                 f"{verdict} (above 0.5 = face)."]
+        if self.relative_weight is None:
+            lines.append(f"Sampling weight unavailable: {self.note}.")
+        else:
+            lines.append(f"**Sampling weight {self.relative_weight:.2f}**: as a training face it would be drawn "
+                         f"{self.relative_weight:.2f} times as often as an average one (1 = average; faces whose "
+                         f"latent code is rare get more), more than {self.rarer_than:.0%} of the "
+                         f"{self.training_faces} training faces.")
+        return "\n\n".join(lines)
+
+
+@torch.no_grad()
+def debias_face(model: DebiasingVAE, image: torch.Tensor, reference: RarityReference | None,
+                note: str = "") -> DebiasView:
+    """Classify ``image`` ``[1, 3, S, S]`` and weigh its latent mean against ``reference`` (when given)."""
+    logits, mean, _ = model.encode_all(image)
+    probability = float(torch.sigmoid(logits[0, 0]))
+    if reference is None:
+        return DebiasView(probability, None, None, None, note)
+    return DebiasView(probability, float(reference.relative_weight(mean)[0]), float(reference.rarer_than(mean)[0]),
+                      len(reference.training_scores))
