@@ -49,6 +49,8 @@ def _load_vae(tensors, header, shape, path) -> VAE:
     cls = DebiasingVAE if header["kind"] == "face-dbvae" else VAE
     model = cls(*shape, from_dict(VAEConfig, header["model"]))
     model.register_buffer("latent_kl", torch.zeros(model.config.latent))
+    if "training_latent_means" in tensors:  # debiasing VAEs: the training faces' codes, [N, L]
+        model.register_buffer("training_latent_means", torch.zeros_like(tensors["training_latent_means"]))
     load_weights(model, tensors, path)
     return model
 

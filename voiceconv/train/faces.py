@@ -195,9 +195,18 @@ class FaceVAETask:
 
 def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: dict[str, int],
                faces: torch.Tensor) -> None:
-    """A (debiasing) VAE model file; ``latent_kl`` ranks the latents by their mean KL over the training ``faces``."""
+    """A (debiasing) VAE model file; ``latent_kl`` ranks the latents by their mean KL over the training ``faces``.
+
+    A debiasing VAE also stores its training faces' latent means
+    (``training_latent_means`` ``[N, L]``), the histograms behind its
+    resampling, so a face's sampling weight can be computed without the data.
+    """
     tensors = {k: v for k, v in model.state_dict().items() if k != "steps_done"}
     tensors["latent_kl"] = latent_activity(model, faces)
+    if kind == "face-dbvae":
+        device = next(model.parameters()).device
+        with evaluating(model), torch.no_grad():
+            tensors["training_latent_means"] = encode_in_chunks(model.encode, faces, device)[0]  # [N, L]
     header = {"kind": kind, "model": to_dict(recipe.model), "image": image_header(recipe.data.size),
               "data": {"faces": groups}, "training": {**info, "recipe": to_dict(recipe)}}
     save_model_file(path, tensors, header)

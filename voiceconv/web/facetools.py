@@ -214,9 +214,10 @@ class RarityReference:
 
 
 def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: Path = REPO_ROOT) -> RarityReference:
-    """Rebuild the DB-VAE's training split from the recipe in its header and histogram the faces' latent means.
+    """The histograms of the DB-VAE's training faces' latent means, for sampling weights.
 
-    The split is deterministic (:func:`voiceconv.train.debias.imbalanced_split`),
+    Model files store those means; for files that predate that, the training
+    split is rebuilt from the recipe in the header and encoded. The split is deterministic (:func:`voiceconv.train.debias.imbalanced_split`),
     so this recovers the training faces as long as their folders are unchanged;
     relative folders are taken from ``root`` as the recipes intend.
     VoiceconvError when the recipe or its folders are unavailable.
@@ -224,6 +225,10 @@ def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: P
     from voiceconv.train.debias import imbalanced_split
     from voiceconv.train.faces import FaceDBVAERecipe, concatenate, encode_in_chunks
 
+    config = model.config
+    if hasattr(model, "training_latent_means"):
+        return RarityReference(model.training_latent_means, config.histogram_bins, config.smoothing_alpha,
+                               config.resampling_combine)
     try:
         recipe = from_dict(FaceDBVAERecipe, header["training"]["recipe"])
     except (KeyError, TypeError) as err:
@@ -237,8 +242,7 @@ def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: P
     split = imbalanced_split(replace(recipe, data=replace(data, **folders)), cache_dir)
     faces = concatenate(list(split.train_faces.values()), "faces")
     with torch.no_grad():
-        means, _ = encode_in_chunks(model.encode, faces.pixels, torch.device("cpu"))
-    config = model.config
+        means = encode_in_chunks(model.encode, faces.pixels, torch.device("cpu"))[0]
     return RarityReference(means, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
 
 
