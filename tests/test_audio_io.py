@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SAMPLES, harmonic_tone
-from voiceconv.audio.io import audio_info, load_audio, normalize_loudness, save_audio, stream_audio
+from voiceconv.audio.io import audio_info, load_audio, loudness, normalize_loudness, save_audio, stream_audio
 from voiceconv.errors import (
     AudioError,
     AudioFileNotFoundError,
@@ -160,6 +160,15 @@ def test_loudness_normalization_hits_target(tone, target):
     measured = pyloudnorm.Meter(16000).integrated_loudness(out.astype(np.float64))
     assert abs(measured - target) < 0.5
     assert np.abs(out).max() <= 0.99
+
+
+def test_loudness_agrees_with_an_independent_meter():
+    """Our BS.1770 loudness (torchaudio) against pyloudnorm, on speech-like and noise signals, 16 and 44.1 kHz."""
+    noise = np.random.default_rng(0).standard_normal(44100 * 2).astype(np.float32) * 0.05
+    for wav, rate in ((harmonic_tone(seconds=3.0), 16000), (harmonic_tone(seconds=2.0, sample_rate=44100), 44100),
+                      (noise, 44100)):
+        reference = pyloudnorm.Meter(rate).integrated_loudness(wav.astype(np.float64))
+        assert abs(loudness(wav, rate) - reference) < 0.05
 
 
 def test_loudness_normalization_never_clips():

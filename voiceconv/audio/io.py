@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 import soundfile as sf
 import soxr
 
@@ -51,6 +50,7 @@ _EXACT_LENGTH_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF", "AU", "C
 
 DEFAULT_BLOCK_SECONDS = 30.0
 SILENCE_PEAK_DBFS = -60.0
+LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block
 
 
 #: File extensions treated as audio when a folder is searched.
@@ -166,7 +166,7 @@ def load_audio(
     """Load any readable audio file as a mono float32 waveform ``[samples]`` at ``sample_rate``.
 
     Optionally trims leading/trailing silence and normalizes loudness to
-    ``loudness_lufs`` (ITU-R BS.1770, via pyloudnorm). Raises a specific
+    ``loudness_lufs`` (ITU-R BS.1770). Raises a specific
     :class:`AudioError` for missing, non-audio, corrupt, empty, too short,
     silent or non-finite input.
     """
@@ -215,18 +215,21 @@ def trim_silences(wav: np.ndarray, top_db: float = 40.0) -> np.ndarray:
 
 
 def loudness(wav: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS (ITU-R BS.1770, via pyloudnorm).
+    """Integrated loudness in LUFS (ITU-R BS.1770-4 with gating, via torchaudio).
 
     Clips shorter than the 400 ms gating block, or gated away entirely
     (quieter than -70 LUFS), get an RMS estimate instead, so the result is
     finite for any non-zero signal.
     """
-    meter = pyloudnorm.Meter(sample_rate)
+    import torch
+    import torchaudio.functional
+
     value = -np.inf
-    if len(wav) >= int(meter.block_size * sample_rate):
-        value = meter.integrated_loudness(wav.astype(np.float64))
+    if len(wav) >= int(LOUDNESS_BLOCK_SECONDS * sample_rate):
+        samples = torch.from_numpy(np.asarray(wav, dtype=np.float32))[None]  # [1 channel, samples]
+        value = float(torchaudio.functional.loudness(samples, sample_rate))
     if not np.isfinite(value):
-        value = 20 * np.log10(np.sqrt(np.mean(wav.astype(np.float64) ** 2)) + 1e-12) - 0.691
+        value = 20 * np.log10(np.sqrt(np.mean(np.asarray(wav, dtype=np.float64) ** 2)) + 1e-12) - 0.691
     return float(value)
 
 
