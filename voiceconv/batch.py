@@ -29,7 +29,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections import deque
@@ -220,19 +219,6 @@ def worker_threads(jobs: int) -> int:
         cpus = os.cpu_count() or 1
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     return max(1, cpus // (jobs * local_processes))
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (``kill``, a scheduler's stop) like Ctrl-C, so a batch stops cleanly; main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- planning ---------------------------------------------------------------------------------------------------

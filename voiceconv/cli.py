@@ -246,8 +246,9 @@ def _add_convert(verbs) -> None:
 
 
 def _run_convert(args) -> int:
-    from voiceconv.batch import (BatchUsageError, plan_batch, run_batch, shard, sigterm_as_interrupt, torchrun_rank,
+    from voiceconv.batch import (BatchUsageError, plan_batch, run_batch, shard, torchrun_rank,
                                  worker_threads, write_failures)
+    from voiceconv.interrupts import sigterm_as_interrupt
 
     try:  # before importing torch, so that a usage error is reported at once
         rank, world_size = torchrun_rank()

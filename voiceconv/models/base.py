@@ -27,6 +27,7 @@ class TrainableModel(nn.Module):
         self.gradient_reducer: GradientReducer = no_reduction
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.generator: torch.Generator | None = None  # the model's own randomness (noise, masks), checkpointed
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimization step on ``batch``; returns named scalar losses."""
@@ -41,17 +42,22 @@ class TrainableModel(nn.Module):
         optimizer.step()
 
     def training_state(self) -> dict:
-        """Optimizer and scheduler states, for checkpoints."""
-        return {
+        """Optimizer, scheduler and random-generator states, for checkpoints."""
+        state = {
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
         }
+        if self.generator is not None:
+            state["rng"] = self.generator.get_state()
+        return state
 
     def load_training_state(self, state: dict) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
+        if self.generator is not None:
+            self.generator.set_state(state["rng"])
 
 
 def linear_decay(total_steps: int, decay_start: int) -> Callable[[int], float]:

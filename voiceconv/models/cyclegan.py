@@ -155,13 +155,11 @@ class CycleGAN(TrainableModel):
 
     def training_state(self) -> dict:
         state = super().training_state()
-        state["rng"] = self.generator.get_state()
         state["pools"] = {name: pool.images for name, pool in self.pools.items()}
         return state
 
     def load_training_state(self, state: dict) -> None:
         super().load_training_state(state)
-        self.generator.set_state(state["rng"])
         for name, pool in self.pools.items():
             pool.images = state["pools"][name]
 

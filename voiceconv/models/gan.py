@@ -84,9 +84,3 @@ class DCGAN(TrainableModel):
         self.steps_done += 1
         return {name: float(value.detach()) for name, value in losses.items()}
 
-    def training_state(self) -> dict:
-        return {**super().training_state(), "rng": self.generator.get_state()}
-
-    def load_training_state(self, state: dict) -> None:
-        super().load_training_state(state)
-        self.generator.set_state(state["rng"])

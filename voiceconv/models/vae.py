@@ -101,13 +101,6 @@ class VAE(TrainableModel):
         self.steps_done += 1
         return {name: float(value.detach()) for name, value in losses.items()}
 
-    def training_state(self) -> dict:
-        return {**super().training_state(), "rng": self.generator.get_state()}
-
-    def load_training_state(self, state: dict) -> None:
-        super().load_training_state(state)
-        self.generator.set_state(state["rng"])
-
 
 class DebiasingVAE(VAE):
     """DB-VAE (Amini et al. 2019): one encoder gives a face logit and q(z|x); the VAE loss counts on faces only.

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from voiceconv.interrupts import sigterm_as_interrupt
 from voiceconv.models.base import TrainableModel
 from voiceconv.train import distributed
 from voiceconv.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -82,7 +83,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
         return {"step": step, "seconds": seconds + time.monotonic() - started, "model": model.state_dict(),
                 "training": model.training_state()}
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             while step < config.steps:
                 batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
@@ -115,22 +116,6 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     distributed.barrier(topology)
     distributed.shutdown(topology)
     return TrainingOutcome(steps=step, seconds=total_seconds, interrupted=interrupted, model_path=model_path)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's or `kill`'s polite stop) like Ctrl-C while training: save, then exit."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _place(model: TrainableModel, topology: Topology, config: TrainConfig) -> TrainableModel:

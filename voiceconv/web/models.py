@@ -92,14 +92,7 @@ def model_summary_markdown(info: ModelInfo) -> str:
     """The Models tab's heading for one model: what its header says (speakers, training steps and time)."""
     a, b = info.speakers["a"], info.speakers["b"]
     facts = [f"- **speakers:** A = {a}, B = {b} (a2b converts {a} to {b})"]
-    if info.steps is not None:
-        facts.append(f"- **training steps:** {info.steps}")
-    if info.training_hours is not None:
-        facts.append(f"- **training time:** {info.training_hours:.2f} h")
-    if info.hardware:
-        facts.append(f"- **hardware:** {info.hardware}")
-    facts.append(f"- **file:** `{info.path.name}`")
-    return f"## {info.key}\n\n" + "\n".join(facts)
+    return _with_training_facts(info, facts)
 
 
 def model_documents(info: ModelInfo | FaceModelInfo) -> dict[str, str]:
@@ -171,14 +164,7 @@ def face_model_summary_markdown(info: FaceModelInfo) -> str:
     if info.faces:
         groups = ", ".join(f"{name} {count}" for name, count in info.faces.items())
         facts.append(f"- **training faces:** {sum(info.faces.values())} ({groups})")
-    if info.steps is not None:
-        facts.append(f"- **training steps:** {info.steps}")
-    if info.training_hours is not None:
-        facts.append(f"- **training time:** {info.training_hours:.2f} h")
-    if info.hardware:
-        facts.append(f"- **hardware:** {info.hardware}")
-    facts.append(f"- **file:** `{info.path.name}`")
-    return f"## {info.key}\n\n" + "\n".join(facts)
+    return _with_training_facts(info, facts)
 
 
 def _is_face_model(path: Path) -> bool:
@@ -202,3 +188,15 @@ class ConverterCache:
                 log.info("loading %s", path)
                 self._converters[path] = Converter(path)
             return self._converters[path]
+
+
+def _with_training_facts(info, facts: list[str]) -> str:
+    """A model's Markdown heading: ``facts`` then its training steps, time, hardware and file name."""
+    if info.steps is not None:
+        facts.append(f"- **training steps:** {info.steps}")
+    if info.training_hours is not None:
+        facts.append(f"- **training time:** {info.training_hours:.2f} h")
+    if info.hardware:
+        facts.append(f"- **hardware:** {info.hardware}")
+    facts.append(f"- **file:** `{info.path.name}`")
+    return f"## {info.key}\n\n" + "\n".join(facts)
