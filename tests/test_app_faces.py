@@ -17,8 +17,7 @@ from conftest import SAMPLES
 from test_app import DEFAULT_MODEL, refusal, running_app
 from voiceconv.cli import main
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.models.vae import debiasing_weights
-from voiceconv.web.facetools import RarityReference
+from voiceconv.models.vae import LatentHistograms, debiasing_weights
 from voiceconv.web.limits import user_message
 from voiceconv.web.models import discover_face_models, discover_models, face_model_summary_markdown
 
@@ -83,7 +82,7 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("combine", ["max", "product"])
 def test_rarity_scores_of_the_training_faces_are_the_resampling_probabilities(combine):
     means = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
-    reference = RarityReference(means, bins=10, alpha=1e-3, combine=combine)
+    reference = LatentHistograms(means, bins=10, alpha=1e-3, combine=combine)
     scores = reference.scores(means)
     assert torch.allclose((scores / scores.sum()).float(), debiasing_weights(means, 10, 1e-3, combine), atol=1e-6)
     assert reference.relative_weight(means).mean() == pytest.approx(1.0)

@@ -14,6 +14,7 @@ its input's (BS.1770), so output loudness follows the input.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +102,8 @@ class Converter:
 
     def convert(self, wav: np.ndarray, sample_rate: int, direction: Direction = "a2b") -> np.ndarray:
         """Mono waveform ``[samples]`` at ``sample_rate`` -> converted waveform at the model's sample rate."""
-        if sample_rate != self.features.sample_rate:
-            import soxr
-
-            wav = soxr.resample(np.asarray(wav, dtype=np.float32), sample_rate, self.features.sample_rate, "HQ")
+        wav = np.concatenate(list(_resample_stream([np.asarray(wav, dtype=np.float32)], sample_rate,
+                                                   self.features.sample_rate)))
         wav = prepare_waveform(wav, self.features.sample_rate, min_seconds=self.minimum_seconds)
         return np.concatenate(list(self.convert_stream([wav], direction)))
 
@@ -118,7 +117,7 @@ class Converter:
         _check_direction(direction)
         plan, reader = self.windows, _WindowReader(blocks)
         previous_tail = None  # the last window's output over the next cross-fade
-        for index in range(2**62):
+        for index in itertools.count():
             start, wanted_end = plan.segment(index)
             segment, is_last = reader.read(start, wanted_end)
             if is_last:

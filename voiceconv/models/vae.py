@@ -191,18 +191,48 @@ def debiasing_weights(latent_means: torch.Tensor, bins: int, alpha: float,
         raise ValueError(f"latent_means must be [N, L] with N > 0, got {list(latent_means.shape)}")
     if bins < 1 or alpha < 0:
         raise ValueError(f"need bins >= 1 and alpha >= 0, got bins={bins}, alpha={alpha}")
-    z = latent_means.detach().double().cpu()  # [N, L]
-    low, high = z.min(dim=0).values, z.max(dim=0).values  # [L]
-    width = (high - low).clamp_min(1e-12)
-    index = ((z - low) / width * bins).long().clamp(0, bins - 1)  # [N, L] bin of each face per latent
-    counts = F.one_hot(index, bins).sum(dim=0).double()  # [L, bins]
-    share = counts / z.shape[0]  # Q_i per bin
-    per_latent = 1.0 / (share.gather(1, index.T).T + alpha)  # [N, L]
-    if combine == "product":
-        log_weights = per_latent.log().sum(dim=1)
-        weights = (log_weights - log_weights.max()).exp()
-    elif combine == "max":
-        weights = (per_latent / per_latent.sum(dim=0)).max(dim=1).values
-    else:
-        raise ValueError(f"unknown combine {combine!r}; valid: max, product")
-    return (weights / weights.sum()).float()
+    scores = LatentHistograms(latent_means, bins, alpha, combine).training_scores  # [N]
+    return (scores / scores.sum()).float()
+
+
+class LatentHistograms:
+    """Per-latent histograms of the training faces' latent means: the density behind adaptive resampling.
+
+    ``scores`` gives any face's unnormalised sampling weight on the training
+    faces' scale: for the training faces themselves, normalised to sum to 1,
+    they are exactly the DB-VAE's resampling probabilities.
+    """
+
+    def __init__(self, training_means: torch.Tensor, bins: int, alpha: float, combine: str):
+        if combine not in ("max", "product"):
+            raise ValueError(f"unknown combine {combine!r}; valid: max, product")
+        z = training_means.detach().double().cpu()  # [N, L]
+        self.bins, self.alpha, self.combine = bins, alpha, combine
+        self.low = z.min(dim=0).values
+        self.width = (z.max(dim=0).values - self.low).clamp_min(1e-12)
+        self.share = F.one_hot(self._bin_index(z), bins).sum(dim=0).double() / len(z)  # [L, bins]
+        per_latent = self._per_latent(z)  # [N, L]
+        self.column_sums = per_latent.sum(dim=0)  # [L], the "max" combination's normaliser
+        self.log_offset = per_latent.log().sum(dim=1).max()  # the "product" combination's
+        self.training_scores = self.scores(z)  # [N]
+
+    def _bin_index(self, z: torch.Tensor) -> torch.Tensor:
+        return ((z - self.low) / self.width * self.bins).long().clamp(0, self.bins - 1)  # [M, L]
+
+    def _per_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return 1.0 / (self.share.gather(1, self._bin_index(z).T).T + self.alpha)  # [M, L]
+
+    def scores(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """Unnormalised sampling weights ``[M]`` of faces with these latent means ``[M, L]``."""
+        per_latent = self._per_latent(latent_means.detach().double().cpu())
+        if self.combine == "max":
+            return (per_latent / self.column_sums).max(dim=1).values
+        return (per_latent.log().sum(dim=1) - self.log_offset).exp()
+
+    def relative_weight(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """Weights ``[M]`` against the average training face (1 = average, 3 = drawn three times as often)."""
+        return self.scores(latent_means) / self.training_scores.mean()
+
+    def rarer_than(self, latent_means: torch.Tensor) -> torch.Tensor:
+        """The share ``[M]`` of training faces with a smaller weight than each face."""
+        return (self.training_scores[None, :] < self.scores(latent_means)[:, None]).double().mean(dim=1)

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from voiceconv.config import from_dict
 from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
 from voiceconv.imagemodels import load_face_model, most_active_latents, sample
-from voiceconv.models.vae import VAE, DebiasingVAE
+from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
 from voiceconv.web.limits import Limits, UploadError, check_upload_size
 from voiceconv.web.models import FaceModelInfo
 
@@ -74,7 +73,7 @@ class FaceModels:
     def __init__(self, infos: dict[str, FaceModelInfo], cache_dir: Path):
         self.infos, self.cache_dir = infos, cache_dir
         self._loaded: dict[str, tuple[nn.Module, dict]] = {}
-        self._rarity: dict[str, RarityReference | VoiceconvError] = {}
+        self._rarity: dict[str, LatentHistograms | VoiceconvError] = {}
         self._lock = threading.Lock()
 
     def keys_of(self, *kinds: str) -> list[str]:
@@ -105,7 +104,7 @@ class FaceModels:
             raise UploadError(f"{key} is a {self.info(key).kind} model; the debiasing view needs a face-dbvae model")
         return model
 
-    def rarity(self, key: str) -> RarityReference:
+    def rarity(self, key: str) -> LatentHistograms:
         """The debiasing VAE's rarity reference, built once from its training faces; VoiceconvError if they are gone."""
         model, header = self._load(key)
         with self._lock:
@@ -170,50 +169,7 @@ def sample_grid(model: nn.Module, seed: int, count: int = SAMPLE_COUNT) -> np.nd
 
 
 # --- the debiasing view ---------------------------------------------------------------------------
-class RarityReference:
-    """The training faces' per-latent histograms, as :func:`voiceconv.models.vae.debiasing_weights` builds them.
-
-    ``scores`` gives any face's unnormalised sampling weight on the training
-    faces' scale: for the training faces themselves, normalised to sum to 1,
-    they are exactly the DB-VAE's resampling probabilities.
-    """
-
-    def __init__(self, training_means: torch.Tensor, bins: int, alpha: float, combine: str):
-        if combine not in ("max", "product"):
-            raise ValueError(f"unknown combine {combine!r}; valid: max, product")
-        z = training_means.detach().double().cpu()  # [N, L]
-        self.bins, self.alpha, self.combine = bins, alpha, combine
-        self.low = z.min(dim=0).values
-        self.width = (z.max(dim=0).values - self.low).clamp_min(1e-12)
-        self.share = F.one_hot(self._bin_index(z), bins).sum(dim=0).double() / len(z)  # [L, bins]
-        per_latent = self._per_latent(z)  # [N, L]
-        self.column_sums = per_latent.sum(dim=0)  # [L], the "max" combination's normaliser
-        self.log_offset = per_latent.log().sum(dim=1).max()  # the "product" combination's
-        self.training_scores = self.scores(z)  # [N]
-
-    def _bin_index(self, z: torch.Tensor) -> torch.Tensor:
-        return ((z - self.low) / self.width * self.bins).long().clamp(0, self.bins - 1)  # [M, L]
-
-    def _per_latent(self, z: torch.Tensor) -> torch.Tensor:
-        return 1.0 / (self.share.gather(1, self._bin_index(z).T).T + self.alpha)  # [M, L]
-
-    def scores(self, latent_means: torch.Tensor) -> torch.Tensor:
-        """Unnormalised sampling weights ``[M]`` of faces with these latent means ``[M, L]``."""
-        per_latent = self._per_latent(latent_means.detach().double().cpu())
-        if self.combine == "max":
-            return (per_latent / self.column_sums).max(dim=1).values
-        return (per_latent.log().sum(dim=1) - self.log_offset).exp()
-
-    def relative_weight(self, latent_means: torch.Tensor) -> torch.Tensor:
-        """Weights ``[M]`` against the average training face (1 = average, 3 = drawn three times as often)."""
-        return self.scores(latent_means) / self.training_scores.mean()
-
-    def rarer_than(self, latent_means: torch.Tensor) -> torch.Tensor:
-        """The share ``[M]`` of training faces with a smaller weight than each face."""
-        return (self.training_scores[None, :] < self.scores(latent_means)[:, None]).double().mean(dim=1)
-
-
-def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: Path = REPO_ROOT) -> RarityReference:
+def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: Path = REPO_ROOT) -> LatentHistograms:
     """The histograms of the DB-VAE's training faces' latent means, for sampling weights.
 
     Model files store those means; for files that predate that, the training
@@ -227,7 +183,7 @@ def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: P
 
     config = model.config
     if hasattr(model, "training_latent_means"):
-        return RarityReference(model.training_latent_means, config.histogram_bins, config.smoothing_alpha,
+        return LatentHistograms(model.training_latent_means, config.histogram_bins, config.smoothing_alpha,
                                config.resampling_combine)
     try:
         recipe = from_dict(FaceDBVAERecipe, header["training"]["recipe"])
@@ -243,7 +199,7 @@ def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: P
     faces = concatenate(list(split.train_faces.values()), "faces")
     with torch.no_grad():
         means = encode_in_chunks(model.encode, faces.pixels, torch.device("cpu"))[0]
-    return RarityReference(means, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
+    return LatentHistograms(means, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
 
 
 def _resolved(folder: str, root: Path) -> Path:
@@ -277,7 +233,7 @@ class DebiasView:
 
 
 @torch.no_grad()
-def debias_face(model: DebiasingVAE, image: torch.Tensor, reference: RarityReference | None,
+def debias_face(model: DebiasingVAE, image: torch.Tensor, reference: LatentHistograms | None,
                 note: str = "") -> DebiasView:
     """Classify ``image`` ``[1, 3, S, S]`` and weigh its latent mean against ``reference`` (when given)."""
     logits, mean, _ = model.encode_all(image)
