@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import signal
 import sys
 import time
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from voiceconv.audio.io import UNSUPPORTED_CONTAINERS, AUDIO_EXTENSIONS, WRITABLE_FORMATS, output_format
 from voiceconv.errors import AudioError, VoiceconvError
-from voiceconv.files import atomic_output
+from voiceconv.files import atomic_output, partial_output_target
 
 if TYPE_CHECKING:
     from voiceconv.convert import Converter
@@ -53,8 +52,6 @@ OUTPUT_FORMATS = tuple(suffix.lstrip(".") for suffix in WRITABLE_FORMATS)
 #: Extensions a folder search takes without a glob: readable audio, and audio containers that are reported unreadable.
 AUDIO_LIKE_EXTENSIONS = frozenset(AUDIO_EXTENSIONS | UNSUPPORTED_CONTAINERS)
 WORKER_DIED = "the worker process converting it died (out of memory, or a crash in a native library)"
-#: Temporary names :func:`voiceconv.files.atomic_output` uses: ``.<stem>.<8 random characters>.partial<suffix>``.
-_PARTIAL_NAME = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.partial(?P<suffix>\.[^.]+)?")
 
 Failure = tuple[Path, str]  # (input file or folder, reason)
 Item = TypeVar("Item")
@@ -343,8 +340,7 @@ def _remove_partial_outputs(items: list[BatchItem]) -> None:
         except OSError:  # no such folder yet
             continue
         for entry in entries:
-            match = _PARTIAL_NAME.fullmatch(entry.name)
-            if match and f"{match['stem']}{match['suffix'] or ''}" in wanted and entry.is_file(follow_symlinks=False):
+            if partial_output_target(entry.name) in wanted and entry.is_file(follow_symlinks=False):
                 Path(entry.path).unlink(missing_ok=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,16 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+#: The temporary names :func:`atomic_output` uses: ``.<stem>.<8 random characters>.partial<suffix>``.
+_PARTIAL_NAME = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.partial(?P<suffix>\.[^.]+)?")
+
+
+def partial_output_target(name: str) -> str | None:
+    """The file name a temporary file of :func:`atomic_output` was to become, or None if ``name`` is not one."""
+    match = _PARTIAL_NAME.fullmatch(name)
+    return f"{match['stem']}{match['suffix'] or ''}" if match else None
 
 
 def _umask() -> int:
