@@ -5,7 +5,8 @@ the recipe's crop shape (after warm-up steps) and reports seconds per
 iteration, training segments per second, the speed-up in segments/s over the
 paper-sized model (two ~25M-parameter 2-1-2D generators, batch 1, 80x64 crops,
 filling in frames), and the process's peak resident memory. On a GPU it also
-compares fp32 with bf16 autocast and channels_last on/off.
+compares fp32 with bf16 autocast and channels_last on/off, and times the
+paper-sized model there too (GPU rows time at least 30 steps).
 
     .venv/bin/python benchmarks/train_speed.py recipes/kathleen_rms.yaml [--steps 5] [--json out.json]
 
@@ -35,14 +36,15 @@ PAPER = CycleGANConfig(generator_channels=96, residual_channels=256, residual_bl
 
 def seconds_per_step(config: CycleGANConfig, height: int, width: int, batch: int, steps: int,
                      device: str = "cpu", bf16: bool = False, channels_last: bool = False) -> float:
-    """Mean wall time of ``train_step`` over ``steps`` steps, after one warm-up step."""
+    """Mean wall time of ``train_step`` over ``steps`` steps, after warm-up steps."""
     model = CycleGAN(1, height, config).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     data = {k: torch.randn(batch, 1, height, width, device=device).contiguous(memory_format=memory_format) for k in "AB"}
     autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
-        model.train_step(data)
+        for _ in range(3 if device == "cuda" else 1):  # warm-up (cuDNN picks its algorithms on the GPU)
+            model.train_step(data)
         _sync(device)
         start = time.perf_counter()
         for _ in range(steps):
@@ -66,13 +68,14 @@ def rows(recipe: VoiceRecipe, steps: int) -> list[dict]:
     setups = [("paper-sized MaskCycleGAN-VC", PAPER, 80, 64, 1, "cpu", False, False),
               ("recipe", recipe.model, height, width, batch, "cpu", False, False)]
     if torch.cuda.is_available():
+        setups.append(("paper-sized MaskCycleGAN-VC, GPU, fp32", PAPER, 80, 64, 1, "cuda", False, False))
         for bf16, cl in ((False, False), (True, False), (True, True)):
             setups.append((f"recipe, GPU, {'bf16' if bf16 else 'fp32'}, channels_last {cl}", recipe.model,
                            height, width, batch, "cuda", bf16, cl))
     results = []
     for label, config, h, w, b, device, bf16, cl in setups:
-        seconds = seconds_per_step(config, h, w, b, steps if label == "recipe" or device == "cuda" else max(2, steps // 3),
-                                   device, bf16, cl)
+        timed = max(steps, 30) if device == "cuda" else steps if label == "recipe" else max(2, steps // 3)
+        seconds = seconds_per_step(config, h, w, b, timed, device, bf16, cl)
         generator_params = count_parameters(CycleGAN(1, h, config).G_AB)
         results.append({"configuration": label, "generator_params_M": generator_params / 1e6, "crop": f"{h}x{w}",
                         "batch": b, "seconds_per_step": seconds, "segments_per_second": b / seconds,
