@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
 from voiceconv.cli import main
+from voiceconv.data.faces import load_face_image
+from voiceconv.imagemodels import load_face_model, traverse, typical_code
 from voiceconv.modelfile import read_header
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +80,22 @@ def test_dbvae_trains_through_the_cli_and_its_tools_draw_pngs(picture_folders, c
     assert "latents (most active first)" in capsys.readouterr().err
 
 
+def test_traversal_without_a_face_starts_at_a_training_faces_code(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "vae.yaml", "face-vae", TINY_VAE)
+    assert main(["train", str(tmp / "vae.yaml"), "--faces", str(tmp / "colour"), "--out", str(tmp / "run")]) == 0
+    model, _ = load_face_model(tmp / "run" / "model.safetensors")
+    faces = torch.stack([load_face_image(p, 16) for p in sorted((tmp / "colour").glob("*.png"))])
+    with torch.no_grad():
+        codes = model.encode(faces)[0]  # [N, L]
+    assert torch.isclose(codes, typical_code(model), atol=1e-5).all(dim=1).any()  # one real face's code, not 0
+    with torch.no_grad():
+        grid = traverse(model, [0, 1], steps=3, span=1.0)  # [6, 3, 16, 16]: rows latent 0, 1; values -1, 0, 1
+        expected = typical_code(model).clone()
+        expected[1] = 1.0  # the last cell: latent 1 at +1, every other latent at the typical face's value
+        assert torch.allclose(grid[5], model.decode(expected[None])[0], atol=1e-5)
+
+
 def test_gan_trains_through_the_cli_and_samples(picture_folders):
     tmp = picture_folders
     recipe(tmp / "gan.yaml", "face-gan", {"latent": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8]},
@@ -121,6 +140,11 @@ def test_compare_reports_accuracy_per_group(picture_folders):
     assert sum(s["debiased"] for s in shares.values()) == pytest.approx(1.0)
     assert (tmp / "compare" / "rarest_faces.png").is_file() and (tmp / "compare" / "commonest_faces.png").is_file()
     assert "worst group" in (tmp / "compare" / "report.md").read_text()
+    assert main(["faces", "compare", str(tmp / "dbvae.yaml"), "--out", str(tmp / "oracle"), "--steps", "2",
+                 "--models", "balanced_classifier"]) == 0
+    oracle = json.loads((tmp / "oracle" / "report.json").read_text())
+    assert set(oracle["results"]) == {"balanced_classifier"} and "resampling" not in oracle
+    assert oracle["images"] == report["images"]  # the same split
 
 
 def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):

@@ -18,7 +18,7 @@ from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
 from voiceconv.nn import ConvDecoder, ConvEncoder
-from voiceconv.train.faces import DebiasingTask, FaceDBVAERecipe, FaceDataConfig
+from voiceconv.train.faces import DebiasingTask, FaceDBVAERecipe, FaceDataConfig, group_balanced_weights
 from voiceconv.train.loop import TrainConfig, fit
 from voiceconv.train.speech_vae import (SpeechVAEDataConfig, SpeechVAERecipe, SpeechVAETask, reconstruct_audio,
                                         reconstruct_image)
@@ -139,6 +139,12 @@ def test_debiasing_weights_favour_rare_bins():
     flat = debiasing_weights(latents, bins=10, alpha=1e6)  # huge smoothing: uniform
     assert torch.allclose(flat, torch.full((100,), 0.01), atol=1e-5)
     assert torch.allclose(debiasing_weights(torch.zeros(7, 3), 10, 1e-3), torch.full((7,), 1 / 7))
+
+
+def test_group_balanced_sampling_gives_every_group_the_same_share():
+    weights = group_balanced_weights({"colour": 95, "grey": 5})
+    assert weights.shape == (100,) and weights.sum().item() == pytest.approx(1.0)
+    assert weights[:95].sum().item() == pytest.approx(0.5) and weights[95:].sum().item() == pytest.approx(0.5)
 
 
 def tiny_dbvae_task(steps: int) -> DebiasingTask:

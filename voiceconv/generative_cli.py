@@ -164,6 +164,10 @@ def _add_compare(tools) -> None:
     p.add_argument("--faces", type=Path, action="append", metavar="DIR", help="face folders (default: the recipe's)")
     p.add_argument("--nonfaces", type=Path, action="append", metavar="DIR", help="non-face folders (default: the recipe's)")
     p.add_argument("--steps", type=int, help="training steps of each model (overrides train.steps)")
+    p.add_argument("--models", nargs="+", default=["dbvae", "classifier"],
+                   choices=["dbvae", "classifier", "balanced_classifier"],
+                   help="what to train and score (default: dbvae classifier); balanced_classifier samples every face "
+                        "group equally often, an oracle that is told which face belongs to which group")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(run=_run_compare)
@@ -261,7 +265,7 @@ def _run_compare(args) -> int:
 
         raise ConfigError(f"{args.recipe}: compare needs a face-dbvae recipe, not {recipe_kind(args.recipe)}")
     recipe = with_data_flags(load_recipe_as(FaceDBVAERecipe, args.recipe, args.overrides, args.steps), args)
-    report = compare_debiasing(recipe, args.out, resume=args.resume)
+    report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models))
     print(markdown_report(report))
     print(f"report written to {args.out}/report.md")
     return 0

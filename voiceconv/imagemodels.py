@@ -49,6 +49,8 @@ def _load_vae(tensors, header, shape, path) -> VAE:
     cls = DebiasingVAE if header["kind"] == "face-dbvae" else VAE
     model = cls(*shape, from_dict(VAEConfig, header["model"]))
     model.register_buffer("latent_kl", torch.zeros(model.config.latent))
+    model.register_buffer("typical_code", torch.zeros(model.config.latent))  # files before it was stored: 0
+    tensors = {"typical_code": torch.zeros(model.config.latent), **tensors}
     if "training_latent_means" in tensors:  # debiasing VAEs: the training faces' codes, [N, L]
         model.register_buffer("training_latent_means", torch.zeros_like(tensors["training_latent_means"]))
     load_weights(model, tensors, path)
@@ -105,15 +107,21 @@ def most_active_latents(model: VAE, count: int, images: torch.Tensor | None = No
     return activity.argsort(descending=True)[:count].tolist()
 
 
+def typical_code(model: VAE) -> torch.Tensor:
+    """``[L]``: a typical training face's code when the model file stores one, else 0 (the prior's mean)."""
+    stored = getattr(model, "typical_code", None)
+    return stored.clone() if stored is not None else torch.zeros(model.config.latent)
+
+
 @torch.no_grad()
 def traverse(model: VAE, latents: list[int], steps: int, span: float, base: torch.Tensor | None = None) -> torch.Tensor:
     """Latent traversal: one row per latent in ``latents``, ``steps`` values from -span to +span, others fixed.
 
-    ``base`` (an image ``[1, C, H, W]``) fixes the other latents at its posterior mean; without it they are 0
-    (the prior's mean). Returns ``[len(latents) * steps, C, H, W]``, row-major.
+    ``base`` (an image ``[1, C, H, W]``) fixes the other latents at its posterior mean; without it at
+    :func:`typical_code`. Returns ``[len(latents) * steps, C, H, W]``, row-major.
     """
     require(model, VAE, "traverse")
-    z = model.encode(base)[0][0] if base is not None else torch.zeros(model.config.latent)  # [L]
+    z = model.encode(base)[0][0] if base is not None else typical_code(model)  # [L]
     values = torch.linspace(-span, span, steps)
     codes = z.repeat(len(latents), steps, 1)  # [rows, steps, L]
     for row, latent in enumerate(latents):

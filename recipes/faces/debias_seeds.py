@@ -62,15 +62,16 @@ def _setting_table(name: str, overrides: list[str], reports: list[dict]) -> list
     lines = [f"### {name}: {' '.join(overrides) or 'the recipe as it is'} ({len(reports)} seeds)", "",
              "| model | " + " | ".join(f"{g} (n={counts[g]})" for g in groups) + " | worst group | overall |",
              "|" + "---|" * (len(groups) + 3)]
-    for model in ("dbvae", "classifier"):
+    for model in reports[0]["results"]:
         results = [r["results"][model] for r in reports]
         cells = [_mean_sd([r["groups"][g]["accuracy"] for r in results]) for g in groups]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {_mean_sd([r['worst_group_accuracy'] for r in results])}"
                      f" | {_mean_sd([r['overall'] for r in results])} |")
-    wins = sum(r["results"]["dbvae"]["worst_group_accuracy"] > r["results"]["classifier"]["worst_group_accuracy"]
-               for r in reports)
-    lines += ["", f"DB-VAE worst group above the classifier's in {wins} of {len(reports)} seeds."]
-    if minority:
+    if {"dbvae", "classifier"} <= set(reports[0]["results"]):
+        wins = sum(r["results"]["dbvae"]["worst_group_accuracy"] > r["results"]["classifier"]["worst_group_accuracy"]
+                   for r in reports)
+        lines += ["", f"DB-VAE worst group above the classifier's in {wins} of {len(reports)} seeds."]
+    if minority and "resampling" in reports[0]:
         shares = [r["resampling"]["sampling_share"][minority] for r in reports]
         lines.append(f"{minority}'s share of the DB-VAE's sampling: uniform {shares[0]['uniform']:.1%} -> "
                      f"{_mean_sd([s['debiased'] for s in shares], percent=True)}.")

@@ -5,7 +5,8 @@ folder and of the pooled non-faces (fixed seed), then keeps only enough
 training images of the ``minority`` folder to make ``minority_share`` of the
 training faces. :func:`compare_debiasing` trains a :class:`DebiasingVAE` and a
 :class:`FaceClassifier` of the same encoder on the same training images
-through the one loop, scores both on the held-out images of each group and
+through the one loop (optionally also the classifier with group-balanced
+sampling, an oracle that knows the groups), scores each on the held-out images of each group and
 writes ``report.json``, ``report.md`` and PNG grids of the training faces the
 DB-VAE finds rarest and most common.
 """
@@ -108,13 +109,21 @@ def _shrink_minority(train: dict[str, FaceFolder], split: SplitConfig, generator
     return available.subset(torch.randperm(len(available), generator=generator)[:wanted].sort().values)
 
 
-def debiasing_task(recipe: FaceDBVAERecipe, split: FaceSplit, debias: bool) -> DebiasingTask:
-    """The DB-VAE (``debias``) or the plain classifier on the split's training images."""
+MODELS = {  # name -> (debiasing VAE?, group-balanced sampling?)
+    "dbvae": (True, False),
+    "classifier": (False, False),
+    "balanced_classifier": (False, True),  # an oracle: knows which face belongs to which group
+}
+
+
+def debiasing_task(recipe: FaceDBVAERecipe, split: FaceSplit, model_name: str) -> DebiasingTask:
+    """One of :data:`MODELS` on the split's training images: the DB-VAE, or the plain classifier."""
+    debias, balanced = MODELS[model_name]
     size, seed = recipe.data.size, recipe.train.seed
     model = (DebiasingVAE if debias else FaceClassifier)(3, size, size, recipe.model, seed=seed)
     faces = concatenate(list(split.train_faces.values()), "faces")
     return DebiasingTask(recipe, model, faces, split.train_nonfaces,
-                         groups={name: len(g) for name, g in split.train_faces.items()})
+                         groups={name: len(g) for name, g in split.train_faces.items()}, group_balanced=balanced)
 
 
 def train_face_dbvae(recipe: FaceDBVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
@@ -122,24 +131,32 @@ def train_face_dbvae(recipe: FaceDBVAERecipe, run_dir: Path, resume: bool = Fals
     prepare_run_dir(recipe, run_dir, resume)
     split = imbalanced_split(recipe, run_dir / "cache")
     _write_json(run_dir / "split.json", {"counts": split.counts(), "files": split.listing()})
-    return fit(debiasing_task(recipe, split, debias=True), recipe.train, run_dir, resume=resume)
+    return fit(debiasing_task(recipe, split, "dbvae"), recipe.train, run_dir, resume=resume)
 
 
-def compare_debiasing(recipe: FaceDBVAERecipe, out: Path, resume: bool = False, grid_size: int = 32) -> dict:
-    """Train DB-VAE and plain classifier on the same split, score both per group; writes reports and grids to ``out``."""
+def compare_debiasing(recipe: FaceDBVAERecipe, out: Path, resume: bool = False, grid_size: int = 32,
+                      models: tuple[str, ...] = ("dbvae", "classifier")) -> dict:
+    """Train ``models`` (names in :data:`MODELS`) on the same split, score each per group; reports to ``out``.
+
+    With the DB-VAE among them, also its sampling share per group and grids of the rarest and commonest faces.
+    """
+    unknown = [name for name in models if name not in MODELS]
+    if unknown or not models:
+        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(MODELS)}")
     prepare_run_dir(recipe, out, resume)
     split = imbalanced_split(recipe, out / "cache")
     _write_json(out / "split.json", {"counts": split.counts(), "files": split.listing()})
     results, tasks = {}, {}
-    for name, debias in (("dbvae", True), ("classifier", False)):
-        tasks[name] = debiasing_task(recipe, split, debias)
+    for name in models:
+        tasks[name] = debiasing_task(recipe, split, name)
         outcome = fit(tasks[name], recipe.train, out / name, resume=resume)
         if outcome.interrupted:
             raise KeyboardInterrupt
         results[name] = {**score_groups(tasks[name].model, split), "steps": outcome.steps,
                          "training_seconds": round(outcome.seconds, 1)}
-    report = {"results": results, "images": split.counts(), "split": to_dict(recipe.split),
-              "resampling": rarity_report(tasks["dbvae"], split, out, grid_size)}
+    report = {"results": results, "images": split.counts(), "split": to_dict(recipe.split)}
+    if "dbvae" in tasks:
+        report["resampling"] = rarity_report(tasks["dbvae"], split, out, grid_size)
     _write_json(out / "report.json", report)
     with atomic_output(out / "report.md") as tmp:
         tmp.write_text(markdown_report(report), encoding="utf-8")
@@ -191,11 +208,13 @@ def markdown_report(report: dict) -> str:
         cells = " | ".join(f"{r['groups'][g]['accuracy']:.3f}" for g in groups)
         lines.append(f"| {name} | {cells} | {r['worst_group_accuracy']:.3f} ({r['worst_group']}) | "
                      f"{r['gap']:.3f} | {r['overall']:.3f} |")
-    lines += ["", "Training images: " + ", ".join(f"{k} {v}" for k, v in report["images"]["train"].items()) + ".", "",
-              "Share of sampled training faces per group (uniform -> DB-VAE's adaptive resampling at the end):", ""]
-    for name, share in report["resampling"]["sampling_share"].items():
-        lines.append(f"- {name}: {share['uniform']:.1%} -> {share['debiased']:.1%}")
-    lines += ["", "Grids: rarest_faces.png, commonest_faces.png (training faces by the DB-VAE's sampling weight).", ""]
+    lines += ["", "Training images: " + ", ".join(f"{k} {v}" for k, v in report["images"]["train"].items()) + ".", ""]
+    if "resampling" in report:
+        lines += ["Share of sampled training faces per group (uniform -> DB-VAE's adaptive resampling at the end):", ""]
+        for name, share in report["resampling"]["sampling_share"].items():
+            lines.append(f"- {name}: {share['uniform']:.1%} -> {share['debiased']:.1%}")
+        lines += ["", "Grids: rarest_faces.png, commonest_faces.png (training faces by the DB-VAE's sampling weight).",
+                  ""]
     return "\n".join(lines)
 
 

@@ -197,19 +197,30 @@ def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: di
                faces: torch.Tensor) -> None:
     """A (debiasing) VAE model file; ``latent_kl`` ranks the latents by their mean KL over the training ``faces``.
 
-    A debiasing VAE also stores its training faces' latent means
-    (``training_latent_means`` ``[N, L]``), the histograms behind its
-    resampling, so a face's sampling weight can be computed without the data.
+    ``typical_code`` ``[L]``, the latent mean of the training face whose code
+    lies nearest the average code, is where traversals and sliders start
+    without a face: real faces' codes lie far from the prior's mean (and from
+    their own average) when beta is small, and both decode to a grey blur. A debiasing VAE also stores
+    every training face's latent mean (``training_latent_means`` ``[N, L]``),
+    the histograms behind its resampling, so a face's sampling weight can be
+    computed without the data.
     """
     tensors = {k: v for k, v in model.state_dict().items() if k != "steps_done"}
     tensors["latent_kl"] = latent_activity(model, faces)
+    device = next(model.parameters()).device
+    with evaluating(model), torch.no_grad():
+        means = encode_in_chunks(model.encode, faces, device)[0]  # [N, L]
+    tensors["typical_code"] = means[(means - means.mean(dim=0)).norm(dim=1).argmin()].clone()  # [L]
     if kind == "face-dbvae":
-        device = next(model.parameters()).device
-        with evaluating(model), torch.no_grad():
-            tensors["training_latent_means"] = encode_in_chunks(model.encode, faces, device)[0]  # [N, L]
+        tensors["training_latent_means"] = means
     header = {"kind": kind, "model": to_dict(recipe.model), "image": image_header(recipe.data.size),
               "data": {"faces": groups}, "training": {**info, "recipe": to_dict(recipe)}}
     save_model_file(path, tensors, header)
+
+
+def group_balanced_weights(groups: dict[str, int]) -> torch.Tensor:
+    """Sampling probabilities ``[N]`` giving each group (name -> count, concatenated in order) the same total share."""
+    return torch.cat([torch.full((count,), 1.0 / (count * len(groups))) for count in groups.values()])
 
 
 class DebiasingTask:
@@ -217,19 +228,22 @@ class DebiasingTask:
 
     With a :class:`DebiasingVAE` the faces are drawn with :func:`debiasing_weights`
     of their latent means, recomputed at the start of every epoch (one pass over
-    faces and non-faces in batches); with a :class:`FaceClassifier`, uniformly.
+    faces and non-faces in batches); with a :class:`FaceClassifier`, uniformly,
+    or with ``group_balanced`` each face group (``groups``: name -> count, in
+    the order of ``faces``) equally often: an oracle that knows the groups.
     The current weights live in the model's training state (``model.resampling``), so resume is exact.
     """
 
     def __init__(self, recipe: FaceDBVAERecipe, model: DebiasingVAE | FaceClassifier, faces: FaceFolder,
-                 nonfaces: FaceFolder, groups: dict[str, int] | None = None):
+                 nonfaces: FaceFolder, groups: dict[str, int] | None = None, group_balanced: bool = False):
         if len(faces) == 0 or len(nonfaces) == 0:
             raise ConfigError("the debiasing task needs training faces and training non-faces")
         self.recipe, self.model, self.faces, self.nonfaces = recipe, model, faces, nonfaces
         self.groups = groups or {faces.name: len(faces)}
         self.resample = isinstance(model, DebiasingVAE)
         self.media = faces.pixels[torch.linspace(0, len(faces) - 1, recipe.data.media_images).long()]
-        self.uniform = torch.full((len(faces),), 1.0 / len(faces))
+        self.fixed_weights = group_balanced_weights(self.groups) if group_balanced else \
+            torch.full((len(faces),), 1.0 / len(faces))
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n_faces = (batch_size + 1) // 2
@@ -243,7 +257,7 @@ class DebiasingTask:
     def face_weights(self, batch_size: int) -> torch.Tensor:
         """Sampling probabilities ``[N_faces]`` of the training faces for the current epoch."""
         if not self.resample:
-            return self.uniform
+            return self.fixed_weights
         steps_per_epoch = max(1, (len(self.faces) + len(self.nonfaces)) // batch_size)
         epoch = int(self.model.steps_done) // steps_per_epoch
         if self.model.resampling["epoch"] != epoch:

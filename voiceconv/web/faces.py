@@ -25,6 +25,7 @@ import torch
 
 from voiceconv.data.faces import IMAGE_SUFFIXES
 from voiceconv.errors import VoiceconvError
+from voiceconv.imagemodels import typical_code
 from voiceconv.models.vae import VAE
 from voiceconv.web.facetools import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
                                      load_upload_face, sample_grid, slider_latents)
@@ -59,12 +60,13 @@ class FaceHandlers:
 
     @shown_as_message
     def reconstruct_if_any(self, path: str | None, key: str) -> tuple:
-        """:meth:`reconstruct` after an upload or a model change; without an image, the prior's mean face."""
+        """:meth:`reconstruct` after an upload or a model change; without an image, the model's typical face."""
         if path:
             return self.reconstruct(path, key)
         model = self.models.vae(key)
         latents = _latents(model)
-        return (None, None, edited_face(model, None, latents, [0.0] * len(latents)), *_padded([]))
+        values = [round(float(v), 2) for v in typical_code(model)[latents].clamp(-SLIDER_SPAN, SLIDER_SPAN)]
+        return (None, None, edited_face(model, None, latents, values), *_padded(values))
 
     @shown_as_message
     def relabel(self, key: str) -> list[dict]:
@@ -75,7 +77,7 @@ class FaceHandlers:
 
     @shown_as_message
     def edit(self, path: str | None, key: str, *values: float) -> np.ndarray:
-        """The face (the prior's mean without an image) with the slider latents set to ``values``."""
+        """The face (the model's typical face without an image) with the slider latents set to ``values``."""
         model = self.models.vae(key)
         latents = _latents(model)
         if len(values) < len(latents):

@@ -21,7 +21,7 @@ from torch import nn
 from voiceconv.config import from_dict
 from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
-from voiceconv.imagemodels import load_face_model, most_active_latents, sample
+from voiceconv.imagemodels import load_face_model, most_active_latents, sample, typical_code
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
 from voiceconv.web.limits import Limits, UploadError, check_upload_size
 from voiceconv.web.models import FaceModelInfo
@@ -155,8 +155,8 @@ def explore_face(model: VAE, image: torch.Tensor, latents: list[int]) -> FaceVie
 
 @torch.no_grad()
 def edited_face(model: VAE, image: torch.Tensor | None, latents: list[int], values: list[float]) -> np.ndarray:
-    """Decode ``image``'s posterior mean (the prior's mean, 0, without one) with ``latents`` set to ``values``."""
-    z = model.encode(image)[0] if image is not None else torch.zeros(1, model.config.latent)  # [1, L]
+    """Decode ``image``'s posterior mean (the model's typical code without one) with ``latents`` set to ``values``."""
+    z = model.encode(image)[0] if image is not None else typical_code(model)[None]  # [1, L]
     z[0, latents] = torch.tensor(values, dtype=z.dtype)
     return enlarged(model.decode(z)[0], model.image_shape[-1])
 
