@@ -118,3 +118,17 @@ def test_browser_example_clip_is_one_click_away(browser, server):
     example.click()
     shown = wait.until(input_duration)
     assert shown in ("0:02", "0:03")  # the input's player decoded the 2.6 s clip: it is loaded, ready to convert
+
+
+def test_browser_faces_tab_samples_faces_and_hides_the_voice_choice(browser, server, tmp_path):
+    wait = open_page(browser, server)
+    voice_choice = browser.find_element(By.ID, "voice-choice")
+    assert voice_choice.is_displayed()
+    browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Faces')]").click()
+    wait.until(visible.invisibility_of_element(voice_choice))  # the voice model and direction do not apply here
+    wait.until(visible.element_to_be_clickable((By.ID, "sample-button"))).click()
+    grid = wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "#sampled-faces img")))
+    wait.until(lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", grid))
+    save_screenshot(browser, tmp_path, "faces_tab.png")
+    browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Convert')]").click()
+    wait.until(visible.visibility_of_element_located((By.ID, "voice-choice")))

@@ -48,19 +48,25 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
     first = _first_model(models, default_model)
     with gr.Blocks(title="voiceconv", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(_introduction(limits))
-        with gr.Row():
+        with gr.Row(elem_id="voice-choice") as voice_choice:  # the voice tabs' model and direction; hidden on the Faces tab
             model = gr.Dropdown([(info.label, key) for key, info in models.items()], value=first.key, label="Model")
             direction = gr.Dropdown(first.direction_choices(), value="a2b", label="Direction")
         model.change(handlers.directions, model, direction, api_visibility="private")
-        with gr.Tab("Convert"):
+        with gr.Tab("Convert") as convert:
             _convert_tab(handlers, model, direction, examples)
-        with gr.Tab("Batch"):
+        with gr.Tab("Batch") as batch:
             _batch_tab(handlers, model, direction)
-        with gr.Tab("Faces"):
+        with gr.Tab("Faces") as faces:
             faces_tab(face_models, limits, Path(work_dir), face_examples)
-        with gr.Tab("Models"):
+        with gr.Tab("Models") as about_models:
             _models_tab(models, face_models)
+        for tab in (convert, batch, faces, about_models):
+            tab.select(_visibility(tab is not faces), None, voice_choice, api_visibility="private")
     return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+
+
+def _visibility(visible: bool) -> Callable[[], dict]:
+    return lambda: gr.update(visible=visible)
 
 
 def launch_app(demo: gr.Blocks, limits: Limits, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
