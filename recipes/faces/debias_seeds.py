@@ -56,7 +56,7 @@ def summarise(out: Path, settings: dict[str, list[str]], seeds: list[int]) -> st
 
 
 def _setting_table(name: str, overrides: list[str], reports: list[dict]) -> list[str]:
-    groups = list(reports[0]["results"]["dbvae"]["groups"])
+    groups = list(next(iter(reports[0]["results"].values()))["groups"])
     counts = reports[0]["images"]["test"]
     minority = reports[0]["split"].get("minority")
     lines = [f"### {name}: {' '.join(overrides) or 'the recipe as it is'} ({len(reports)} seeds)", "",
