@@ -171,14 +171,16 @@ def _sample_gallery(examples: Sequence[str | Path], upload: gr.File) -> None:
 def _reconstruct_section(handlers: FaceHandlers, models: FaceModels, vaes: list[str], upload: gr.File) -> None:
     gr.Markdown("### Reconstruct and edit\nThe sliders set the latents that vary most across the training faces "
                 f"(by mean KL), from -{SLIDER_SPAN:g} to +{SLIDER_SPAN:g} prior standard deviations; they start "
-                "at the face's own code.")
+                "at the face's own code (before an upload, at a typical training face's).")
     model = gr.Dropdown([(models.info(key).label, key) for key in vaes], value=vaes[0], label="Face VAE",
                         elem_id="face-vae-model")
+    _, _, typical_face, *typical_values = handlers.reconstruct_if_any(None, vaes[0])  # before any upload
     with gr.Row():
         seen = gr.Image(label="As the model sees it", format="png", interactive=False, elem_id="face-seen")
         reconstruction = gr.Image(label="Reconstruction", format="png", interactive=False,
                                   elem_id="face-reconstruction")
-        edited = gr.Image(label="Edited (move the sliders)", format="png", interactive=False, elem_id="face-edited")
+        edited = gr.Image(typical_face, label="Edited (move the sliders)", format="png", interactive=False,
+                          elem_id="face-edited")
     first = slider_latents(models.vae(vaes[0]))
     sliders = []
     for row in range(0, MAX_SLIDERS, SLIDERS_PER_ROW):
@@ -186,8 +188,8 @@ def _reconstruct_section(handlers: FaceHandlers, models: FaceModels, vaes: list[
             for index in range(row, row + SLIDERS_PER_ROW):
                 shown = index < len(first)
                 label = f"latent {first[index][0]} (KL {first[index][1]:.2f})" if shown else "latent"
-                sliders.append(gr.Slider(-SLIDER_SPAN, SLIDER_SPAN, value=0.0, step=0.05, label=label, visible=shown,
-                                         elem_id=f"face-latent-{index}"))
+                sliders.append(gr.Slider(-SLIDER_SPAN, SLIDER_SPAN, value=typical_values[index], step=0.05,
+                                         label=label, visible=shown, elem_id=f"face-latent-{index}"))
     button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
     outputs = [seen, reconstruction, edited, *sliders]
     button.click(handlers.reconstruct, [upload, model], outputs, api_name="reconstruct_face")
