@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +147,30 @@ def test_compare_reports_accuracy_per_group(picture_folders):
     oracle = json.loads((tmp / "oracle" / "report.json").read_text())
     assert set(oracle["results"]) == {"balanced_classifier"} and "resampling" not in oracle
     assert oracle["images"] == report["images"]  # the same split
+
+
+def test_seed_study_runs_every_setting_and_seed_and_tabulates_them(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "dbvae.yaml", "face-dbvae", TINY_VAE,
+           data={"faces": [str(tmp / "colour"), str(tmp / "grey")], "nonfaces": [str(tmp / "objects")]},
+           split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
+    study = [sys.executable, str(REPO / "recipes" / "faces" / "debias_seeds.py"), str(tmp / "dbvae.yaml"),
+             "--out", str(tmp / "study"), "--seeds", "0", "1", "--workers", "2", "--setting", "base",
+             "--setting", "wide", "model.latent=6", "--", "--steps", "2"]
+    done = subprocess.run(study, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    reports = {(setting, seed): tmp / "study" / setting / f"seed{seed}" / "report.json"
+               for setting in ("base", "wide") for seed in (0, 1)}
+    for path in reports.values():
+        assert set(json.loads(path.read_text())["results"]) == {"dbvae", "classifier"}
+    used = yaml.safe_load((tmp / "study" / "wide" / "seed1" / "recipe.yaml").read_text())
+    assert used["model"]["latent"] == 6 and used["train"]["seed"] == 1 and used["split"]["seed"] == 0
+    summary = (tmp / "study" / "summary.md").read_text()
+    assert "### base: the recipe as it is (2 seeds)" in summary and "### wide: model.latent=6 (2 seeds)" in summary
+    assert "| dbvae |" in summary and "| classifier |" in summary and "grey's share of the DB-VAE's sampling" in summary
+    written = {key: path.stat().st_mtime_ns for key, path in reports.items()}
+    again = subprocess.run(study, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and {k: p.stat().st_mtime_ns for k, p in reports.items()} == written  # kept
 
 
 def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
