@@ -16,7 +16,7 @@ from PIL import Image
 from voiceconv.cli import main
 from voiceconv.data.faces import load_face_image
 from voiceconv.imagemodels import load_face_model, traverse, typical_code
-from voiceconv.modelfile import read_header
+from voiceconv.modelfile import load_model_file, read_header, save_model_file
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "media_every": 2, "checkpoint_every": 1, "threads": 1}
@@ -96,6 +96,10 @@ def test_traversal_without_a_face_starts_at_a_training_faces_code(picture_folder
         expected = typical_code(model).clone()
         expected[1] = 1.0  # the last cell: latent 1 at +1, every other latent at the typical face's value
         assert torch.allclose(grid[5], model.decode(expected[None])[0], atol=1e-5)
+    tensors, header = load_model_file(tmp / "run" / "model.safetensors")
+    del tensors["typical_code"]  # a file written before the typical code was stored still loads: it starts at 0
+    older, _ = load_face_model(save_model_file(tmp / "older.safetensors", tensors, header))
+    assert torch.equal(typical_code(older), torch.zeros(4))
 
 
 def test_gan_trains_through_the_cli_and_samples(picture_folders):

@@ -49,11 +49,10 @@ def _load_vae(tensors, header, shape, path) -> VAE:
     cls = DebiasingVAE if header["kind"] == "face-dbvae" else VAE
     model = cls(*shape, from_dict(VAEConfig, header["model"]))
     model.register_buffer("latent_kl", torch.zeros(model.config.latent))
-    model.register_buffer("typical_code", torch.zeros(model.config.latent))  # files before it was stored: 0
-    tensors = {"typical_code": torch.zeros(model.config.latent), **tensors}
+    model.register_buffer("typical_code", torch.zeros(model.config.latent))  # stays 0 in files from before it
     if "training_latent_means" in tensors:  # debiasing VAEs: the training faces' codes, [N, L]
         model.register_buffer("training_latent_means", torch.zeros_like(tensors["training_latent_means"]))
-    load_weights(model, tensors, path)
+    load_weights(model, tensors, path, optional=("steps_done", "typical_code"))
     return model
 
 
