@@ -127,6 +127,11 @@ def test_browser_faces_tab_samples_faces_and_hides_the_voice_choice(browser, ser
     browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Faces')]").click()
     wait.until(visible.invisibility_of_element(voice_choice))  # the voice model and direction do not apply here
     wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "#face-edited img")))  # a face before uploads
+    wait.until(visible.element_to_be_clickable((By.ID, "traverse-button"))).click()
+    traversal = wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "#face-grid img")))
+    wait.until(lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                                    traversal))
+    save_screenshot(browser, tmp_path, "faces_traversal.png")
     wait.until(visible.element_to_be_clickable((By.ID, "sample-button"))).click()
     grid = wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "#sampled-faces img")))
     wait.until(lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", grid))

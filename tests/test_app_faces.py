@@ -188,6 +188,26 @@ def test_server_samples_faces_from_a_vae_and_a_gan(client):
     assert np.array_equal(first, again) and not np.array_equal(first, grids[("faces_gan", 4)][0])
 
 
+def test_server_draws_a_traversal_grid_and_a_morph_between_two_faces(client):
+    from gradio_client import handle_file
+
+    cell = SIZE + 2
+    around_face = png_pixels(client.predict(handle_file(str(COLOUR_FACE)), "faces_vae", api_name="/traverse_face"))
+    typical = png_pixels(client.predict(None, "faces_vae", api_name="/traverse_face"))
+    assert around_face.shape == typical.shape == ((4 * cell + 2) * 8, (7 * cell + 2) * 8, 3)  # 4 latents x 7 values
+    assert not np.array_equal(around_face, typical)  # the other latents stay at the face's code, or the typical one
+    morph = png_pixels(client.predict(handle_file(str(COLOUR_FACE)), handle_file(str(GREY_FACE)), "faces_vae",
+                                      api_name="/interpolate_faces"))
+    assert morph.shape == ((cell + 2) * 8, (8 * cell + 2) * 8, 3)  # 8 steps in one row
+    first, last = (morph[16:16 + SIZE * 8, x:x + SIZE * 8] for x in (16, 16 + 7 * cell * 8))
+    for end, face in ((first, COLOUR_FACE), (last, GREY_FACE)):  # the ends are the two faces' reconstructions
+        reconstruction = png_pixels(client.predict(handle_file(str(face)), "faces_vae",
+                                                   api_name="/reconstruct_face")[1])[::2, ::2]  # 16x -> 8x
+        assert np.abs(end.astype(int) - reconstruction).max() <= 1
+    message = refusal(client, handle_file(str(COLOUR_FACE)), None, "faces_vae", api_name="/interpolate_faces")
+    assert message.startswith("no second face yet")
+
+
 def test_server_explains_uploads_that_are_not_usable_images(client, tmp_path):
     from gradio_client import handle_file
 

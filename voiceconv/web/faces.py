@@ -10,7 +10,9 @@ training faces.
 API endpoints (``gradio_client``): ``/reconstruct_face`` (image, model) ->
 (face as the model sees it, reconstruction, edited face, one value per
 slider); ``/edit_face`` (image or None, model, slider values...) -> edited
-face; ``/sample_faces`` (model, seed) -> (grid, next seed); ``/debias_face``
+face; ``/traverse_face`` (image or None, model) -> traversal grid;
+``/interpolate_faces`` (image, second image, model) -> morph strip;
+``/sample_faces`` (model, seed) -> (grid, next seed); ``/debias_face``
 (image, model) -> (face probability, sampling weight, explanation).
 """
 
@@ -28,7 +30,8 @@ from voiceconv.errors import VoiceconvError
 from voiceconv.imagemodels import typical_code
 from voiceconv.models.vae import VAE
 from voiceconv.web.facetools import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
-                                     load_upload_face, sample_grid, slider_latents)
+                                     interpolation_strip, load_upload_face, sample_grid, slider_latents,
+                                     traversal_grid)
 from voiceconv.web.limits import Limits, UploadError, user_message
 from voiceconv.web.models import FaceModelInfo
 from voiceconv.web.page import shown_as_message
@@ -84,6 +87,19 @@ class FaceHandlers:
             raise UploadError(f"{key} needs {len(latents)} slider values, got {len(values)}")
         image = self._face(path, key) if path else None
         return edited_face(model, image, latents, [_checked_value(v) for v in values[:len(latents)]])
+
+    @shown_as_message
+    def traverse(self, path: str | None, key: str) -> np.ndarray:
+        """The traversal grid of the slider latents around the face (the typical face without one)."""
+        model = self.models.vae(key)
+        return traversal_grid(model, self._face(path, key) if path else None, _latents(model))
+
+    @shown_as_message
+    def interpolate(self, path: str | None, other: str | None, key: str) -> np.ndarray:
+        """The faces between the uploaded face and a second one."""
+        if not other:
+            raise UploadError("no second face yet: upload the face to morph into")
+        return interpolation_strip(self.models.vae(key), self._face(path, key), self._face(other, key))
 
     @shown_as_message
     def sample(self, key: str, seed: float | None) -> tuple[np.ndarray, int]:
@@ -198,6 +214,19 @@ def _reconstruct_section(handlers: FaceHandlers, models: FaceModels, vaes: list[
         handlers.reconstruct_if_any, [upload, model], outputs, api_visibility="private")
     gr.on([trigger for slider in sliders for trigger in (slider.input, slider.release)], handlers.edit,
           [upload, model, *sliders], edited, api_name="edit_face", trigger_mode="always_last", show_progress="hidden")
+    _grids_section(handlers, model, upload)
+
+
+def _grids_section(handlers: FaceHandlers, model: gr.Dropdown, upload: gr.File) -> None:
+    """Whole pictures of the latent space: a traversal grid, and a morph into a second face."""
+    with gr.Row():
+        traverse_button = gr.Button("Traversal grid (one slider latent per row, -3 to +3)", elem_id="traverse-button")
+        other = gr.File(label="Second face, to morph into", file_types=sorted(IMAGE_SUFFIXES), elem_id="face-upload-2",
+                        height=120)
+        morph_button = gr.Button("Morph into the second face", elem_id="interpolate-button")
+    grid = gr.Image(label="Traversal grid or morph", format="png", interactive=False, elem_id="face-grid")
+    traverse_button.click(handlers.traverse, [upload, model], grid, api_name="traverse_face")
+    morph_button.click(handlers.interpolate, [upload, other, model], grid, api_name="interpolate_faces")
 
 
 def _sample_section(handlers: FaceHandlers, models: FaceModels) -> None:

@@ -21,7 +21,8 @@ from torch import nn
 from voiceconv.config import from_dict
 from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
-from voiceconv.imagemodels import load_face_model, most_active_latents, sample, typical_code
+from voiceconv.imagemodels import (interpolate, load_face_model, most_active_latents, sample, traverse,
+                                   typical_code)
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
 from voiceconv.web.limits import Limits, UploadError, check_upload_size
 from voiceconv.web.models import FaceModelInfo
@@ -159,6 +160,22 @@ def edited_face(model: VAE, image: torch.Tensor | None, latents: list[int], valu
     z = model.encode(image)[0] if image is not None else typical_code(model)[None]  # [1, L]
     z[0, latents] = torch.tensor(values, dtype=z.dtype)
     return enlarged(model.decode(z)[0], model.image_shape[-1])
+
+
+TRAVERSAL_STEPS = 7  # columns of the traversal grid, -SLIDER_SPAN to +SLIDER_SPAN
+INTERPOLATION_STEPS = 8
+
+
+def traversal_grid(model: VAE, image: torch.Tensor | None, latents: list[int]) -> np.ndarray:
+    """One row per latent in ``latents``, varied from -3 to +3 around ``image``'s code (the typical face's without one)."""
+    images = traverse(model, latents, TRAVERSAL_STEPS, SLIDER_SPAN, image).float()  # [rows * steps, C, S, S]
+    return enlarged(image_grid(images, TRAVERSAL_STEPS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
+
+
+def interpolation_strip(model: VAE, first: torch.Tensor, second: torch.Tensor) -> np.ndarray:
+    """Decodings of evenly spaced codes from ``first``'s posterior mean to ``second``'s, as one row."""
+    images = interpolate(model, first, second, INTERPOLATION_STEPS).float()  # [steps, C, S, S]
+    return enlarged(image_grid(images, INTERPOLATION_STEPS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
 
 
 @torch.no_grad()
