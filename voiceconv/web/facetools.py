@@ -36,6 +36,8 @@ SAMPLE_COUNT = 16
 GRID_COLUMNS = 8
 MAX_SLIDERS = 8
 SLIDER_SPAN = 3.0  # sliders run from -SLIDER_SPAN to +SLIDER_SPAN (the prior's +-3 standard deviations)
+TRAVERSAL_STEPS = 7  # columns of the traversal grid, -SLIDER_SPAN to +SLIDER_SPAN
+INTERPOLATION_STEPS = 8  # faces in a morph, both ends included
 
 
 # --- pictures and uploads -------------------------------------------------------------------------
@@ -162,12 +164,8 @@ def edited_face(model: VAE, image: torch.Tensor | None, latents: list[int], valu
     return enlarged(model.decode(z)[0], model.image_shape[-1])
 
 
-TRAVERSAL_STEPS = 7  # columns of the traversal grid, -SLIDER_SPAN to +SLIDER_SPAN
-INTERPOLATION_STEPS = 8
-
-
 def traversal_grid(model: VAE, image: torch.Tensor | None, latents: list[int]) -> np.ndarray:
-    """One row per latent in ``latents``, varied from -3 to +3 around ``image``'s code (the typical face's without one)."""
+    """One row per latent in ``latents``, varied over the sliders' span around ``image``'s code (or the typical one)."""
     images = traverse(model, latents, TRAVERSAL_STEPS, SLIDER_SPAN, image).float()  # [rows * steps, C, S, S]
     return enlarged(image_grid(images, TRAVERSAL_STEPS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
 
