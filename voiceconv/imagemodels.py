@@ -14,7 +14,7 @@ from torch import nn
 
 from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
-from voiceconv.losses import gaussian_kl_divergence
+from voiceconv.losses import latent_kl
 from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.gan import DCGAN, GANConfig
@@ -100,7 +100,7 @@ def most_active_latents(model: VAE, count: int, images: torch.Tensor | None = No
     """The ``count`` latents with the largest mean KL: over ``images`` if given, else the training faces (stored)."""
     if images is not None:
         mean, log_variance = model.encode(images)
-        activity = gaussian_kl_divergence(mean[..., None], log_variance[..., None]).mean(dim=0)  # [L]
+        activity = latent_kl(mean, log_variance)  # [L]
     else:
         activity = model.latent_kl
     return activity.argsort(descending=True)[:count].tolist()

@@ -36,6 +36,11 @@ def gaussian_kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> to
     return -0.5 * (1.0 + log_variance - mean.pow(2) - log_variance.exp()).sum(dim=-1)
 
 
+def latent_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """Each latent's KL to the prior, averaged over the batch, ``[B, L] -> [L]``: large = the latent carries information."""
+    return gaussian_kl_divergence(mean[..., None], log_variance[..., None]).mean(dim=0)
+
+
 def reparameterize(mean: torch.Tensor, log_variance: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """The reparameterization trick (Kingma & Welling 2014, eq. 10 with L=1): z = mu + sigma * eps, eps ~ N(0, I).
     ``noise`` is eps, drawn by the caller; gradients flow to ``mean`` and ``log_variance``."""

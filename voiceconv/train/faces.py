@@ -21,7 +21,7 @@ import torch
 from voiceconv.config import to_dict
 from voiceconv.data.faces import FaceFolder, image_grid, load_face_folder, random_flips, to_float
 from voiceconv.errors import ConfigError
-from voiceconv.losses import gaussian_kl_divergence
+from voiceconv.losses import latent_kl
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.gan import DCGAN, GANConfig
@@ -147,14 +147,6 @@ class evaluating:
         self.model.train(self.was_training)
 
 
-def latent_activity(model: VAE, pixels: torch.Tensor) -> torch.Tensor:
-    """Mean KL to the prior of each latent over ``pixels``, ``[L]``: large = the latent carries information."""
-    device = next(model.parameters()).device
-    with evaluating(model):
-        mean, log_variance = encode_in_chunks(model.encode, pixels, device)  # [N, L] each
-    return gaussian_kl_divergence(mean[..., None], log_variance[..., None]).mean(dim=0)  # per-latent KL
-
-
 def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) -> None:
     """One grid of ``[N, C, H, W]`` images in [-1, 1] into TensorBoard."""
     writer.add_image(tag, (image_grid(images.detach().float().cpu(), columns) + 1) / 2, step)
@@ -206,10 +198,10 @@ def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: di
     computed without the data.
     """
     tensors = {k: v for k, v in model.state_dict().items() if k != "steps_done"}
-    tensors["latent_kl"] = latent_activity(model, faces)
     device = next(model.parameters()).device
     with evaluating(model), torch.no_grad():
-        means = encode_in_chunks(model.encode, faces, device)[0]  # [N, L]
+        means, log_variances = encode_in_chunks(model.encode, faces, device)  # [N, L] each
+    tensors["latent_kl"] = latent_kl(means, log_variances)  # [L]
     tensors["typical_code"] = means[(means - means.mean(dim=0)).norm(dim=1).argmin()].clone()  # [L]
     if kind == "face-dbvae":
         tensors["training_latent_means"] = means

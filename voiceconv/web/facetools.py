@@ -166,21 +166,24 @@ def edited_face(model: VAE, image: torch.Tensor | None, latents: list[int], valu
 
 def traversal_grid(model: VAE, image: torch.Tensor | None, latents: list[int]) -> np.ndarray:
     """One row per latent in ``latents``, varied over the sliders' span around ``image``'s code (or the typical one)."""
-    images = traverse(model, latents, TRAVERSAL_STEPS, SLIDER_SPAN, image).float()  # [rows * steps, C, S, S]
-    return enlarged(image_grid(images, TRAVERSAL_STEPS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
+    return grid_picture(traverse(model, latents, TRAVERSAL_STEPS, SLIDER_SPAN, image), TRAVERSAL_STEPS)
 
 
 def interpolation_strip(model: VAE, first: torch.Tensor, second: torch.Tensor) -> np.ndarray:
     """Decodings of evenly spaced codes from ``first``'s posterior mean to ``second``'s, as one row."""
-    images = interpolate(model, first, second, INTERPOLATION_STEPS).float()  # [steps, C, S, S]
-    return enlarged(image_grid(images, INTERPOLATION_STEPS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
+    return grid_picture(interpolate(model, first, second, INTERPOLATION_STEPS), INTERPOLATION_STEPS)
 
 
 @torch.no_grad()
 def sample_grid(model: nn.Module, seed: int, count: int = SAMPLE_COUNT) -> np.ndarray:
     """``count`` new faces from the prior (a VAE's decoder or a GAN's generator) as one grid picture."""
-    images = sample(model, count, seed).float()
-    return enlarged(image_grid(images, GRID_COLUMNS, padding=2), images.shape[-1], GRID_CELL_PIXELS)
+    return grid_picture(sample(model, count, seed), GRID_COLUMNS)
+
+
+def grid_picture(images: torch.Tensor, columns: int) -> np.ndarray:
+    """``[N, C, S, S]`` faces in [-1, 1] -> one RGB grid picture, each face enlarged to about GRID_CELL_PIXELS."""
+    images = images.float()
+    return enlarged(image_grid(images, columns, padding=2), images.shape[-1], GRID_CELL_PIXELS)
 
 
 # --- the debiasing view ---------------------------------------------------------------------------
