@@ -19,7 +19,7 @@ from voiceconv.losses import (cycle_consistency_loss, gaussian_kl_divergence, ls
 from voiceconv.modelfile import ModelFileError, load_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.train.loop import TrainConfig, fit
-from voiceconv.train.voice import VoiceConversionTask, VoiceDataConfig, VoiceRecipe
+from voiceconv.train.voice import VoiceConversionTask, VoiceDataConfig, VoiceRecipe, load_voice_data
 
 TINY_MODEL = CycleGANConfig(generator_channels=8, residual_channels=16, residual_blocks=1, discriminator_channels=8,
                             discriminator_layers=2)
@@ -43,9 +43,7 @@ def speakers(tmp_path):
 
 
 def make_task(speakers, tmp_path, recipe):
-    corpora = [load_speaker(folder, recipe.features, tmp_path / "cache", recipe.data.min_seconds,
-                            recipe.data.crop_frames) for folder in speakers]
-    return VoiceConversionTask(recipe, *corpora)
+    return VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
 
 
 def test_losses_on_known_values():

@@ -126,7 +126,8 @@ def _add_evaluate(verbs) -> None:
     p.add_argument("--transcripts", type=Path, metavar="TSV",
                    help="id<TAB>text lines (enables WER; otherwise ASR agreement with the source is reported)")
     p.add_argument("--baselines", action="store_true",
-                   help="also score the unconverted source, a pitch-shift voice changer and the vocoder ceiling")
+                   help="also score the unconverted source, a pitch-shift voice changer, the WORLD voice changer (F0 transform "
+                        "and envelope warp fitted on the reference folders) and the vocoder ceiling")
     p.add_argument("--max-refs", type=int, default=50, metavar="N",
                    help="reference files used per speaker (default %(default)s)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="where report.json/md and plots go")

@@ -1,4 +1,12 @@
-"""The one conversion path: waveform -> log-mel image -> generator -> image -> Griffin-Lim -> waveform.
+"""The one conversion path: waveform -> WORLD pitch alignment -> log-mel image -> generator -> image
+-> Griffin-Lim -> waveform.
+
+Pitch is converted by formula before the image is made (:mod:`voiceconv.audio.world`:
+log-Gaussian F0 transform and an envelope warp, both stored in the model
+file), so the generator only learns what a formula cannot. ``pitch`` on
+every conversion method overrides the model's F0 transform: ``"auto"`` (the
+model's), ``"source"`` (the speaker's own pitch) or ``"+N"`` / ``"-N"``
+semitones; see :func:`parse_pitch`.
 
 The Python API, the CLI (single files and batches), evaluation, the web page
 and the training loop's validation media all go through :func:`convert_image`
@@ -15,6 +23,7 @@ its input's (BS.1770), so output loudness follows the input.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +37,7 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepare_waveform, stream_audio
 from voiceconv.errors import EmptyAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
+from voiceconv.audio.world import Alignment, PitchStats, change_voice
 from voiceconv.config import from_dict
 from voiceconv.data.speakers import SpeakerStats
 from voiceconv.errors import VoiceconvError
@@ -35,6 +45,8 @@ from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
 from voiceconv.models.cyclegan import CycleGANConfig, apply_generator, build_image_generator
 
 Direction = Literal["a2b", "b2a"]
+Pitch = str | float | None  # "auto" / None, "source", "+N" / "-N" semitones, or a number of semitones
+MAX_PITCH_SEMITONES = 24.0
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
 MAX_GAIN_DB = 24.0  # loudness matching never amplifies or attenuates a window by more than this
 
@@ -84,6 +96,11 @@ class Converter:
             net.load_state_dict(prefixed(tensors, name))
             self.generators[direction] = net.to(self.device).eval()
         self.stats = {side: SpeakerStats(**prefixed(tensors, f"stats.{side}")).to(self.device) for side in "ab"}
+        self.alignments = model_alignments(header, model_path)  # {direction: Alignment} or {} for models from before alignment
+        # What each direction's generator normalizes its (aligned) input with: the aligned corpus's statistics.
+        self.input_stats = {direction: (SpeakerStats(**prefixed(tensors, f"stats.{direction}")).to(self.device)
+                                        if f"stats.{direction}.mean" in tensors else self.stats[direction[0]])
+                            for direction in ("a2b", "b2a")}
         self.encoder = MelImageEncoder(self.features, self.device)
         self.vocoder = GriffinLimVocoder(self.features, n_iter=n_iter, device=self.device)
         self.windows = WindowPlan.from_seconds(self.features, window_seconds, context_seconds, crossfade_seconds)
@@ -94,27 +111,42 @@ class Converter:
 
     @torch.inference_mode()
     def convert_image(self, image: torch.Tensor, direction: Direction = "a2b") -> torch.Tensor:
-        """Log-mel image ``[1, n_mels, T]`` of one speaker -> the other speaker's image."""
-        source, target = ("a", "b") if direction == "a2b" else ("b", "a")
-        net = self.generators[_check_direction(direction)]
+        """Log-mel image ``[1, n_mels, T]`` of one speaker (aligned to the other, see :meth:`align`) -> the other
+        speaker's image."""
+        target = "b" if _check_direction(direction) == "a2b" else "a"
+        net = self.generators[direction]
         return convert_image(lambda x: apply_generator(net, x, self.mask_frames), image.to(self.device),
-                             self.stats[source], self.stats[target])
+                             self.input_stats[direction], self.stats[target])
 
-    def convert(self, wav: np.ndarray, sample_rate: int, direction: Direction = "a2b") -> np.ndarray:
+    def alignment(self, direction: Direction = "a2b", pitch: Pitch = "auto") -> Alignment | None:
+        """The WORLD alignment applied to input of ``direction`` (None: none at all) under the ``pitch`` setting."""
+        shift = parse_pitch(pitch)
+        aligned = self.alignments.get(_check_direction(direction))
+        if aligned is None:  # a model from before alignment: its generator moves the pitch itself
+            return None if shift is None else Alignment(PitchStats(0.0, 1.0), PitchStats(0.0, 1.0), 1.0, shift)
+        return aligned.with_pitch(shift)
+
+    def align(self, wav: np.ndarray, direction: Direction = "a2b", pitch: Pitch = "auto") -> np.ndarray:
+        """A waveform ``[samples]`` at the model's rate brought to the target's pitch (the generator's input)."""
+        alignment = self.alignment(direction, pitch)
+        return wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
+
+    def convert(self, wav: np.ndarray, sample_rate: int, direction: Direction = "a2b",
+                pitch: Pitch = "auto") -> np.ndarray:
         """Mono waveform ``[samples]`` at ``sample_rate`` -> converted waveform at the model's sample rate."""
         wav = np.concatenate(list(_resample_stream([np.asarray(wav, dtype=np.float32)], sample_rate,
                                                    self.features.sample_rate)))
         wav = prepare_waveform(wav, self.features.sample_rate, min_seconds=self.minimum_seconds)
-        return np.concatenate(list(self.convert_stream([wav], direction)))
+        return np.concatenate(list(self.convert_stream([wav], direction, pitch=pitch)))
 
     def convert_stream(self, blocks: Iterable[np.ndarray], direction: Direction = "a2b",
-                       name: str = "<waveform>") -> Iterator[np.ndarray]:
+                       name: str = "<waveform>", pitch: Pitch = "auto") -> Iterator[np.ndarray]:
         """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by one window.
 
         Input is consumed lazily; raises :class:`AudioError` (naming ``name``)
         for input that is empty, too short or silent.
         """
-        _check_direction(direction)
+        alignment = self.alignment(direction, pitch)  # checks direction and pitch before reading anything
         plan, reader = self.windows, _WindowReader(blocks)
         previous_tail = None  # the last window's output over the next cross-fade
         for index in itertools.count():
@@ -122,7 +154,7 @@ class Converter:
             segment, is_last = reader.read(start, wanted_end)
             if is_last:
                 self._check_input(reader, name)
-            output = self._convert_segment(segment, direction)  # [len(segment)]
+            output = self._convert_segment(segment, direction, alignment)  # [len(segment)]
             emit_from = 0 if index == 0 else plan.fade_start(index) - start
             emit_to = len(segment) if is_last else plan.fade_start(index + 1) - start
             block = output[emit_from:emit_to].copy()
@@ -134,7 +166,7 @@ class Converter:
             previous_tail = output[emit_to : emit_to + plan.crossfade]
 
     def convert_file(self, source: str | Path, destination: str | Path, direction: Direction = "a2b",
-                     sample_rate: int | None = None) -> ConversionResult:
+                     sample_rate: int | None = None, pitch: Pitch = "auto") -> ConversionResult:
         """Convert an audio file into ``destination`` (format from its extension), streaming and atomically.
 
         ``sample_rate`` resamples the output (default: the model's rate). The
@@ -146,7 +178,7 @@ class Converter:
             raise VoiceconvError(f"{destination}: output would overwrite the input; choose another output path")
         rate = sample_rate or self.features.sample_rate
         blocks = stream_audio(source, self.features.sample_rate)
-        converted = _resample_stream(self.convert_stream(blocks, direction, name=str(source)),
+        converted = _resample_stream(self.convert_stream(blocks, direction, name=str(source), pitch=pitch),
                                      self.features.sample_rate, rate)
         with audio_writer(destination, rate) as writer:
             for block in converted:
@@ -159,9 +191,10 @@ class Converter:
         return self.features.n_fft / self.features.sample_rate
 
     @torch.inference_mode()
-    def _convert_segment(self, wav: np.ndarray, direction: Direction) -> np.ndarray:
+    def _convert_segment(self, wav: np.ndarray, direction: Direction, alignment: Alignment | None) -> np.ndarray:
         """One window ``[samples]`` -> converted ``[samples]``, loudness matched to the input."""
-        source = torch.from_numpy(wav).to(self.device)
+        aligned = wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
+        source = torch.from_numpy(aligned).to(self.device)  # also seeds Griffin-Lim's phase: harmonics at the new pitch
         image = self.encoder(source)  # [1, n_mels, T]
         converted = self.convert_image(image, direction)
         out = self.vocoder(converted, reference=source[None, : self.features.samples_for(image.shape[-1])])
@@ -259,6 +292,40 @@ def _resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int) 
     for block in blocks:
         yield resampler.resample_chunk(block)
     yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def parse_pitch(pitch: Pitch) -> float | None:
+    """The ``--pitch`` setting as a semitone shift: None for ``"auto"`` (the model's F0 transform), 0.0 for
+    ``"source"``, N for ``"+N"`` / ``"-N"`` / a number (fractions allowed, at most 24 semitones either way)."""
+    if pitch is None or (isinstance(pitch, str) and pitch.strip().lower() == "auto"):
+        return None
+    if isinstance(pitch, str) and pitch.strip().lower() == "source":
+        return 0.0
+    try:
+        shift = float(pitch)
+    except (TypeError, ValueError):
+        raise VoiceconvError(f"pitch must be 'auto', 'source' or a number of semitones such as +2 or -3.5; "
+                             f"got {pitch!r}") from None
+    if not math.isfinite(shift) or abs(shift) > MAX_PITCH_SEMITONES:
+        raise VoiceconvError(f"pitch shift {pitch!r} is outside +-{MAX_PITCH_SEMITONES:g} semitones")
+    return shift
+
+
+def model_alignments(header: dict, path: str | Path = "model") -> dict[str, Alignment]:
+    """The per-direction WORLD alignments a model file carries (``{}`` for files from before alignment)."""
+    stored = header.get("alignment")
+    if stored is None:
+        return {}
+    try:
+        a2b = Alignment.from_dict(stored)
+        for stats in (a2b.source, a2b.target):
+            if not (math.isfinite(stats.log_f0_mean) and math.isfinite(stats.log_f0_std) and stats.log_f0_std > 0):
+                raise ValueError("log-F0 statistics must be finite, with a positive standard deviation")
+        if not (math.isfinite(a2b.warp) and 0.5 <= a2b.warp <= 2.0):
+            raise ValueError(f"warp {a2b.warp} is outside [0.5, 2]")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: damaged 'alignment' field in the model header ({err})") from None
+    return {"a2b": a2b, "b2a": a2b.reverse()}
 
 
 def _check_direction(direction: str) -> str:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -68,13 +70,34 @@ class SpeakerCorpus:
         return torch.stack(out)[:, None]
 
 
+WaveTransform = Callable[[np.ndarray], np.ndarray]  # a waveform [samples] -> another, e.g. the WORLD pitch alignment
+
+
+def split_held_back(files: list[Path], count: int) -> tuple[list[Path], list[Path]]:
+    """(training files, ``count`` held-back files spread evenly over the sorted list): held-back files are never
+    trained on; model selection scores on them."""
+    if count <= 0:
+        return files, []
+    if count >= len(files):
+        raise VoiceconvError(f"cannot hold back {count} of {len(files)} recordings: add recordings or lower "
+                             "data.held_back")
+    picks = set(np.linspace(0, len(files) - 1, count + 2)[1:-1].round().astype(int).tolist())
+    return [f for i, f in enumerate(files) if i not in picks], [f for i, f in enumerate(files) if i in picks]
+
+
 def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Path, min_seconds: float,
-                 crop_frames: int, name: str | None = None) -> SpeakerCorpus:
-    """Load (or compute and cache) a speaker's images; errors clearly when there is too little audio."""
+                 crop_frames: int, name: str | None = None, files: list[Path] | None = None,
+                 transform: WaveTransform | None = None, transform_key: str = "") -> SpeakerCorpus:
+    """Load (or compute and cache) a speaker's images; errors clearly when there is too little audio.
+
+    ``files`` (default: every audio file under ``folder``) selects the recordings. ``transform`` is applied to
+    each waveform before its image is made (the pitch alignment); ``transform_key`` names it in the cache key.
+    """
     folder = Path(folder)
-    files = audio_files(folder)
-    cache = Path(cache_dir) / f"{folder.name}-{_fingerprint(files, config)}.safetensors"
-    raw, skipped = _read_cache(cache) if cache.is_file() else _compute(files, config, cache)
+    files = audio_files(folder) if files is None else files
+    key = _fingerprint(files, config, transform_key)
+    cache = Path(cache_dir) / f"{folder.name}{'-' + transform_key if transform_key else ''}-{key}.safetensors"
+    raw, skipped = _read_cache(cache) if cache.is_file() else _compute(files, config, cache, transform)
     usable = [image for image in raw if image.shape[-1] >= crop_frames]
     seconds = sum(image.shape[-1] for image in usable) * config.hop_length / config.sample_rate
     if seconds < min_seconds:
@@ -86,22 +109,31 @@ def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Pat
     return SpeakerCorpus(name or folder.name, [stats.normalize(image) for image in usable], stats, skipped)
 
 
-def _fingerprint(files: list[Path], config: FeatureConfig) -> str:
+def _fingerprint(files: list[Path], config: FeatureConfig, transform_key: str = "") -> str:
     listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    blob = json.dumps({"features": to_dict(config), "files": listing}, sort_keys=True).encode()
+    blob = json.dumps({"features": to_dict(config), "files": listing, "transform": transform_key},
+                      sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _compute(files: list[Path], config: FeatureConfig, cache: Path) -> tuple[list[torch.Tensor], list[str]]:
+def load_training_audio(path: Path, config: FeatureConfig) -> np.ndarray:
+    """A training recording as the corpus reads it: mono at the feature rate, edge silence trimmed."""
+    return load_audio(path, config.sample_rate, trim_silence=True, min_seconds=config.n_fft / config.sample_rate)
+
+
+def _compute(files: list[Path], config: FeatureConfig, cache: Path,
+             transform: WaveTransform | None = None) -> tuple[list[torch.Tensor], list[str]]:
     encoder = MelImageEncoder(config)
     images, skipped = [], []
     for path in files:
         try:
-            wav = load_audio(path, config.sample_rate, trim_silence=True, min_seconds=config.n_fft / config.sample_rate)
+            wav = load_training_audio(path, config)
         except AudioError as err:
             log.warning("skipping %s", err)
             skipped.append(str(err))
             continue
+        if transform is not None:
+            wav = transform(wav)
         images.append(encoder(torch.from_numpy(wav))[0])  # [n_mels, T]
     tensors = {f"{i:06d}": image.contiguous() for i, image in enumerate(images)}
     with atomic_output(cache) as tmp:

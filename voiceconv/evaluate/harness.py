@@ -8,7 +8,11 @@ asked for, are computed in the same run with the same metrics:
 
 * ``source``: the unconverted input;
 * ``pitch-shift``: the input pitch-shifted to the target speaker's median F0
-  (the classic DSP voice changer);
+  (the simplest voice changer);
+* ``world-vc``: the WORLD voice changer (:mod:`voiceconv.audio.world`): log-Gaussian
+  F0 transform and one spectral-envelope warp, fitted on up to 30 files of the
+  source and target reference folders; the report gives the fitted warp. It
+  keeps the words and the sound, and is the bar a learned model must clear;
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
 
@@ -28,6 +32,7 @@ import torch
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import audio_files, load_audio
+from voiceconv.audio import world
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
@@ -38,6 +43,7 @@ SAMPLE_RATE = 16000
 SYSTEM = "converted"
 BASELINE_SOURCE = "source"
 BASELINE_PITCH_SHIFT = "pitch-shift"
+BASELINE_WORLD = "world-vc"
 BASELINE_CEILING = "target-vocoded"
 
 ConvertFn = Callable[[np.ndarray, int], np.ndarray]
@@ -81,6 +87,7 @@ class EvaluationResult:
     skipped: list[dict] = field(default_factory=list)
     speakers: dict[str, dict] = field(default_factory=dict)  # role -> SpeakerProfile.summary()
     wer_reference: str = "transcript"
+    baselines: dict[str, dict] = field(default_factory=dict)  # baseline -> what was fitted for it
 
 
 def find_audio(folder: Path) -> dict[str, Path]:
@@ -109,12 +116,19 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
     sources = _load_folder(request.source_dir, "source", result)
     parallel = _load_folder(request.parallel_dir, "parallel", result) if request.parallel_dir else {}
     encoder = SpeakerEncoder()
-    target = _speaker_profile(request.target_ref_dir, "target reference", encoder, request, result)
-    source = _speaker_profile(request.source_ref_dir or request.source_dir, "source reference", encoder, request, result)
+    target_waves = _reference_waves(request.target_ref_dir, "target reference", request, result)
+    source_waves = _reference_waves(request.source_ref_dir or request.source_dir, "source reference", request, result)
+    target = _speaker_profile(request.target_ref_dir, target_waves, encoder)
+    source = _speaker_profile(request.source_ref_dir or request.source_dir, source_waves, encoder)
     result.speakers = {"target": target.summary(), "source": source.summary()}
     systems = {SYSTEM: _converted(request, convert, sources, result)}
     if request.baselines:
         systems.update(_baselines(request, sources, parallel, target.median_f0))
+        alignment = world.fit_alignment(_spread(source_waves), _spread(target_waves), SAMPLE_RATE)
+        result.baselines[BASELINE_WORLD] = {"warp": alignment.warp, "source_median_f0": alignment.source.median_hz,
+                                            "target_median_f0": alignment.target.median_hz,
+                                            "fitted_on_files": min(len(source_waves), world.FIT_FILES)}
+        systems[BASELINE_WORLD] = {key: world.change_voice(wav, SAMPLE_RATE, alignment) for key, wav in sources.items()}
     references = _asr_references(request, sources, result)
     metrics = UtteranceMetrics(encoder, target, source, parallel, references)
     for name, utterances in systems.items():
@@ -169,12 +183,20 @@ def _load_folder(folder: Path, role: str, result: EvaluationResult) -> dict[str,
     return waves
 
 
-def _speaker_profile(folder: Path, role: str, encoder: SpeakerEncoder, request: EvaluationRequest,
-                     result: EvaluationResult) -> SpeakerProfile:
-    """Embedding centroid and F0 statistics of up to ``max_reference_files`` evenly spread files."""
+def _reference_waves(folder: Path, role: str, request: EvaluationRequest, result: EvaluationResult) -> list[np.ndarray]:
+    """Up to ``max_reference_files`` evenly spread readable recordings of a reference folder."""
     waves = list(_load_folder(folder, role, result).values())
     picks = np.linspace(0, len(waves) - 1, min(len(waves), request.max_reference_files)).astype(int)
-    waves = [waves[i] for i in picks]
+    return [waves[i] for i in picks]
+
+
+def _spread(waves: list[np.ndarray]) -> list[np.ndarray]:
+    """The reference files the WORLD voice changer is fitted on: up to FIT_FILES of them, evenly spread."""
+    return [waves[i] for i in world.spread_picks(len(waves))]
+
+
+def _speaker_profile(folder: Path, waves: list[np.ndarray], encoder: SpeakerEncoder) -> SpeakerProfile:
+    """Embedding centroid and F0 statistics of a reference speaker's recordings."""
     f0s = [world_f0(wav, SAMPLE_RATE)[0] for wav in waves]
     log_mean, log_std = prosody.log_f0_stats(f0s)
     return SpeakerProfile(folder=str(folder), files=len(waves),

@@ -52,6 +52,7 @@ def build_report(result: EvaluationResult, inputs: dict) -> dict:
         "wer_reference": result.wer_reference,
         "definitions": DEFINITIONS,
         "speakers": result.speakers,
+        "baselines": result.baselines,
         "summary": {name: summarize(rows) for name, rows in result.systems.items()},
         "utterances": result.systems,
         "skipped": result.skipped,
@@ -82,6 +83,10 @@ def markdown(report: dict) -> str:
     for role, info in report["speakers"].items():
         lines.append(f"- {role}: `{info['folder']}`, {info['files']} files, median F0 {info['median_f0']:.1f} Hz, "
                      f"log-F0 mean {info['log_f0_mean']:.3f}, std {info['log_f0_std']:.3f}")
+    for name, fitted in report.get("baselines", {}).items():
+        lines.append(f"- baseline {name}: fitted envelope warp {fitted['warp']:.2f}, median F0 "
+                     f"{fitted['source_median_f0']:.0f} Hz -> {fitted['target_median_f0']:.0f} Hz, on "
+                     f"{fitted['fitted_on_files']} files per speaker")
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     lines += ["", "Values are means over utterances (± std in report.json); plots: distributions.png, similarity.png."]
     if report["skipped"]:

@@ -26,6 +26,8 @@ class CycleGANConfig:
     generator_channels: int = 64
     residual_channels: int = 128
     residual_blocks: int = 6
+    generator_output: str = "none"  # none | full | envelope: see Generator212 (envelope = start from the identity)
+    output_bands: int = 16  # frequency bands of an "envelope" output's correction
     discriminator: str = "patch"
     discriminator_channels: int = 32
     discriminator_layers: int = 3
@@ -54,7 +56,10 @@ def _build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, heig
     if config.generator == "generator212":
         return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, height=height,
                                base_channels=config.generator_channels, residual_channels=config.residual_channels,
-                               n_residual=config.residual_blocks)
+                               n_residual=config.residual_blocks, output=config.generator_output,
+                               bands=config.output_bands)
+    if config.generator_output != "none":
+        raise ValueError(f"generator_output={config.generator_output!r} needs generator: generator212")
     return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, base_channels=config.generator_channels,
                            n_blocks=config.residual_blocks)
 
@@ -108,20 +113,26 @@ class CycleGAN(TrainableModel):
 
     # --- training --------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One generator step and one discriminator step on unpaired crops ``batch["A"]``, ``batch["B"]``."""
-        real_A, real_B = batch["A"], batch["B"]  # [B, C, H, W] each
-        mask_A, mask_B = self.frame_mask(real_A), self.frame_mask(real_B)
+        """One generator step and one discriminator step on unpaired crops ``batch["A"]``, ``batch["B"]``.
 
-        fake_B = self.generate(self.G_AB, real_A, mask_A)  # G_AB(A)
+        Pitch-aligned voice training adds ``batch["A2B"]`` (speaker A already brought to B's pitch by formula)
+        and ``batch["B2A"]``: those are what the generators convert, and the cycles return to them, while the
+        discriminators and the identity loss see the real speakers. Without them ``A2B = A`` and ``B2A = B``.
+        """
+        real_A, real_B = batch["A"], batch["B"]  # [B, C, H, W] each
+        input_A, input_B = batch.get("A2B", real_A), batch.get("B2A", real_B)  # what G_AB and G_BA convert
+        mask_A, mask_B = self.frame_mask(input_A), self.frame_mask(input_B)
+
+        fake_B = self.generate(self.G_AB, input_A, mask_A)  # G_AB(A)
         rec_A = self.generate(self.G_BA, fake_B)  # G_BA(G_AB(A))
-        fake_A = self.generate(self.G_BA, real_B, mask_B)  # G_BA(B)
+        fake_A = self.generate(self.G_BA, input_B, mask_B)  # G_BA(B)
         rec_B = self.generate(self.G_AB, fake_A)  # G_AB(G_BA(B))
 
         losses = {
             "G_adv_AB": lsgan_generator_loss(self.D_B(fake_B)),
             "G_adv_BA": lsgan_generator_loss(self.D_A(fake_A)),
-            "cycle_A": cycle_consistency_loss(rec_A, real_A),
-            "cycle_B": cycle_consistency_loss(rec_B, real_B),
+            "cycle_A": cycle_consistency_loss(rec_A, input_A),
+            "cycle_B": cycle_consistency_loss(rec_B, input_B),
         }
         generator_loss = losses["G_adv_AB"] + losses["G_adv_BA"] + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"])
         if self.steps_done < self.config.identity_until_step and self.config.identity_weight > 0:

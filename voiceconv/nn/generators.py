@@ -15,6 +15,10 @@ from torch import nn
 
 from voiceconv.nn.blocks import Downsample2d, GLUConv2d, ResidualGLU1d, ResnetBlock2d, Upsample2d
 
+#: How a generator's last layer meets its input: ``none`` = the layer's output is the image (the papers);
+#: ``full`` = input + output; ``envelope`` = input + output smoothed along frequency into ``bands`` bands.
+OUTPUT_MODES = ("none", "full", "envelope")
+
 
 def _check_input(x: torch.Tensor, in_ch: int, multiple: int, height: int | None = None) -> None:
     """Raise ValueError unless ``x`` is ``[B, in_ch, H, W]``, H and W multiples of ``multiple`` and >= ``2 * multiple``.
@@ -58,14 +62,27 @@ class Generator212(nn.Module):
     MaskCycleGAN-VC's filling in frames (Kaneko et al. 2021) is ``in_ch=2``:
     the caller concatenates the masked spectrogram and its binary mask along
     channels, ``torch.cat([x * mask, mask], dim=1)``, and sets ``out_ch=1``.
+
+    ``output="envelope"`` makes the generator start from the identity and keep
+    the input's fine detail: the last layer (zero-initialized) predicts a
+    correction that is averaged into ``bands`` frequency bands and linearly
+    interpolated back, ``y = x + smooth_f(delta)``. A correction that smooth
+    can move formants and spectral tilt but cannot erase harmonics, which are
+    a few rows apart (``output="full"``: ``y = x + delta``, any detail).
     """
 
     def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 128,
-                 residual_channels: int = 256, n_residual: int = 6):
+                 residual_channels: int = 256, n_residual: int = 6, output: str = "none", bands: int = 16):
         super().__init__()
         if height % 4 or height < 8:
             raise ValueError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
-        self.in_ch, self.height = in_ch, height
+        if output not in OUTPUT_MODES:
+            raise ValueError(f"unknown generator output {output!r}; valid: {', '.join(OUTPUT_MODES)}")
+        if output != "none" and out_ch > in_ch:
+            raise ValueError(f"a residual output needs out_ch ({out_ch}) <= in_ch ({in_ch})")
+        if output == "envelope" and not 1 <= bands <= height:
+            raise ValueError(f"bands={bands} must be in [1, height={height}]")
+        self.in_ch, self.height, self.out_ch, self.output_mode, self.bands = in_ch, height, out_ch, output, bands
         wide = 2 * base_channels  # channels after downsampling
         folded = wide * (height // 4)  # channels of the 1D view: every frequency row of every map
         self.input = GLUConv2d(in_ch, base_channels, (5, 15), norm=False)
@@ -78,6 +95,9 @@ class Generator212(nn.Module):
                                    nn.InstanceNorm1d(folded, affine=True))
         self.up = nn.Sequential(Upsample2d(wide, wide), Upsample2d(wide, base_channels))
         self.output = nn.Conv2d(base_channels, out_ch, (5, 15), padding=(2, 7))
+        if output != "none":  # start from the identity
+            nn.init.zeros_(self.output.weight)
+            nn.init.zeros_(self.output.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in_ch, H, W] -> [B, out_ch, H, W]
         _check_input(x, self.in_ch, 4, self.height)
@@ -86,7 +106,18 @@ class Generator212(nn.Module):
         h = self.to_1d(h.reshape(b, c * rows, frames))  # [B, residual, W/4]
         h = self.to_2d(self.residual(h))  # [B, 2 base * H/4, W/4]
         h = self.up(h.reshape(b, c, rows, frames))  # [B, base, H, W]
-        return self.output(h)  # [B, out_ch, H, W]
+        delta = self.output(h)  # [B, out_ch, H, W]
+        if self.output_mode == "none":
+            return delta
+        if self.output_mode == "envelope":
+            delta = smooth_along_frequency(delta, self.bands)
+        return x[:, : self.out_ch] + delta  # the input's own image passes through
+
+
+def smooth_along_frequency(image: torch.Tensor, bands: int) -> torch.Tensor:
+    """``[B, C, H, W]`` averaged into ``bands`` rows of frequency, linearly interpolated back to ``H`` rows."""
+    coarse = nn.functional.adaptive_avg_pool2d(image, (bands, image.shape[-1]))  # [B, C, bands, W]
+    return nn.functional.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _down(in_ch: int, out_ch: int) -> nn.Sequential:

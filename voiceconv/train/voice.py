@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
 from voiceconv.convert import convert_image
-from voiceconv.data.speakers import SpeakerCorpus, load_speaker
-from voiceconv.errors import ConfigError
+from voiceconv.audio.io import audio_files
+from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
+from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
+from voiceconv.errors import AudioError, ConfigError
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.train.faces import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,10 @@ class VoiceDataConfig:
     crop_frames: int = 64  # width of the random crops (64 frames = 1.0 s at hop 256, 16 kHz)
     min_seconds: float = 60.0  # refuse speakers with less usable audio than this
     media_utterances: int = 2  # fixed utterances converted into TensorBoard every media_every steps
+    # Pitch alignment by formula before the image is made (voiceconv.audio.world): none (the generator moves the
+    # pitch itself), f0 (log-Gaussian F0 transform) or f0+warp (and the fitted spectral-envelope warp).
+    align: Literal["none", "f0", "f0+warp"] = "none"
+    held_back: int = 0  # recordings per speaker never trained on; model selection scores on them
 
 
 @dataclass(frozen=True)
@@ -40,39 +53,60 @@ class VoiceRecipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-class VoiceConversionTask:
-    """CycleGAN on unpaired crops of two speakers' normalized log-mel images."""
+@dataclass
+class VoiceData:
+    """The two speakers as the task trains on them.
 
-    def __init__(self, recipe: VoiceRecipe, speaker_a: SpeakerCorpus, speaker_b: SpeakerCorpus):
+    ``speakers`` are the real recordings (what the discriminators and the identity loss see); ``inputs`` are
+    what each direction's generator converts: ``a2b`` is speaker A brought to B's pitch by ``alignment``
+    (the real A when there is no alignment), ``b2a`` likewise. ``held_back`` are never trained on.
+    """
+
+    speakers: dict[str, SpeakerCorpus]
+    inputs: dict[str, SpeakerCorpus]
+    alignment: Alignment | None = None
+    held_back: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
+
+
+class VoiceConversionTask:
+    """CycleGAN on unpaired crops of two speakers' normalized log-mel images (pitch-aligned when the recipe says)."""
+
+    def __init__(self, recipe: VoiceRecipe, data: VoiceData):
         if recipe.data.crop_frames % 4:
             raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} must be a multiple of 4")
-        self.recipe, self.speakers = recipe, {"a": speaker_a, "b": speaker_b}
+        self.recipe, self.data, self.speakers = recipe, data, data.speakers
         self.model = CycleGAN(channels=1, height=recipe.features.n_mels, config=recipe.model,
                               total_steps=recipe.train.steps, seed=recipe.train.seed)
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         width = self.recipe.data.crop_frames
-        return {"A": self.speakers["a"].crops(batch_size, width, generator),  # [B, 1, n_mels, width]
-                "B": self.speakers["b"].crops(batch_size, width, generator)}
+        batch = {"A": self.speakers["a"].crops(batch_size, width, generator),  # [B, 1, n_mels, width]
+                 "B": self.speakers["b"].crops(batch_size, width, generator)}
+        if self.data.alignment is not None:
+            batch["A2B"] = self.data.inputs["a2b"].crops(batch_size, width, generator)
+            batch["B2A"] = self.data.inputs["b2a"].crops(batch_size, width, generator)
+        return batch
+
+    def generators(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        return {"a2b": self.model.a_to_b, "b2a": self.model.b_to_a}
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
         """Spectrograms and audio of the first utterances of each speaker, converted to the other."""
         vocoder = GriffinLimVocoder(self.recipe.features)
         device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        for source, target, generate in (("a", "b", self.model.a_to_b), ("b", "a", self.model.b_to_a)):
-            corpus = self.speakers[source]
-            for index, normalized in enumerate(corpus.images[: self.recipe.data.media_utterances]):
-                image = corpus.stats.denormalize(normalized)[None].to(device)  # [1, n_mels, T] in [-1, 1]
-                converted = convert_image(generate, image, corpus.stats.to(device), self.speakers[target].stats.to(device))
-                tag = f"{source}2{target}/{index}"
-                writer.add_image(f"{tag}/source", (image.flip(-2).float().cpu() + 1) / 2, step)
-                writer.add_image(f"{tag}/converted", (converted.flip(-2).float().cpu() + 1) / 2, step)
-                audio = vocoder(converted.float().cpu())  # [1, samples]
-                writer.add_audio(f"{tag}/audio", audio.clamp(-1, 1), step, sample_rate=self.recipe.features.sample_rate)
-        self.model.train(was_training)
+        with evaluating(self.model):
+            for direction, generate in self.generators().items():
+                corpus, target = self.data.inputs[direction], self.speakers[direction[-1]]
+                for index, normalized in enumerate(corpus.images[: self.recipe.data.media_utterances]):
+                    image = corpus.stats.denormalize(normalized)[None].to(device)  # [1, n_mels, T] in [-1, 1]
+                    converted = convert_image(generate, image, corpus.stats.to(device), target.stats.to(device))
+                    tag = f"{direction}/{index}"
+                    writer.add_image(f"{tag}/source", (image.flip(-2).float().cpu() + 1) / 2, step)
+                    writer.add_image(f"{tag}/converted", (converted.flip(-2).float().cpu() + 1) / 2, step)
+                    audio = vocoder(converted.float().cpu())  # [1, samples]
+                    writer.add_audio(f"{tag}/audio", audio.clamp(-1, 1), step,
+                                     sample_rate=self.recipe.features.sample_rate)
 
     def export(self, path: Path, info: dict) -> None:
         tensors = {f"G_AB.{k}": v for k, v in self.model.G_AB.state_dict().items()}
@@ -88,6 +122,10 @@ class VoiceConversionTask:
                          for side, c in self.speakers.items()},
             "training": {**info, "recipe": to_dict(self.recipe)},
         }
+        if self.data.alignment is not None:
+            header["alignment"] = self.data.alignment.to_dict()
+            for direction, corpus in self.data.inputs.items():
+                tensors[f"stats.{direction}.mean"], tensors[f"stats.{direction}.std"] = corpus.stats.mean, corpus.stats.std
         save_model_file(path, tensors, header)
 
 
@@ -109,16 +147,53 @@ def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: 
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(recipe, run_dir, resume)
     save_yaml(recipe, run_dir / "recipe.yaml")
-    corpora = [load_speaker(folder, recipe.features, run_dir / "cache", recipe.data.min_seconds,
-                            recipe.data.crop_frames, name or speaker_name(folder))
-               for folder, name in zip((speaker_a, speaker_b), names)]
-    for corpus in corpora:
-        seconds = corpus.frames * recipe.features.hop_length / recipe.features.sample_rate
+    data = load_voice_data(recipe, (speaker_a, speaker_b), run_dir / "cache",
+                           tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)))
+    return fit(VoiceConversionTask(recipe, data), recipe.train, run_dir, resume=resume)
+
+
+def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: Path,
+                    names: tuple[str, str]) -> VoiceData:
+    """Both speakers' corpora, held-back files set aside, and (when the recipe aligns) the fitted alignment
+    with each direction's aligned input corpus."""
+    features, data = recipe.features, recipe.data
+    files, held_back = {}, {}
+    for side, folder in zip("ab", folders):
+        files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
+    load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
+                   crop_frames=data.crop_frames)
+    speakers = {side: load(folder, name=name, files=files[side]) for side, folder, name in zip("ab", folders, names)}
+    for corpus in speakers.values():
+        seconds = corpus.frames * features.hop_length / features.sample_rate
         log.info("speaker %s: %d utterances, %.1f min; %d unreadable file(s) skipped",
                  corpus.name, len(corpus.images), seconds / 60, len(corpus.skipped))
         for reason in corpus.skipped:
             log.warning("skipped: %s", reason)
-    return fit(VoiceConversionTask(recipe, *corpora), recipe.train, run_dir, resume=resume)
+    if data.align == "none":
+        return VoiceData(speakers, {"a2b": speakers["a"], "b2a": speakers["b"]}, None, held_back)
+    alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
+    log.info("pitch alignment a2b: median F0 %.0f Hz -> %.0f Hz, envelope warp %.2f",
+             alignment.source.median_hz, alignment.target.median_hz, alignment.warp)
+    inputs = {}
+    for direction, side, folder in (("a2b", "a", folders[0]), ("b2a", "b", folders[1])):
+        aligned = alignment if direction == "a2b" else alignment.reverse()
+        key = f"{direction}-{hashlib.sha256(json.dumps(aligned.to_dict(), sort_keys=True).encode()).hexdigest()[:8]}"
+        inputs[direction] = load(folder, name=speakers[side].name, files=files[side], transform_key=key,
+                                 transform=partial(change_voice, sample_rate=features.sample_rate, alignment=aligned))
+    return VoiceData(speakers, inputs, alignment, held_back)
+
+
+def fit_speaker_alignment(files_a: list[Path], files_b: list[Path], features: FeatureConfig,
+                          warp: bool = True) -> Alignment:
+    """The A -> B alignment fitted on up to :data:`~voiceconv.audio.world.FIT_FILES` recordings of each."""
+    def waves(files: list[Path]) -> Iterator[np.ndarray]:
+        for index in spread_picks(len(files)):
+            try:
+                yield load_training_audio(files[index], features)
+            except AudioError:
+                continue  # reported when the corpus is read
+
+    return fit_alignment(waves(files_a), waves(files_b), features.sample_rate, warp=warp)
 
 
 def speaker_name(folder: Path) -> str:
