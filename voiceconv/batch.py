@@ -120,7 +120,7 @@ def plan_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, glob: str |
 def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str = "a2b", *, overwrite: bool = False,
               jobs: int = 1, sample_rate: int | None = None, progress: bool = True,
               planning_failures: Iterable[Failure] = (), converter: Converter | None = None,
-              device: str = "cpu") -> BatchReport:
+              device: str = "cpu", pitch: str | float | None = "auto") -> BatchReport:
     """Convert ``items`` with the model; outputs that already exist are skipped unless ``overwrite``.
 
     ``jobs`` > 1 converts in that many spawned worker processes, each loading
@@ -131,7 +131,7 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     failures; ``converter``, an already loaded model, saves loading
     ``model_path`` in this process. ``device`` (see :func:`resolve_device`)
     places the model; on a GPU the files go through it one after another and
-    ``jobs`` is not used. Ctrl-C (KeyboardInterrupt) stops the
+    ``jobs`` is not used. ``pitch`` is :meth:`Converter.convert`'s. Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
     Raises :class:`~voiceconv.modelfile.ModelFileError` before converting
     anything when the model cannot be loaded.
@@ -146,7 +146,8 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     converter = converter or Converter(model_path, device=resolve_device(device))  # also checks the model before any worker starts
     todo = _not_done(items, overwrite, report)
     _remove_partial_outputs(items)
-    results = _conversions(converter, todo, jobs, direction, sample_rate)
+    converter.alignment(direction, pitch)  # a bad direction or pitch is one error, not one per file
+    results = _conversions(converter, todo, jobs, direction, sample_rate, pitch)
     bar = tqdm(total=len(todo), unit="file", desc="converting", file=sys.stderr, disable=None if progress else True)
     show = bar.write if progress else lambda line, file=None: None
     for source, reason in report.failures:
@@ -345,11 +346,11 @@ def _remove_partial_outputs(items: list[BatchItem]) -> None:
 
 
 def _conversions(converter: Converter, todo: list[BatchItem], jobs: int, direction: str,
-                 sample_rate: int | None) -> Iterator[tuple[BatchItem, _Outcome]]:
+                 sample_rate: int | None, pitch: str | float | None) -> Iterator[tuple[BatchItem, _Outcome]]:
     """``(item, outcome)`` for every item as it finishes, from this process or from ``jobs`` workers."""
     if jobs > 1 and len(todo) > 1 and converter.device.type == "cpu":
-        return _convert_in_workers(converter.path, todo, min(jobs, len(todo)), direction, sample_rate)
-    return ((item, _convert_one(converter, item, direction, sample_rate)) for item in todo)
+        return _convert_in_workers(converter.path, todo, min(jobs, len(todo)), direction, sample_rate, pitch)
+    return ((item, _convert_one(converter, item, direction, sample_rate, pitch)) for item in todo)
 
 
 def _record(report: BatchReport, item: BatchItem, outcome: _Outcome) -> None:
@@ -360,10 +361,11 @@ def _record(report: BatchReport, item: BatchItem, outcome: _Outcome) -> None:
         report.failures.append((item.source, outcome.reason))
 
 
-def _convert_one(converter: Converter, item: BatchItem, direction: str, sample_rate: int | None) -> _Outcome:
+def _convert_one(converter: Converter, item: BatchItem, direction: str, sample_rate: int | None,
+                 pitch: str | float | None = "auto") -> _Outcome:
     """Convert one item; a problem with it becomes the failure's reason instead of an exception."""
     try:
-        result = converter.convert_file(item.source, item.destination, direction, sample_rate)
+        result = converter.convert_file(item.source, item.destination, direction, sample_rate, pitch)
     except AudioError as err:
         return _Outcome(reason=err.problem + (f" ({err.advice})" if err.advice else ""))
     except VoiceconvError as err:
@@ -401,11 +403,11 @@ def _stop_worker(signum: int, frame) -> None:
     os._exit(128 + signum)
 
 
-def _convert_in_worker(item: BatchItem, direction: str, sample_rate: int | None) -> _Outcome:
+def _convert_in_worker(item: BatchItem, direction: str, sample_rate: int | None, pitch: str | float | None) -> _Outcome:
     global _worker_busy
     try:
         _worker_busy = True
-        return _convert_one(_worker_converter, item, direction, sample_rate)
+        return _convert_one(_worker_converter, item, direction, sample_rate, pitch)
     except KeyboardInterrupt:  # SIGTERM from the parent: the temporary file is gone, leave
         os._exit(128 + signal.SIGTERM)
     finally:
@@ -413,9 +415,9 @@ def _convert_in_worker(item: BatchItem, direction: str, sample_rate: int | None)
 
 
 def _convert_in_workers(model_path: Path, items: list[BatchItem], jobs: int, direction: str,
-                        sample_rate: int | None) -> Iterator[tuple[BatchItem, _Outcome]]:
+                        sample_rate: int | None, pitch: str | float | None) -> Iterator[tuple[BatchItem, _Outcome]]:
     initializer = (_start_worker, (str(model_path), worker_threads(jobs)))
-    return in_worker_pool(items, jobs, initializer, _convert_in_worker, (direction, sample_rate))
+    return in_worker_pool(items, jobs, initializer, _convert_in_worker, (direction, sample_rate, pitch))
 
 
 def in_worker_pool(items: Iterable[Item], jobs: int, initializer: tuple[Callable, tuple],

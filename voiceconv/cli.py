@@ -119,6 +119,7 @@ def _add_evaluate(verbs) -> None:
                       help="converted files, named like the sources (from any system)")
     side.add_argument("--model", type=Path, help="a voiceconv model file: convert the sources on the fly")
     p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="with --model (default %(default)s)")
+    _add_pitch(p)
     p.add_argument("--target-ref", type=Path, required=True, metavar="DIR", help="recordings of the target speaker")
     p.add_argument("--source-ref", type=Path, metavar="DIR", help="recordings of the source speaker (default: --source)")
     p.add_argument("--parallel", type=Path, metavar="DIR",
@@ -148,7 +149,8 @@ def _run_evaluate(args) -> None:
 
         converter = Converter(args.model)
         features = converter.features  # the ceiling baseline uses the model's own spectrogram path
-        convert = lambda wav, rate: converter.convert(wav, rate, args.direction)  # noqa: E731
+        converter.alignment(args.direction, args.pitch)  # a bad --pitch fails before any scoring
+        convert = lambda wav, rate: converter.convert(wav, rate, args.direction, args.pitch)  # noqa: E731
     request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
                                 converted_dir=args.converted, parallel_dir=args.parallel,
                                 transcripts=args.transcripts, baselines=args.baselines,
@@ -243,7 +245,14 @@ def _add_convert(verbs) -> None:
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="worker processes, each with its share of the CPU cores (default %(default)s; CPU only)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    _add_pitch(p)
     p.set_defaults(run=_run_convert)
+
+
+def _add_pitch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pitch", default="auto", type=_pitch, metavar="auto|source|+N|-N",
+                        help="auto: the model's F0 transform onto the target speaker (default); source: keep the "
+                             "speaker's own pitch; +N / -N: move the speaker's pitch by N semitones (e.g. +2, -3.5)")
 
 
 def _run_convert(args) -> int:
@@ -267,7 +276,8 @@ def _run_convert(args) -> int:
         with sigterm_as_interrupt():
             report = run_batch(args.model, shard(items, rank, world_size), args.direction, overwrite=args.overwrite,
                                jobs=args.jobs, sample_rate=args.sample_rate, progress=rank == 0,
-                               planning_failures=failures if rank == 0 else (), device=args.device)
+                               planning_failures=failures if rank == 0 else (), device=args.device,
+                               pitch=args.pitch)
     except ModelFileError as err:
         print(f"voiceconv convert: error: {err}", file=sys.stderr)
         return 2
@@ -279,6 +289,17 @@ def _run_convert(args) -> int:
     listed = write_failures(args.out, report.failures, f"failures.rank{rank}.csv" if world_size > 1 else "failures.csv")
     print(who + report.summary() + (f"; failures listed in {listed}" if listed else ""))
     return 1 if report.failures else 0
+
+
+def _pitch(text: str) -> str:
+    """argparse type: a --pitch setting, checked."""
+    from voiceconv.audio.world import parse_pitch
+
+    try:
+        parse_pitch(text)
+    except VoiceconvError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _positive_int(text: str) -> int:

@@ -37,7 +37,7 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepare_waveform, stream_audio
 from voiceconv.errors import EmptyAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
-from voiceconv.audio.world import Alignment, PitchStats, change_voice
+from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, parse_pitch
 from voiceconv.config import from_dict
 from voiceconv.data.speakers import SpeakerStats
 from voiceconv.errors import VoiceconvError
@@ -45,8 +45,6 @@ from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
 from voiceconv.models.cyclegan import CycleGANConfig, apply_generator, build_image_generator
 
 Direction = Literal["a2b", "b2a"]
-Pitch = str | float | None  # "auto" / None, "source", "+N" / "-N" semitones, or a number of semitones
-MAX_PITCH_SEMITONES = 24.0
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
 MAX_GAIN_DB = 24.0  # loudness matching never amplifies or attenuates a window by more than this
 
@@ -292,23 +290,6 @@ def _resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int) 
     for block in blocks:
         yield resampler.resample_chunk(block)
     yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-
-
-def parse_pitch(pitch: Pitch) -> float | None:
-    """The ``--pitch`` setting as a semitone shift: None for ``"auto"`` (the model's F0 transform), 0.0 for
-    ``"source"``, N for ``"+N"`` / ``"-N"`` / a number (fractions allowed, at most 24 semitones either way)."""
-    if pitch is None or (isinstance(pitch, str) and pitch.strip().lower() == "auto"):
-        return None
-    if isinstance(pitch, str) and pitch.strip().lower() == "source":
-        return 0.0
-    try:
-        shift = float(pitch)
-    except (TypeError, ValueError):
-        raise VoiceconvError(f"pitch must be 'auto', 'source' or a number of semitones such as +2 or -3.5; "
-                             f"got {pitch!r}") from None
-    if not math.isfinite(shift) or abs(shift) > MAX_PITCH_SEMITONES:
-        raise VoiceconvError(f"pitch shift {pitch!r} is outside +-{MAX_PITCH_SEMITONES:g} semitones")
-    return shift
 
 
 def model_alignments(header: dict, path: str | Path = "model") -> dict[str, Alignment]:

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from voiceconv.errors import ConfigError
+
 FRAME_PERIOD_MS = 5.0
 F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 600.0
 WARP_SEARCH = (0.76, 1.24)  # the envelope warp factors tried when fitting
@@ -33,6 +35,8 @@ WARP_STEPS = 49  # 0.01 apart
 WARP_FIT_MAX_HZ = 5000.0
 FIT_FILES = 30  # recordings per speaker used for the statistics and the warp
 SEMITONE = math.log(2.0) / 12.0  # one semitone in natural-log F0
+MAX_PITCH_SEMITONES = 24.0
+Pitch = str | float | None  # "auto" / None, "source", "+N" / "-N" semitones, or a number of semitones
 
 
 def _pyworld():
@@ -219,3 +223,20 @@ def fit_alignment(source_waves: Iterable[np.ndarray], target_waves: Iterable[np.
 def spread_picks(count: int, wanted: int = FIT_FILES) -> list[int]:
     """Up to ``wanted`` indices spread evenly over ``range(count)``."""
     return sorted(set(np.linspace(0, count - 1, min(count, wanted)).astype(int).tolist())) if count else []
+
+
+def parse_pitch(pitch: Pitch) -> float | None:
+    """The ``--pitch`` setting as a semitone shift: None for ``"auto"`` (the model's F0 transform), 0.0 for
+    ``"source"``, N for ``"+N"`` / ``"-N"`` / a number (fractions allowed, at most 24 semitones either way)."""
+    if pitch is None or (isinstance(pitch, str) and pitch.strip().lower() == "auto"):
+        return None
+    if isinstance(pitch, str) and pitch.strip().lower() == "source":
+        return 0.0
+    try:
+        shift = float(pitch)
+    except (TypeError, ValueError):
+        raise ConfigError(f"pitch must be 'auto', 'source' or a number of semitones such as +2 or -3.5; "
+                          f"got {pitch!r}") from None
+    if not math.isfinite(shift) or abs(shift) > MAX_PITCH_SEMITONES:
+        raise ConfigError(f"pitch shift {pitch!r} is outside +-{MAX_PITCH_SEMITONES:g} semitones")
+    return shift

@@ -60,11 +60,11 @@ def load_upload(path: str | Path | None, sample_rate: int, limits: Limits) -> np
 
 
 def convert_clip(converter: Converter, path: str | Path | None, direction: str, limits: Limits,
-                 job_dir: Path) -> ClipResult:
+                 job_dir: Path, pitch: str | float = "auto") -> ClipResult:
     """Convert one upload; writes ``<name>_<target speaker>.wav`` into ``job_dir``."""
     rate = converter.features.sample_rate
     wav = load_upload(path, rate, limits)
-    converted = converter.convert(wav, rate, direction)
+    converted = converter.convert(wav, rate, direction, pitch)
     target = converter.speakers["b" if direction == "a2b" else "a"]
     audio = save_audio(job_dir / f"{Path(path).stem}_{target}.wav", converted, rate)
     return ClipResult(audio, _picture(converter, wav), _picture(converter, converted))
@@ -106,7 +106,7 @@ def gather_uploads(uploads: Sequence[str | Path], folder: Path, limits: Limits) 
 
 
 def convert_batch(converter: Converter, uploads: Sequence[str | Path], direction: str, limits: Limits,
-                  job_dir: Path) -> BatchResult:
+                  job_dir: Path, pitch: str | float = "auto") -> BatchResult:
     """Convert every uploaded file (zips unpacked) to wav; the result zip holds them and ``failures.csv``.
 
     Files that are not audio, are damaged, or are longer than
@@ -118,7 +118,7 @@ def convert_batch(converter: Converter, uploads: Sequence[str | Path], direction
     items, failures = plan_batch([inputs], out_dir, glob="*", audio_format="wav")
     items, too_long = _within_duration(items, limits)
     report = run_batch(converter.path, items, direction, progress=False, converter=converter,
-                       planning_failures=[*failures, *too_long])
+                       planning_failures=[*failures, *too_long], pitch=pitch)
     failures = [(_shown_path(source, inputs), reason) for source, reason in report.failures]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_failures(out_dir, failures)

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from voiceconv.audio.world import parse_pitch
 from voiceconv.errors import VoiceconvError
 from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
 from voiceconv.web.limits import MB, Limits, UploadError, user_message
@@ -24,6 +25,7 @@ from voiceconv.web.models import (ConverterCache, FaceModelInfo, ModelInfo, disc
 
 DEFAULT_MODEL_KEY = "kathleen_rms"
 FAILURE_HEADERS = ["file", "reason"]  # as in failures.csv
+PITCH_CHOICES = ["auto", "source", "-12", "-7", "-5", "-3", "-2", "-1", "+1", "+2", "+3", "+5", "+7", "+12"]
 
 
 def build_app(models_dir: str | Path | None, default_model: str | Path | None = None, limits: Limits = Limits(),
@@ -51,11 +53,14 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
         with gr.Row(elem_id="voice-choice") as voice_choice:  # the voice tabs' model and direction; hidden on the Faces tab
             model = gr.Dropdown([(info.label, key) for key, info in models.items()], value=first.key, label="Model")
             direction = gr.Dropdown(first.direction_choices(), value="a2b", label="Direction")
+            pitch = gr.Dropdown(PITCH_CHOICES, value="auto", allow_custom_value=True, label="Pitch",
+                                info="auto: the target speaker's pitch; source: keep your own; +N / -N semitones",
+                                elem_id="pitch")
         model.change(handlers.directions, model, direction, api_visibility="private")
         with gr.Tab("Convert") as convert:
-            _convert_tab(handlers, model, direction, examples)
+            _convert_tab(handlers, [model, direction, pitch], examples)
         with gr.Tab("Batch") as batch:
-            _batch_tab(handlers, model, direction)
+            _batch_tab(handlers, [model, direction, pitch])
         with gr.Tab("Faces") as faces:
             faces_tab(face_models, limits, Path(work_dir), face_examples)
         with gr.Tab("Models") as about_models:
@@ -108,21 +113,26 @@ class Handlers:
         return gr.update(choices=self.model(key).direction_choices(), value="a2b")
 
     @shown_as_message
-    def convert(self, audio: str | None, key: str, direction: str) -> tuple[str, np.ndarray, np.ndarray]:
+    def convert(self, audio: str | None, key: str, direction: str,
+                pitch: str = "auto") -> tuple[str, np.ndarray, np.ndarray]:
         """(converted audio file, input spectrogram, converted spectrogram) for one upload or recording."""
         converter = self.converters.get(self.model(key).path)
-        result = convert_clip(converter, audio, _checked(direction), self.limits, new_job_dir(self.work_root))
+        result = convert_clip(converter, audio, _checked(direction), self.limits, new_job_dir(self.work_root),
+                              _checked_pitch(pitch))
         return str(result.audio), result.input_picture, result.output_picture
 
     @shown_as_message
-    def convert_batch(self, files: list[str] | None, key: str, direction: str) -> tuple[str, list[list[str]], str]:
+    def convert_batch(self, files: list[str] | None, key: str, direction: str,
+                      pitch: str = "auto") -> tuple[str, list[list[str]], str]:
         """(zip of converted files with failures.csv, failure table rows, summary) for several uploads."""
         converter = self.converters.get(self.model(key).path)
-        result = convert_batch(converter, files or [], _checked(direction), self.limits, new_job_dir(self.work_root))
+        result = convert_batch(converter, files or [], _checked(direction), self.limits, new_job_dir(self.work_root),
+                               _checked_pitch(pitch))
         return str(result.archive), result.failure_rows, result.summary
 
 
-def _convert_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown, examples: Sequence) -> None:
+def _convert_tab(handlers: Handlers, voice: list[gr.Dropdown], examples: Sequence) -> None:
+    """``voice``: the shared model, direction and pitch controls."""
     with gr.Row():
         with gr.Column():
             audio_in = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech to convert",
@@ -137,11 +147,11 @@ def _convert_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown,
                                   elem_id="converted-spectrogram")
     if examples:
         gr.Examples([[str(p)] for p in examples], inputs=audio_in, label="Example clips", elem_id="example-clips")
-    button.click(handlers.convert, [audio_in, model, direction], [audio_out, input_picture, output_picture],
+    button.click(handlers.convert, [audio_in, *voice], [audio_out, input_picture, output_picture],
                  api_name="convert")
 
 
-def _batch_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown) -> None:
+def _batch_tab(handlers: Handlers, voice: list[gr.Dropdown]) -> None:
     limits = handlers.limits
     gr.Markdown(f"Upload several audio files or a zip of them (at most {limits.max_batch_files} files, "
                 f"{limits.max_zip_total_mb:g} MB unpacked). You get a zip of the converted files with "
@@ -151,7 +161,7 @@ def _batch_tab(handlers: Handlers, model: gr.Dropdown, direction: gr.Dropdown) -
     archive = gr.File(label="Converted files (zip)", interactive=False)
     summary = gr.Markdown()
     failures = gr.Dataframe(headers=FAILURE_HEADERS, label="Failures", interactive=False)
-    button.click(handlers.convert_batch, [files, model, direction], [archive, failures, summary],
+    button.click(handlers.convert_batch, [files, *voice], [archive, failures, summary],
                  api_name="convert_batch")
 
 
@@ -187,6 +197,14 @@ def _checked(direction: str) -> str:
     if direction not in ("a2b", "b2a"):
         raise UploadError(f"direction must be a2b or b2a, not {direction!r}")
     return direction
+
+
+def _checked_pitch(pitch: str | float | None) -> str | float:
+    try:
+        parse_pitch(pitch)
+    except VoiceconvError as err:
+        raise UploadError(str(err)) from None
+    return "auto" if pitch is None else pitch
 
 
 def _introduction(limits: Limits) -> str:
