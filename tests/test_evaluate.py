@@ -16,7 +16,7 @@ pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'vo
 
 from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
 from voiceconv.evaluate.harness import (  # noqa: E402
-    BASELINE_CEILING, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
+    BASELINE_CEILING, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
 from voiceconv.evaluate.report import write_report  # noqa: E402
 from voiceconv.errors import VoiceconvError  # noqa: E402
 
@@ -101,9 +101,17 @@ def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
          "--max-refs", "5", "-o", out], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "report.json").read_text())["summary"]
-    assert set(summary) == {SYSTEM, BASELINE_SOURCE, BASELINE_PITCH_SHIFT, BASELINE_CEILING}
+    report = json.loads((out / "report.json").read_text())
+    assert set(summary) == {SYSTEM, BASELINE_SOURCE, BASELINE_PITCH_SHIFT, BASELINE_CEILING, BASELINE_WORLD}
     ceiling, unconverted = summary[BASELINE_CEILING], summary[BASELINE_SOURCE]
     assert ceiling["success_rate"] == 1.0 and unconverted["success_rate"] == 0.0
     assert ceiling["mcd_db"]["mean"] < 5.0 < 8.0 < unconverted["mcd_db"]["mean"]
     assert summary[BASELINE_PITCH_SHIFT]["log_f0_mean"]["mean"] < unconverted["log_f0_mean"]["mean"] - 0.3
-    assert "| target-vocoded |" in result.stdout
+    # The WORLD voice changer lands the F0 on TM1's and keeps the sound: MCD and DNSMOS near the source's.
+    world_vc, target = summary[BASELINE_WORLD], report["speakers"]["target"]
+    assert abs(world_vc["log_f0_mean"]["mean"] - target["log_f0_mean"]) < 0.1
+    assert world_vc["mcd_db"]["mean"] < unconverted["mcd_db"]["mean"] + 0.5
+    assert world_vc["dnsmos_ovrl"]["mean"] > unconverted["dnsmos_ovrl"]["mean"] - 0.5
+    assert 0.76 <= report["baselines"][BASELINE_WORLD]["warp"] < 1.0  # female -> male: formants move down
+    assert "| target-vocoded |" in result.stdout and "| world-vc |" in result.stdout
+    assert "baseline world-vc: fitted envelope warp" in (out / "report.md").read_text()

@@ -1,7 +1,7 @@
 """The WORLD voice changer: pitch alignment by formula, before any network sees the speech.
 
 WORLD (Morise et al. 2016, via pyworld) splits speech into F0, a smooth
-spectral envelope and an aperiodicity, 5 ms frames. Two closed-form changes
+spectral envelope and an aperiodicity per frame. Two closed-form changes
 bring one speaker towards another:
 
 * **log-Gaussian normalized F0 transform** (as in CycleGAN-VC, Kaneko &
@@ -21,14 +21,14 @@ input so the generator never has to move harmonics across an octave.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
 from voiceconv.errors import ConfigError
 
-FRAME_PERIOD_MS = 5.0
 F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 600.0
 WARP_SEARCH = (0.76, 1.24)  # the envelope warp factors tried when fitting
 WARP_STEPS = 49  # 0.01 apart
@@ -46,6 +46,23 @@ def _pyworld():
         warnings.filterwarnings("ignore", message=".*pkg_resources.*")
         import pyworld
     return pyworld
+
+
+@dataclass(frozen=True)
+class WorldSettings:
+    """How WORLD analyses speech. The defaults were chosen by ``benchmarks/world_f0.py`` (quality and speed of
+    the voice changer on held-out VCC2016 and Kathleen utterances)."""
+
+    f0_method: Literal["dio", "harvest"] = "dio"  # DIO (refined by StoneMask) or Harvest
+    frame_period_ms: float = 10.0
+    dio_speed: int = 1  # DIO's internal decimation (1 = none); larger is faster and coarser
+
+
+#: What conversion (and so training) analyses with: DIO at 10 ms frames kept the WORLD voice changer's quality
+#: within 0.3 dB MCD of 5 ms frames at 0.36x their time, and Harvest's at 0.16x (benchmarks/world_f0.py).
+DEFAULT_SETTINGS = WorldSettings()
+#: The classic DSP voice changer the evaluation compares against: 5 ms frames, its best quality.
+REFERENCE_SETTINGS = WorldSettings(frame_period_ms=5.0)
 
 
 @dataclass(frozen=True)
@@ -72,10 +89,11 @@ class Alignment:
     target: PitchStats
     warp: float = 1.0
     pitch_shift: float | None = None
+    settings: WorldSettings = DEFAULT_SETTINGS
 
     def reverse(self) -> Alignment:
         """The alignment of the opposite direction (target -> source)."""
-        return Alignment(self.target, self.source, 1.0 / self.warp)
+        return Alignment(self.target, self.source, 1.0 / self.warp, settings=self.settings)
 
     def with_pitch(self, pitch_shift: float | None) -> Alignment:
         return replace(self, pitch_shift=pitch_shift)
@@ -85,11 +103,17 @@ class Alignment:
         return self.pitch_shift == 0.0 and abs(self.warp - 1.0) < 1e-9
 
     def to_dict(self) -> dict:
-        return {"source": vars(self.source).copy(), "target": vars(self.target).copy(), "warp": self.warp}
+        return {"source": vars(self.source).copy(), "target": vars(self.target).copy(), "warp": self.warp,
+                "world": vars(self.settings).copy()}
 
     @classmethod
     def from_dict(cls, values: dict) -> Alignment:
-        return cls(PitchStats(**values["source"]), PitchStats(**values["target"]), float(values["warp"]))
+        settings = WorldSettings(**values.get("world", {}))
+        if settings.f0_method not in ("dio", "harvest") or not 1.0 <= settings.frame_period_ms <= 20.0 \
+                or settings.dio_speed not in range(1, 13):
+            raise ValueError(f"unsupported WORLD settings {values.get('world')}")
+        return cls(PitchStats(**values["source"]), PitchStats(**values["target"]), float(values["warp"]),
+                   settings=settings)
 
 
 @dataclass(frozen=True)
@@ -101,33 +125,36 @@ class WorldFrames:
     aperiodicity: np.ndarray
 
 
-def extract_f0(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per 5 ms frame in Hz (0 = unvoiced; DIO refined by StoneMask) and the frame times.
-
-    DIO + StoneMask was chosen over Harvest by ``benchmarks/world_f0.py``: similar
-    conversion quality at a fraction of the time.
-    """
+def extract_f0(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame in Hz (0 = unvoiced) and the frame times, by ``settings.f0_method``."""
     pyworld = _pyworld()
     x = np.ascontiguousarray(wav, dtype=np.float64)
-    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
+    if settings.f0_method == "harvest":
+        return pyworld.harvest(x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ,
+                               frame_period=settings.frame_period_ms)
+    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ,
+                            frame_period=settings.frame_period_ms, speed=settings.dio_speed)
     return pyworld.stonemask(x, f0, times, sample_rate), times
 
 
-def analyse(wav: np.ndarray, sample_rate: int) -> WorldFrames:
+def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS) -> WorldFrames:
     """F0, spectral envelope (CheapTrick) and aperiodicity (D4C) of a mono waveform ``[samples]``."""
     pyworld = _pyworld()
     x = np.ascontiguousarray(wav, dtype=np.float64)
-    f0, times = extract_f0(x, sample_rate)
+    f0, times = extract_f0(x, sample_rate, settings)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate, f0_floor=F0_FLOOR_HZ)
     aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
     return WorldFrames(f0, envelope, aperiodicity)
 
 
-def synthesize(frames: WorldFrames, sample_rate: int, length: int) -> np.ndarray:
+def synthesize(frames: WorldFrames, sample_rate: int, length: int,
+               settings: WorldSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """WORLD synthesis back to a float32 waveform of exactly ``length`` samples."""
     pyworld = _pyworld()
     wav = pyworld.synthesize(np.ascontiguousarray(frames.f0), np.ascontiguousarray(frames.envelope),
-                             np.ascontiguousarray(frames.aperiodicity), sample_rate, frame_period=FRAME_PERIOD_MS)
+                             np.ascontiguousarray(frames.aperiodicity), sample_rate,
+                             frame_period=settings.frame_period_ms)
     wav = wav[:length] if len(wav) >= length else np.pad(wav, (0, length - len(wav)))
     return wav.astype(np.float32)
 
@@ -151,18 +178,22 @@ def warp_envelope(envelope: np.ndarray, factor: float) -> np.ndarray:
     if abs(factor - 1.0) < 1e-9:
         return envelope
     bins = envelope.shape[-1]
-    source_bins = np.arange(bins) / factor  # where each output bin reads the input
-    return np.stack([np.interp(source_bins, np.arange(bins), frame) for frame in envelope])
+    source_bins = np.minimum(np.arange(bins) / factor, bins - 1)  # where each output bin reads the input
+    below = np.floor(source_bins).astype(int)
+    above = np.minimum(below + 1, bins - 1)
+    weight = source_bins - below  # [bins] linear interpolation between the two input bins
+    return envelope[..., below] * (1.0 - weight) + envelope[..., above] * weight
 
 
 def change_voice(wav: np.ndarray, sample_rate: int, alignment: Alignment) -> np.ndarray:
     """The WORLD voice changer: analyse, transform F0, warp the envelope, resynthesize ``[samples]``."""
+    settings = alignment.settings
     if alignment.is_identity:
         return np.asarray(wav, dtype=np.float32)
-    frames = analyse(wav, sample_rate)
+    frames = analyse(wav, sample_rate, settings)
     changed = WorldFrames(transform_f0(frames.f0, alignment), warp_envelope(frames.envelope, alignment.warp),
                           frames.aperiodicity)
-    out = synthesize(changed, sample_rate, len(wav))
+    out = synthesize(changed, sample_rate, len(wav), settings)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -176,13 +207,14 @@ class SpeakerWorldProfile:
     mean_log_envelope: np.ndarray
 
 
-def speaker_profile(waves: Iterable[np.ndarray], sample_rate: int) -> SpeakerWorldProfile:
+def speaker_profile(waves: Iterable[np.ndarray], sample_rate: int,
+                    settings: WorldSettings = DEFAULT_SETTINGS) -> SpeakerWorldProfile:
     """Pool the voiced frames of a speaker's recordings into its :class:`SpeakerWorldProfile`."""
     pyworld = _pyworld()
     log_f0, log_envelopes = [], []
     for wav in waves:
         x = np.ascontiguousarray(wav, dtype=np.float64)
-        f0, times = extract_f0(x, sample_rate)
+        f0, times = extract_f0(x, sample_rate, settings)
         voiced = f0 > 0
         if not voiced.any():
             continue
@@ -212,12 +244,12 @@ def fit_warp(source: SpeakerWorldProfile, target: SpeakerWorldProfile, sample_ra
 
 
 def fit_alignment(source_waves: Iterable[np.ndarray], target_waves: Iterable[np.ndarray], sample_rate: int,
-                  warp: bool = True) -> Alignment:
+                  warp: bool = True, settings: WorldSettings = DEFAULT_SETTINGS) -> Alignment:
     """The source -> target :class:`Alignment` fitted on recordings of each (up to :data:`FIT_FILES` are enough)."""
-    source = speaker_profile(source_waves, sample_rate)
-    target = speaker_profile(target_waves, sample_rate)
+    source = speaker_profile(source_waves, sample_rate, settings)
+    target = speaker_profile(target_waves, sample_rate, settings)
     factor = fit_warp(source, target, sample_rate) if warp else 1.0
-    return Alignment(source.pitch, target.pitch, factor)
+    return Alignment(source.pitch, target.pitch, factor, settings=settings)
 
 
 def spread_picks(count: int, wanted: int = FIT_FILES) -> list[int]:

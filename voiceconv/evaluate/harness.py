@@ -9,9 +9,10 @@ asked for, are computed in the same run with the same metrics:
 * ``source``: the unconverted input;
 * ``pitch-shift``: the input pitch-shifted to the target speaker's median F0
   (the simplest voice changer);
-* ``world-vc``: the WORLD voice changer (:mod:`voiceconv.audio.world`): log-Gaussian
-  F0 transform and one spectral-envelope warp, fitted on up to 30 files of the
-  source and target reference folders; the report gives the fitted warp. It
+* ``world-vc``: the WORLD voice changer (:mod:`voiceconv.audio.world`, DIO + StoneMask,
+  CheapTrick, D4C, 5 ms frames): log-Gaussian F0 transform and one spectral-envelope
+  warp, fitted on up to 30 files of the source and target reference folders; the
+  report gives the fitted warp. It
   keeps the words and the sound, and is the bar a learned model must clear;
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
@@ -124,7 +125,8 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
     systems = {SYSTEM: _converted(request, convert, sources, result)}
     if request.baselines:
         systems.update(_baselines(request, sources, parallel, target.median_f0))
-        alignment = world.fit_alignment(_spread(source_waves), _spread(target_waves), SAMPLE_RATE)
+        alignment = world.fit_alignment(_spread(source_waves), _spread(target_waves), SAMPLE_RATE,
+                                        settings=world.REFERENCE_SETTINGS)
         result.baselines[BASELINE_WORLD] = {"warp": alignment.warp, "source_median_f0": alignment.source.median_hz,
                                             "target_median_f0": alignment.target.median_hz,
                                             "fitted_on_files": min(len(source_waves), world.FIT_FILES)}

@@ -23,6 +23,7 @@ from voiceconv.models.base import TrainableModel
 from voiceconv.train import distributed
 from voiceconv.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from voiceconv.train.distributed import Topology
+from voiceconv.train.selection import append_history, best_entry, read_history
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     export_every: int = 0  # also write exports/model_step<N>.safetensors every N steps (0 = only at the end)
+    validate_every: int = 0  # score held-back data every N steps and keep best.safetensors (0 = never)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
@@ -56,6 +58,9 @@ class TrainingTask(Protocol):
 
     def export(self, path: Path, info: dict) -> None:
         """Write the final model file."""
+
+    # Optional: ``validate() -> dict | None``, scores on held-back data with a "score" to maximize
+    # (see voiceconv.train.selection); the loop then keeps the best step as best.safetensors.
 
 
 @dataclass
@@ -101,6 +106,8 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
                 if config.export_every and step % config.export_every == 0 and topology.is_main:
                     task.export(run_dir / "exports" / f"model_step{step:07d}.safetensors",
                                 _export_info(step, seconds + time.monotonic() - started, topology))
+                if config.validate_every and step % config.validate_every == 0 and topology.is_main:
+                    _select(task, writer, run_dir, _export_info(step, seconds + time.monotonic() - started, topology))
         except KeyboardInterrupt:
             interrupted = True
     if topology.is_main:
@@ -175,6 +182,22 @@ def _log_losses(writer, losses: dict[str, float], step: int, progress) -> None:
     for name, value in losses.items():
         writer.add_scalar(f"loss/{name}", value, step)
     progress.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
+
+
+def _select(task: TrainingTask, writer, run_dir: Path, info: dict) -> None:
+    """Score held-back data, log it, and export ``best.safetensors`` when this step is the best so far."""
+    validate = getattr(task, "validate", None)
+    scores = validate() if validate is not None else None
+    if not scores:
+        return
+    step = info["steps"]
+    entry = {"step": step, "hours": round(info["training_seconds"] / 3600, 3), **scores}
+    history = [e for e in read_history(run_dir) if e["step"] < step] + [entry]  # a resumed run re-scores later steps
+    append_history(run_dir, entry)
+    for name, value in scores.items():
+        writer.add_scalar(f"validation/{name}", value, step)
+    if best_entry(history) is entry:
+        task.export(run_dir / "best.safetensors", {**info, "selected": entry})
 
 
 def _export_info(step: int, seconds: float, topology: Topology) -> dict:

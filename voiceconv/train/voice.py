@@ -26,6 +26,7 @@ from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.train.faces import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
+from voiceconv.train.selection import VoiceValidator
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class VoiceData:
     inputs: dict[str, SpeakerCorpus]
     alignment: Alignment | None = None
     held_back: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
+    training_files: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
 
 
 class VoiceConversionTask:
@@ -77,6 +79,7 @@ class VoiceConversionTask:
         self.recipe, self.data, self.speakers = recipe, data, data.speakers
         self.model = CycleGAN(channels=1, height=recipe.features.n_mels, config=recipe.model,
                               total_steps=recipe.train.steps, seed=recipe.train.seed)
+        self._validator: VoiceValidator | None = None  # built on first use
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         width = self.recipe.data.crop_frames
@@ -89,6 +92,18 @@ class VoiceConversionTask:
 
     def generators(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         return {"a2b": self.model.a_to_b, "b2a": self.model.b_to_a}
+
+    def validate(self) -> dict[str, float] | None:
+        """Selection scores of the current generators on the held-back recordings (None without any)."""
+        if self._validator is None:
+            self._validator = VoiceValidator(
+                self.recipe.features, self.data.held_back, self.data.alignment,
+                {direction: corpus.stats for direction, corpus in self.data.inputs.items()},
+                {side: corpus.stats for side, corpus in self.speakers.items()}, self.data.training_files)
+        if not self._validator.available:
+            return None
+        with evaluating(self.model):
+            return self._validator(self.generators(), next(self.model.parameters()).device)
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -170,7 +185,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
         for reason in corpus.skipped:
             log.warning("skipped: %s", reason)
     if data.align == "none":
-        return VoiceData(speakers, {"a2b": speakers["a"], "b2a": speakers["b"]}, None, held_back)
+        return VoiceData(speakers, {"a2b": speakers["a"], "b2a": speakers["b"]}, None, held_back, files)
     alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
     log.info("pitch alignment a2b: median F0 %.0f Hz -> %.0f Hz, envelope warp %.2f",
              alignment.source.median_hz, alignment.target.median_hz, alignment.warp)
@@ -180,7 +195,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
         key = f"{direction}-{hashlib.sha256(json.dumps(aligned.to_dict(), sort_keys=True).encode()).hexdigest()[:8]}"
         inputs[direction] = load(folder, name=speakers[side].name, files=files[side], transform_key=key,
                                  transform=partial(change_voice, sample_rate=features.sample_rate, alignment=aligned))
-    return VoiceData(speakers, inputs, alignment, held_back)
+    return VoiceData(speakers, inputs, alignment, held_back, files)
 
 
 def fit_speaker_alignment(files_a: list[Path], files_b: list[Path], features: FeatureConfig,
@@ -203,11 +218,23 @@ def speaker_name(folder: Path) -> str:
     return folder.parent.name if folder.name.lower() in generic and folder.parent.name else folder.name
 
 
+#: Loop settings that do not change what is trained: a resumed run may change them.
+REPORTING_SETTINGS = ("steps", "log_every", "media_every", "checkpoint_every", "keep_checkpoints", "export_every",
+                      "validate_every", "threads")
+
+
 def _check_resumable(recipe: VoiceRecipe, run_dir: Path, resume: bool) -> None:
     saved = run_dir / "recipe.yaml"
     if not resume or not saved.is_file():
         return
     previous = load_yaml(VoiceRecipe, saved)
-    if replace(previous, train=replace(previous.train, steps=0)) != replace(recipe, train=replace(recipe.train, steps=0)):
+    if _trained_part(previous) != _trained_part(recipe):
         raise ConfigError(f"{saved}: the run was started with a different recipe; resume with the same recipe "
-                          "(only the step count may change) or use a new --out folder")
+                          f"(only {', '.join('train.' + k for k in REPORTING_SETTINGS)} may change) "
+                          "or use a new --out folder")
+
+
+def _trained_part(recipe: VoiceRecipe) -> VoiceRecipe:
+    """``recipe`` with the reporting settings of its loop reset to their defaults."""
+    defaults = TrainConfig()
+    return replace(recipe, train=replace(recipe.train, **{k: getattr(defaults, k) for k in REPORTING_SETTINGS}))

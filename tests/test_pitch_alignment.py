@@ -1,0 +1,247 @@
+"""Pitch alignment: the WORLD voice changer, pitch-aligned models, --pitch, and model selection on held-back data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import harmonic_tone
+from voiceconv.audio import world
+from voiceconv.audio.features import FeatureConfig, wav_to_image
+from voiceconv.audio.io import save_audio
+from voiceconv.convert import Converter
+from voiceconv.errors import ConfigError
+from voiceconv.modelfile import ModelFileError, load_model_file
+from voiceconv.models.base import TrainableModel
+from voiceconv.models.cyclegan import CycleGANConfig
+from voiceconv.nn import Generator212
+from voiceconv.train.loop import TrainConfig, fit
+from voiceconv.train.selection import best_entry, proxy_score, read_history, selection_score
+from voiceconv.train.voice import VoiceDataConfig, VoiceRecipe, train_voice
+
+RATE = 16000
+TINY = CycleGANConfig(generator_channels=4, residual_channels=16, residual_blocks=1, discriminator_channels=4,
+                      discriminator_layers=2, generator_output="envelope", output_bands=4)
+
+
+def median_f0(wav: np.ndarray) -> float:
+    f0, _ = world.extract_f0(wav, RATE)
+    return float(np.median(f0[f0 > 0]))
+
+
+def semitones(ratio: float) -> float:
+    return 12.0 * math.log2(ratio)
+
+
+# --- the WORLD voice changer ----------------------------------------------------------------------
+
+def test_a_speaker_mapped_onto_its_own_statistics_comes_back_nearly_unchanged():
+    wav = harmonic_tone(1.5, f0=150.0)
+    own = world.speaker_profile([wav], RATE).pitch
+    same = world.change_voice(wav, RATE, world.Alignment(own, own, warp=1.0))
+    assert same.shape == wav.shape and same.dtype == np.float32
+    assert abs(semitones(median_f0(same) / median_f0(wav))) < 0.1
+    features = FeatureConfig(n_mels=64)
+    before, after = wav_to_image(wav, features)[0, :, 4:-4], wav_to_image(same, features)[0, :, 4:-4]
+    loud = before > -0.2  # the harmonics, not the noise floor between them
+    assert (after[loud] - before[loud]).abs().mean() < 0.06  # under ~3.5 dB on harmonic bins
+
+
+def test_converted_f0_lands_on_the_target_mean():
+    wav = harmonic_tone(1.5, f0=140.0)
+    source = world.speaker_profile([wav], RATE).pitch
+    target = world.PitchStats(log_f0_mean=math.log(230.0), log_f0_std=0.05)
+    converted = world.change_voice(wav, RATE, world.Alignment(source, target))
+    f0, _ = world.extract_f0(converted, RATE)
+    assert abs(np.log(f0[f0 > 0]).mean() - target.log_f0_mean) < 0.04  # within 4 %
+
+
+def test_the_envelope_warp_is_fitted_back_from_a_known_warp():
+    bins = 513
+    frequency = np.arange(bins) / (bins - 1) * 8000
+    formants = sum(np.exp(-((frequency - f) / 180.0) ** 2) for f in (700, 1200, 2500, 3500))
+    source = world.SpeakerWorldProfile(world.PitchStats(5.0, 0.1), np.log(formants + 1e-3))
+    warped = world.warp_envelope(np.exp(source.mean_log_envelope)[None], 0.88)[0]
+    target = world.SpeakerWorldProfile(world.PitchStats(4.6, 0.1), np.log(warped) + 3.0)  # a level difference too
+    assert world.fit_warp(source, target, RATE) == pytest.approx(0.88, abs=0.011)
+
+
+@pytest.mark.parametrize("text, shift", [("auto", None), (None, None), ("source", 0.0), ("+2", 2.0), ("-3.5", -3.5),
+                                         (1.25, 1.25)])
+def test_pitch_settings_parse(text, shift):
+    assert world.parse_pitch(text) == shift
+
+
+@pytest.mark.parametrize("text", ["up", "+30", "nan", "inf", ""])
+def test_bad_pitch_settings_are_refused(text):
+    with pytest.raises(ConfigError, match="pitch"):
+        world.parse_pitch(text)
+
+
+def test_envelope_generator_starts_as_the_identity_and_keeps_harmonics():
+    net = Generator212(1, 1, height=32, base_channels=4, residual_channels=8, n_residual=1, output="envelope", bands=4)
+    x = torch.randn(2, 1, 32, 16)
+    assert torch.equal(net(x), x)
+    torch.nn.init.normal_(net.output.weight)
+    delta = net(x) - x  # [2, 1, 32, 16]
+    rows = delta[0, 0, :, 5]
+    assert (rows[1:] - rows[:-1]).abs().max() < 0.5 * rows.abs().max()  # smooth along frequency: no row-scale detail
+
+
+# --- pitch-aligned models ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aligned_model(tmp_path_factory) -> Path:
+    """A tiny pitch-aligned model between a high (240 Hz) and a low (100 Hz) synthetic speaker, 2 steps; 1 file each
+    held back and scored every step."""
+    root = tmp_path_factory.mktemp("aligned")
+    for name, f0 in (("high", 240.0), ("low", 100.0)):
+        for i in range(4):
+            save_audio(root / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), RATE)
+    recipe = VoiceRecipe(features=FeatureConfig(), model=TINY,  # 128 mels: enough to resolve a 100 Hz voice
+                         data=VoiceDataConfig(crop_frames=16, min_seconds=2.0, media_utterances=1, align="f0",
+                                              held_back=1),
+                         train=TrainConfig(steps=2, batch_size=2, log_every=1, media_every=100, checkpoint_every=100,
+                                           validate_every=1, threads=1))
+    outcome = train_voice(recipe, root / "high", root / "low", root / "run")
+    return outcome.model_path
+
+
+def test_model_files_carry_the_alignment(aligned_model):
+    tensors, header = load_model_file(aligned_model)
+    alignment = world.Alignment.from_dict(header["alignment"])
+    assert alignment.source.median_hz == pytest.approx(250, rel=0.1)  # the 3 training files: 240-254 Hz
+    assert alignment.target.median_hz == pytest.approx(110, rel=0.1)
+    assert alignment.warp == 1.0  # align: f0 fits no warp
+    assert {"stats.a2b.mean", "stats.b2a.std"} <= set(tensors)
+    assert header["model"]["generator_output"] == "envelope"
+
+
+def test_auto_pitch_lands_on_the_target_and_plus_n_moves_the_source_by_n_semitones(aligned_model):
+    converter = Converter(aligned_model)
+    wav = harmonic_tone(2.0, f0=245.0, seed=5)
+    own = median_f0(wav)
+    auto = median_f0(converter.convert(wav, RATE, "a2b", pitch="auto"))
+    assert abs(semitones(auto / 110.0)) < 1.0  # the low speaker's pitch
+    for shift in (3.0, -2.5):
+        moved = median_f0(converter.convert(wav, RATE, "a2b", pitch=f"{shift:+g}"))
+        assert abs(semitones(moved / own) - shift) < 0.5
+    source = median_f0(converter.convert(wav, RATE, "a2b", pitch="source"))
+    assert abs(semitones(source / own)) < 0.5
+
+
+def test_model_selection_ran_on_held_back_files_and_kept_the_best(aligned_model):
+    run = aligned_model.parent
+    history = read_history(run)
+    assert [entry["step"] for entry in history] == [1, 2]
+    best = load_model_file(run / "best.safetensors")[1]["training"]["selected"]
+    assert best == best_entry(history)
+
+
+def test_files_from_before_alignment_still_load_and_take_pitch_shifts(aligned_model, tmp_path):
+    tensors, header = load_model_file(aligned_model)
+    old_tensors = {k: v for k, v in tensors.items() if not k.startswith(("stats.a2b", "stats.b2a"))}
+    old_header = {k: v for k, v in header.items() if k != "alignment"}
+    old_header["model"] = {k: v for k, v in header["model"].items() if k not in ("generator_output", "output_bands")}
+    old_header["model"]["generator_output"] = "envelope"  # the weights are an envelope generator's
+    old = tmp_path / "old.safetensors"
+    save_file(old_tensors, str(old), metadata={"voiceconv": json.dumps(old_header)})
+    converter = Converter(old)
+    assert converter.alignment("a2b") is None  # its generator moves the pitch itself
+    assert converter.alignment("a2b", "+2").pitch_shift == 2.0  # a shift applies to its input
+    wav = harmonic_tone(2.0, f0=245.0, seed=5)
+    plain, shifted = converter.convert(wav, RATE, "a2b"), converter.convert(wav, RATE, "a2b", pitch="+2")
+    assert plain.shape == shifted.shape == wav.shape and np.isfinite(shifted).all()
+    assert not np.allclose(plain, shifted, atol=1e-3)
+
+
+def test_a_damaged_alignment_field_is_one_line_naming_the_file(aligned_model, tmp_path):
+    tensors, header = load_model_file(aligned_model)
+    header["alignment"]["warp"] = "wide"
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={"voiceconv": json.dumps(header)})
+    with pytest.raises(ModelFileError, match="bad.safetensors.*alignment"):
+        Converter(bad)
+    wav = tmp_path / "in.wav"
+    save_audio(wav, harmonic_tone(1.0), RATE)
+    result = subprocess.run([sys.executable, "-m", "voiceconv", "convert", "--model", bad, wav, "-o", tmp_path / "o"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "alignment" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_refuses_a_bad_pitch_as_a_usage_error(aligned_model, tmp_path):
+    wav = tmp_path / "in.wav"
+    save_audio(wav, harmonic_tone(1.0), RATE)
+    result = subprocess.run([sys.executable, "-m", "voiceconv", "convert", "--model", aligned_model, wav,
+                             "-o", tmp_path / "o", "--pitch", "higher"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--pitch" in result.stderr and not (tmp_path / "o").exists()
+
+
+# --- model selection -------------------------------------------------------------------------------
+
+def test_best_entry_picks_the_highest_finite_score_and_the_earliest_of_ties():
+    history = [{"step": 250, "score": 0.1}, {"step": 500, "score": 0.4}, {"step": 750, "score": math.nan},
+               {"step": 1000, "score": 0.4}, {"step": 1250, "score": -0.2}]
+    assert best_entry(history)["step"] == 500
+    assert best_entry([{"step": 1, "score": math.nan}]) is None
+
+
+def test_the_criterion_rewards_identity_and_penalises_lost_words_and_sound():
+    assert selection_score(0.2, 0.3, 3.0) > selection_score(0.1, 0.3, 3.0)  # more identity
+    assert selection_score(0.2, 0.3, 3.0) > selection_score(0.3, 0.6, 3.0)  # not at the cost of the words
+    assert selection_score(0.2, 0.3, 3.0) > selection_score(0.2, 0.3, 2.5)
+    assert proxy_score(2.0, 1.0, 0.9) > proxy_score(1.0, 2.0, 0.9)
+    assert proxy_score(2.0, 1.0, 0.9) > proxy_score(2.0, 1.0, 0.5)
+
+
+class _Scored(TrainableModel):
+    """A model that learns nothing; its task reports a fixed sequence of validation scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.optimizers = {"sgd": torch.optim.SGD([self.weight], lr=0.1)}
+
+    def train_step(self, batch):
+        self.optimize((self.weight - 1).pow(2).sum(), self.optimizers["sgd"], [self.weight])
+        return {"loss": float(self.weight.detach())}
+
+
+class _ScoredTask:
+    def __init__(self, scores):
+        self.model, self.scores, self.exports = _Scored(), list(scores), []
+
+    def batch(self, batch_size, generator):
+        return {"x": torch.zeros(1)}
+
+    def log_media(self, writer, step):
+        pass
+
+    def validate(self):
+        return {"score": self.scores.pop(0)}
+
+    def export(self, path: Path, info: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info))
+        self.exports.append((path.name, info["steps"]))
+
+
+def test_the_loop_keeps_the_best_step_of_a_constructed_sequence(tmp_path):
+    task = _ScoredTask([0.1, 0.5, 0.3, 0.5, -1.0])
+    config = TrainConfig(steps=10, batch_size=1, log_every=100, media_every=100, checkpoint_every=100,
+                         validate_every=2, threads=1)
+    fit(task, config, tmp_path)
+    assert [step for name, step in task.exports if name == "best.safetensors"] == [2, 4]
+    selected = json.loads((tmp_path / "best.safetensors").read_text())["selected"]
+    assert selected["step"] == 4 and selected["score"] == 0.5
+    assert [entry["step"] for entry in read_history(tmp_path)] == [2, 4, 6, 8, 10]

@@ -1,0 +1,189 @@
+"""Model selection on held-back recordings: which training step to ship.
+
+GAN losses say little about what a listener hears, and the adversarial
+updates of a voice CycleGAN can undo in a hundred steps what the previous
+hundred gained. So every ``train.validate_every`` steps the voice task
+converts recordings of each speaker that training never sees (``data.held_back``)
+with the current generators, through the same functions conversion uses,
+and scores them. The loop keeps ``best.safetensors``: the step with the
+highest **selection score**, which rewards moving the identity and
+penalises lost words and sound.
+
+With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
+
+    score = mean(sim_target - sim_source) - mean(WER) + 0.5 * (mean(DNSMOS) - 3)
+
+where ``sim_*`` is the Resemblyzer similarity to each speaker's centroid (of
+up to 30 training recordings), WER is pocketsphinx's word error rate of the
+converted speech against its own recognition of the (pitch-aligned) input,
+i.e. the words the input carried, and DNSMOS is the P.835 overall quality.
+
+Without the extra, a cheaper proxy on the log-mel images themselves::
+
+    score = (d_source - d_target) / (d_source + d_target) - (1 - rho)
+
+with ``d_x`` the RMS distance between the converted image's per-band mean
+and speaker x's, and ``rho`` the correlation of the converted image with its
+input after removing each band's mean (temporal detail kept: the words).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.vocoder import GriffinLimVocoder
+from voiceconv.audio.world import Alignment, change_voice, spread_picks
+from voiceconv.convert import convert_image
+from voiceconv.data.speakers import SpeakerStats, load_training_audio
+from voiceconv.errors import AudioError
+
+QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
+HISTORY_FILE = "validation.jsonl"
+
+
+def selection_score(margin: float, wer: float, dnsmos: float) -> float:
+    """The selection score with the evaluation extra (module docstring)."""
+    return margin - wer + QUALITY_WEIGHT * (dnsmos - 3.0)
+
+
+def proxy_score(distance_source: float, distance_target: float, correlation: float) -> float:
+    """The selection score without the evaluation extra (module docstring)."""
+    return (distance_source - distance_target) / max(distance_source + distance_target, 1e-9) - (1.0 - correlation)
+
+
+def best_entry(history: list[dict]) -> dict | None:
+    """The entry of ``history`` (``{"step", "score", ...}`` dicts) with the highest finite score; the earliest
+    of equal scores. None when there is none."""
+    scored = [entry for entry in history if math.isfinite(entry.get("score", math.nan))]
+    return max(scored, key=lambda entry: (entry["score"], -entry["step"])) if scored else None
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """The validation scores written so far in ``run_dir`` (empty for a new run)."""
+    path = run_dir / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_history(run_dir: Path, entry: dict) -> None:
+    with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+@dataclass
+class HeldBackUtterance:
+    """One held-back recording prepared for scoring: the generator's input image and the aligned waveform."""
+
+    name: str
+    aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
+    image: torch.Tensor  # [1, n_mels, T] of ``aligned``
+
+
+class VoiceValidator:
+    """Scores the current generators on held-back recordings of both speakers (see the module docstring)."""
+
+    def __init__(self, features: FeatureConfig, held_back: dict[str, list[Path]], alignment: Alignment | None,
+                 input_stats: dict[str, SpeakerStats], speaker_stats: dict[str, SpeakerStats],
+                 reference_files: dict[str, list[Path]]):
+        self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
+        self.encoder, self.vocoder = MelImageEncoder(features), GriffinLimVocoder(features)
+        self.utterances = {direction: self._prepare(held_back[direction[0]], alignment if direction == "a2b" else
+                                                    alignment and alignment.reverse())
+                           for direction in ("a2b", "b2a")}
+        self.reference_files = reference_files
+        self._metrics = None  # loaded on first use: the speaker encoder, centroids and input transcripts
+
+    def _prepare(self, files: list[Path], alignment: Alignment | None) -> list[HeldBackUtterance]:
+        prepared = []
+        for path in files:
+            try:
+                wav = load_training_audio(path, self.features)
+            except AudioError:
+                continue
+            if alignment is not None:
+                wav = change_voice(wav, self.features.sample_rate, alignment)
+            prepared.append(HeldBackUtterance(path.name, wav, self.encoder(torch.from_numpy(wav))))
+        return prepared
+
+    @property
+    def available(self) -> bool:
+        return all(self.utterances.values())
+
+    @torch.no_grad()
+    def __call__(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+                 device: torch.device | str = "cpu") -> dict[str, float]:
+        """``{"score": ..., and its parts}`` for the current ``generators`` (``{"a2b": G_AB, "b2a": G_BA}``)."""
+        converted = {}
+        for direction, utterances in self.utterances.items():
+            target = self.speaker_stats[direction[-1]].to(device)
+            converted[direction] = [convert_image(generators[direction], u.image.to(device),
+                                                  self.input_stats[direction].to(device), target).float().cpu()
+                                    for u in utterances]
+        metrics = self._full_metrics()
+        return self._full_scores(converted, metrics) if metrics else self._proxy_scores(converted)
+
+    def _full_metrics(self):
+        if self._metrics is None:
+            try:
+                from voiceconv.evaluate import asr, quality
+                from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
+            except ImportError:
+                self._metrics = False
+                return False
+            try:
+                encoder = SpeakerEncoder()
+                asr.recognize(np.zeros(1600, np.float32), self.features.sample_rate)  # pocketsphinx is there
+            except ImportError:
+                self._metrics = False
+                return False
+            centroids = {side: encoder.centroid([(load_training_audio(files[i], self.features),
+                                                  self.features.sample_rate) for i in spread_picks(len(files))])
+                         for side, files in self.reference_files.items()}
+            texts = {direction: [asr.recognize(u.aligned, self.features.sample_rate) for u in utterances]
+                     for direction, utterances in self.utterances.items()}
+            self._metrics = (encoder, cosine, asr, quality, centroids, texts)
+        return self._metrics
+
+    def _full_scores(self, converted: dict[str, list[torch.Tensor]], metrics) -> dict[str, float]:
+        encoder, cosine, asr, quality, centroids, texts = metrics
+        rate, margins, wers, moses = self.features.sample_rate, [], [], []
+        for direction, images in converted.items():
+            source, target = direction[0], direction[-1]
+            for utterance, image, text in zip(self.utterances[direction], images, texts[direction]):
+                wav = self.vocoder(image, reference=torch.from_numpy(utterance.aligned)[None])[0].numpy()
+                try:
+                    embedding = encoder.embed(wav, rate)
+                except ValueError:
+                    continue
+                margins.append(cosine(embedding, centroids[target]) - cosine(embedding, centroids[source]))
+                wers.append(asr.word_error_rate(text, asr.recognize(wav, rate)) if text else 0.0)
+                moses.append(quality.dnsmos(wav, rate)["ovrl"])
+        if not margins:
+            return {"score": math.nan}
+        margin, wer, mos = float(np.mean(margins)), float(np.mean(wers)), float(np.mean(moses))
+        return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
+                "success": float(np.mean(np.array(margins) > 0))}
+
+    def _proxy_scores(self, converted: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        scores, correlations = [], []
+        for direction, images in converted.items():
+            source, target = self.speaker_stats[direction[0]].mean, self.speaker_stats[direction[-1]].mean
+            for utterance, image in zip(self.utterances[direction], images):
+                band_mean = image[0].mean(dim=-1)  # [n_mels]
+                d_source = float((band_mean - source.cpu()).pow(2).mean().sqrt())
+                d_target = float((band_mean - target.cpu()).pow(2).mean().sqrt())
+                out = image[0] - image[0].mean(dim=-1, keepdim=True)
+                inp = utterance.image[0] - utterance.image[0].mean(dim=-1, keepdim=True)
+                rho = float((out * inp).sum() / (out.norm() * inp.norm()).clamp_min(1e-9))
+                scores.append(proxy_score(d_source, d_target, rho))
+                correlations.append(rho)
+        return {"score": float(np.mean(scores)), "correlation": float(np.mean(correlations))}
