@@ -38,11 +38,11 @@ from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepar
 from voiceconv.errors import EmptyAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, parse_pitch
-from voiceconv.config import from_dict
 from voiceconv.data.speakers import SpeakerStats
 from voiceconv.errors import VoiceconvError
-from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
-from voiceconv.models.cyclegan import CycleGANConfig, apply_generator, build_image_generator
+from voiceconv.modelcheck import check_output, load_voice_model
+from voiceconv.modelfile import ModelFileError, prefixed
+from voiceconv.models.cyclegan import apply_generator, build_image_generator
 
 Direction = Literal["a2b", "b2a"]
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
@@ -80,12 +80,10 @@ class Converter:
 
     def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = DEFAULT_ITERATIONS,
                  window_seconds: float = 10.0, context_seconds: float = 0.5, crossfade_seconds: float = 0.25):
-        tensors, header = load_model_file(model_path)
-        if header.get("kind") != "voice-cyclegan":
-            raise ModelFileError(f"{model_path}: a {header.get('kind')!r} model, not a voice conversion model")
+        model = load_voice_model(model_path)  # every header field and tensor checked: see voiceconv.modelcheck
+        tensors, header = model.tensors, model.header
         self.path, self.header, self.device = Path(model_path), header, torch.device(device)
-        self.features = from_dict(FeatureConfig, header["features"])
-        config = from_dict(CycleGANConfig, header["model"])
+        self.features, config = model.features, model.config
         self.mask_frames = config.mask_frames
         in_ch = 2 if config.mask_frames else 1
         self.generators = {}
@@ -198,7 +196,7 @@ class Converter:
         out = self.vocoder(converted, reference=source[None, : self.features.samples_for(image.shape[-1])])
         out = out[0].cpu().numpy()  # [(T-1) * hop]
         out = np.pad(out, (0, len(wav) - len(out)))
-        return out * _matching_gain(wav, out, self.features.sample_rate)
+        return check_output(self.path, out * _matching_gain(wav, out, self.features.sample_rate))
 
     def _check_input(self, reader: _WindowReader, name: str) -> None:
         rate = self.features.sample_rate

@@ -36,10 +36,8 @@ def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: str 
 
 def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, header) of a ``face-vae``, ``face-dbvae``, ``face-gan`` or ``face-cyclegan`` file."""
-    tensors, header = load_model_file(path)
-    kind = header.get("kind")
-    if kind not in LOADERS:
-        raise ModelFileError(f"{path}: a {kind!r} model; the face tools take {', '.join(LOADERS)}")
+    tensors, header = load_model_file(path, kinds=LOADERS)  # header fields and tensors checked before any is used
+    kind = header["kind"]
     image = header["image"]
     model = LOADERS[kind](tensors, header, (image["channels"], image["height"], image["width"]), path)
     return model.eval(), header

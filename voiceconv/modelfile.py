@@ -3,12 +3,17 @@
 The header (safetensors metadata key ``voiceconv``) holds the resolved
 configuration: feature parameters, architecture, speaker names, training
 steps and time, hardware, and measured results when known. Loading never
-unpickles anything, so a model file from a stranger cannot run code.
+unpickles anything, so a model file from a stranger cannot run code, and
+every file is checked before it is used (:mod:`voiceconv.modelcheck`): the
+header when it is read, each field's type and range and every tensor's
+name, shape and type against the architecture the header describes; the
+values when the weights are loaded (no NaN or infinity).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -20,6 +25,8 @@ from voiceconv.files import atomic_output
 
 FORMAT = "voiceconv-model"
 VERSION = 1
+MAX_HEADER_CHARS = 1_000_000  # the headers voiceconv writes hold a few thousand
+MAX_HEADER_DEPTH = 32  # nesting of the header's JSON (voiceconv's own: 5)
 
 
 class ModelFileError(VoiceconvError):
@@ -36,24 +43,42 @@ def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], header: 
 
 
 def read_header(path: str | Path) -> dict:
-    """The JSON header of a model file, without loading the weights."""
+    """The JSON header of a model file, checked with the tensors it declares, without loading the weights.
+
+    Raises :class:`ModelFileError` (one line naming the file and the field)
+    for anything :func:`voiceconv.modelcheck.check_header` refuses.
+    """
+    from voiceconv.modelcheck import check_header
+
     path = _check(path)
     try:
         with safe_open(str(path), "pt") as f:
             raw = (f.metadata() or {}).get("voiceconv")
+            layout = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{path}: not a safetensors model file ({err})") from None
-    return _parse_header(path, raw)
+    header = _parse_header(path, raw)
+    check_header(path, header, layout)
+    return header
 
 
-def load_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors on the CPU, header) of a model file."""
+def load_model_file(path: str | Path, kinds: Collection[str] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors on the CPU, header) of a checked model file; ``kinds``: the kinds the caller takes.
+
+    A file of another kind is refused before its weights are read; NaN or
+    infinite weights are refused once they are.
+    """
+    from voiceconv.modelcheck import check_kind, check_values
+
     header = read_header(path)
+    if kinds is not None:
+        check_kind(Path(path), header, tuple(kinds))
     try:
         with safe_open(str(path), "pt") as f:
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{path}: damaged model file ({err})") from None
+    check_values(Path(path), header, tensors)
     return tensors, header
 
 
@@ -73,12 +98,34 @@ def _check(path: str | Path) -> Path:
 def _parse_header(path: Path, raw: str | None) -> dict:
     if raw is None:
         raise ModelFileError(f"{path}: a safetensors file without a voiceconv header; not a voiceconv model")
+    if len(raw) > MAX_HEADER_CHARS:
+        raise ModelFileError(f"{path}: damaged voiceconv header ({len(raw):,} characters; at most "
+                             f"{MAX_HEADER_CHARS:,})")
     try:
         header = json.loads(raw)
     except json.JSONDecodeError as err:
         raise ModelFileError(f"{path}: damaged voiceconv header ({err})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: damaged voiceconv header (nested too deeply)") from None
+    if _depth(header) > MAX_HEADER_DEPTH:
+        raise ModelFileError(f"{path}: damaged voiceconv header (nested more than {MAX_HEADER_DEPTH} levels deep)")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a voiceconv model file")
-    if header.get("version", 0) > VERSION:
-        raise ModelFileError(f"{path}: made by a newer voiceconv (format {header['version']}); upgrade voiceconv")
+    version = header.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: header field 'version' must be a whole number from 1, got {version!r:.40}")
+    if version > VERSION:
+        raise ModelFileError(f"{path}: made by a newer voiceconv (format {version}); upgrade voiceconv")
     return header
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` (parsed JSON) nests lists and mappings, without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_HEADER_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

@@ -56,10 +56,16 @@ def check_duration(name: str, seconds: float, limits: Limits) -> None:
 
 
 def user_message(err: VoiceconvError) -> str:
-    """The error as shown on the page: audio and image errors name the uploaded file, not the server's temp path."""
+    """The error as shown on the page: audio and image errors name the uploaded file, not the server's temp path;
+    model file errors name the model file, not the server's folder."""
+    from voiceconv.modelfile import ModelFileError  # imports torch: not before a message is needed
+
     if isinstance(err, AudioError):
         message = f"{Path(err.path).name}: {err.problem}"
         return f"{message} ({err.advice})" if err.advice else message
     if isinstance(err, ImageFileError):  # the path also appears inside decoder messages
         return str(err).replace(err.path, Path(err.path).name)
+    if isinstance(err, ModelFileError):  # "<server path of the model>: problem": name the model file only
+        where, sep, problem = str(err).partition(": ")
+        return f"{Path(where).name}: {problem}" if sep else str(err)
     return str(err)

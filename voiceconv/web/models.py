@@ -61,9 +61,11 @@ def model_info(path: str | Path, key: str | None = None) -> ModelInfo:
 def discover_models(models_dir: str | Path | None, extra: list[str | Path] = ()) -> dict[str, ModelInfo]:
     """Voice models in ``models_dir`` (``*.safetensors``, sorted) plus ``extra`` files, by unique key.
 
-    Files in the folder that are not voice models are skipped with a log line;
-    an ``extra`` file that is not one raises, since the user named it. Keys are
-    file stems, made unique with ``-2``, ``-3``... suffixes.
+    Files in the folder that are not voice models, or whose header or tensors
+    are damaged, are skipped with a log line naming the file and the reason
+    (face models quietly: the Faces tab offers them); an ``extra`` file that is
+    not one raises, since the user named it. Keys are file stems, made unique
+    with ``-2``, ``-3``... suffixes.
     """
     found: dict[str, ModelInfo] = {}
     for path in extra:
@@ -74,10 +76,16 @@ def discover_models(models_dir: str | Path | None, extra: list[str | Path] = ())
             continue
         try:
             _add(found, model_info(path))
-        except VoiceconvError as err:
+        except VoiceconvError as err:  # every header field and tensor is checked (voiceconv.modelcheck)
             if not _is_face_model(path):  # face models are offered on the Faces tab
-                log.warning("skipping %s: %s", path, err)
+                log.warning("skipping %s", _naming(path, err))
     return found
+
+
+def _naming(path: Path, err: VoiceconvError) -> str:
+    """The error's message, starting with the file it is about."""
+    message = str(err)
+    return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
 def _add(found: dict[str, ModelInfo], info: ModelInfo) -> None:
@@ -148,7 +156,7 @@ def discover_face_models(models_dir: str | Path | None) -> dict[str, FaceModelIn
         try:
             info = face_model_info(path)
         except VoiceconvError:
-            continue  # a voice model, or not a model at all (discover_models reports those)
+            continue  # a voice model, or not a usable model at all (discover_models reports those)
         key, n = info.key, 1
         while key in found:
             n += 1
