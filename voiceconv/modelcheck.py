@@ -113,11 +113,7 @@ def check_header(path: Path, header: dict, layout: Mapping[str, Layout]) -> None
     total = sum(math.prod(shape) for _, shape in layout.values())
     if total > MAX_TENSOR_VALUES:
         raise _error(path, f"its tensors hold {total:,} values; at most {MAX_TENSOR_VALUES:,} are accepted")
-    kind = header.get("kind")
-    if kind is None:
-        raise _error(path, "header field 'kind' is missing")
-    if not isinstance(kind, str):
-        raise _error(path, f"header field 'kind' must be text, got {_shown(kind)}")
+    kind = _kind(path, header)
     if kind in KINDS:
         _compare(path, KINDS[kind].tensors(path, header), layout)
 
@@ -135,7 +131,7 @@ def check_values(path: Path, header: dict, tensors: Mapping[str, torch.Tensor]) 
 
 def check_kind(path: Path, header: dict, kinds: tuple[str, ...]) -> None:
     """Refuse a file whose kind is not one of ``kinds`` (before any weight is loaded)."""
-    kind = header.get("kind")
+    kind = _kind(path, header)
     if kind not in kinds:
         wanted = " or ".join(KINDS[k].description if k in KINDS else k for k in kinds)
         raise _error(path, f"a {kind!r} model, not {wanted} ({', '.join(kinds)})")
@@ -154,6 +150,15 @@ def check_output(path: Path, wav: np.ndarray) -> np.ndarray:
         raise _error(path, f"the model produced a constant level ({float(wav.mean()):+.2f} of full scale) instead of "
                            "sound; its weights are damaged (retrain it or export it again)")
     return wav
+
+
+def _kind(path: Path, header: dict) -> str:
+    kind = header.get("kind")
+    if kind is None:
+        raise _error(path, "header field 'kind' is missing")
+    if not isinstance(kind, str):
+        raise _error(path, f"header field 'kind' must be text, got {_shown(kind)}")
+    return kind
 
 
 # --- fields -------------------------------------------------------------------------------------------------------

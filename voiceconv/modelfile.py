@@ -42,13 +42,14 @@ def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], header: 
     return Path(path)
 
 
-def read_header(path: str | Path) -> dict:
+def read_header(path: str | Path, kinds: Collection[str] | None = None) -> dict:
     """The JSON header of a model file, checked with the tensors it declares, without loading the weights.
 
     Raises :class:`ModelFileError` (one line naming the file and the field)
-    for anything :func:`voiceconv.modelcheck.check_header` refuses.
+    for anything :func:`voiceconv.modelcheck.check_header` refuses, and for a
+    file whose kind is not one of ``kinds`` (when given: the kinds the caller takes).
     """
-    from voiceconv.modelcheck import check_header
+    from voiceconv.modelcheck import check_header, check_kind
 
     path = _check(path)
     try:
@@ -58,6 +59,8 @@ def read_header(path: str | Path) -> dict:
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{path}: not a safetensors model file ({err})") from None
     header = _parse_header(path, raw)
+    if kinds is not None:
+        check_kind(path, header, tuple(kinds))
     check_header(path, header, layout)
     return header
 
@@ -66,20 +69,23 @@ def load_model_file(path: str | Path, kinds: Collection[str] | None = None) -> t
     """(tensors on the CPU, header) of a checked model file; ``kinds``: the kinds the caller takes.
 
     A file of another kind is refused before its weights are read; NaN or
-    infinite weights are refused once they are.
+    infinite weights are refused once they are. Floating point tensors come
+    as float32 whatever their type in the file, as every model computes in it.
     """
-    from voiceconv.modelcheck import check_kind, check_values
+    from voiceconv.modelcheck import check_values
 
-    header = read_header(path)
-    if kinds is not None:
-        check_kind(Path(path), header, tuple(kinds))
+    header = read_header(path, kinds)
     try:
         with safe_open(str(path), "pt") as f:
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: _as_float32(f.get_tensor(name)) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{path}: damaged model file ({err})") from None
     check_values(Path(path), header, tensors)
     return tensors, header
+
+
+def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float() if tensor.is_floating_point() and tensor.dtype != torch.float32 else tensor
 
 
 def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
