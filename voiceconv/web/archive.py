@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from voiceconv.web.limits import MB, Limits, UploadError
 
 _COPY_CHUNK = 1024 * 1024
+MAX_NAME_BYTES = 255  # one file or folder name (NAME_MAX on Linux and macOS)
+MAX_MEMBER_PATH_BYTES = 1024  # a member's whole path inside the zip
 _IGNORED_PREFIXES = ("__MACOSX/",)  # resource forks macOS adds to zips it creates
 
 
@@ -53,11 +55,16 @@ def extract_zip(path: str | Path, destination: str | Path, limits: Limits) -> li
     member's size cannot get more than the declared bytes onto the disk.
     """
     destination = Path(destination).resolve()
+    members = check_zip(path, limits)  # before opening it to unpack: a file that is no zip is refused here
     written = []
-    with zipfile.ZipFile(path) as archive:
-        for info in check_zip(path, limits):
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise UnsafeArchiveError(f"{Path(path).name} is not a readable zip file ({err})") from None
+    with archive:
+        for info in members:
             target = _inside(destination, info.filename, Path(path).name)
-            _unpack_member(archive, info, target, f"{Path(path).name}: member {info.filename!r}")
+            _unpack_member(archive, info, target, f"{Path(path).name}: member {_shown(info.filename)}")
             written.append(target)
     return written
 
@@ -80,9 +87,20 @@ def _read_members(path: str | Path) -> list[zipfile.ZipInfo]:
         raise UnsafeArchiveError(f"{Path(path).name} is not a readable zip file ({err})") from None
 
 
+def _shown(member: str) -> str:
+    """A member name for a message: quoted, and cut short when it is very long."""
+    return repr(member) if len(member) <= 80 else repr(member[:60]) + f"... ({len(member)} characters)"
+
+
 def _check_member(archive: str, info: zipfile.ZipInfo, limits: Limits) -> None:
-    where = f"{archive}: member {info.filename!r}"
+    where = f"{archive}: member {_shown(info.filename)}"
     parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+    if "\0" in info.filename:
+        raise UnsafeArchiveError(f"{where} has a NUL character in its name; refusing the zip")
+    if len(info.filename.encode("utf-8", "surrogateescape")) > MAX_MEMBER_PATH_BYTES or \
+            any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in parts):
+        raise UnsafeArchiveError(f"{where} has a name too long to unpack (at most {MAX_NAME_BYTES} bytes a name, "
+                                 f"{MAX_MEMBER_PATH_BYTES} a path); rename it")
     if info.filename.startswith(("/", "\\")) or (parts and parts[0].endswith(":")):
         raise UnsafeArchiveError(f"{where} has an absolute path; zips must hold relative paths only")
     if ".." in parts:
@@ -99,22 +117,26 @@ def _check_member(archive: str, info: zipfile.ZipInfo, limits: Limits) -> None:
 
 def _inside(destination: Path, member: str, archive: str) -> Path:
     """The unpacked path of ``member``, checked to lie under ``destination`` (already resolved)."""
-    target = (destination / member.replace("\\", "/")).resolve()
+    try:
+        target = (destination / member.replace("\\", "/")).resolve()
+    except (OSError, ValueError, RuntimeError) as err:  # e.g. a name the file system refuses
+        raise UnsafeArchiveError(f"{archive}: member {_shown(member)} cannot be unpacked: "
+                                 f"{getattr(err, 'strerror', None) or err}") from None
     if not target.is_relative_to(destination) or target == destination:
-        raise UnsafeArchiveError(f"{archive}: member {member!r} would land outside the upload folder")
+        raise UnsafeArchiveError(f"{archive}: member {_shown(member)} would land outside the upload folder")
     return target
 
 
 def _unpack_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, where: str) -> None:
     """Write one member to ``target`` (a new file), at most its declared size."""
-    if target.exists():
-        raise UploadError(f"{where} is uploaded twice; rename one of them")
     try:
+        if target.exists():
+            raise UploadError(f"{where} is uploaded twice; rename one of them")
         target.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(info) as source, open(target, "xb") as sink:
             _copy_at_most(source, sink, info.file_size, where)
-    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
-        raise UnsafeArchiveError(f"{where} is damaged ({err})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError) as err:
+        raise UnsafeArchiveError(f"{where} is damaged or packed in a way zip readers do not support ({err})") from None
     except OSError as err:  # e.g. a file and a folder of the same name
         raise UnsafeArchiveError(f"{where} cannot be unpacked: {err.strerror or err}") from None
 
