@@ -18,6 +18,8 @@ face; ``/traverse_face`` (image or None, model) -> traversal grid;
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +45,8 @@ TRAIN_HINT = ("Train one with `voiceconv train recipes/faces_vae.yaml --out runs
               "folder under a name of its own, e.g. `faces_vae.safetensors`.")
 MAX_SEED = 2**32
 SLIDERS_PER_ROW = 4
+
+log = logging.getLogger(__name__)
 
 
 class FaceHandlers:
@@ -133,16 +137,43 @@ def _padded(values: list[float]) -> list[float]:
     return [*values, *[0.0] * (MAX_SLIDERS - len(values))]
 
 
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool, text or anything else an API caller may send)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (isinstance(value, int) or math.isfinite(value)))
+
+
 def _checked_value(value: float | None) -> float:
-    if value is None or not np.isfinite(value):
-        raise UploadError(f"slider values must be numbers, got {value!r}")
-    return float(np.clip(value, -SLIDER_SPAN, SLIDER_SPAN))
+    if not _is_number(value):
+        raise UploadError(f"slider values must be numbers, got {_shown(value)}")
+    return float(min(max(value, -SLIDER_SPAN), SLIDER_SPAN))
 
 
 def _checked_seed(seed: float | None) -> int:
-    if seed is None or not np.isfinite(seed):
-        raise UploadError(f"the seed must be a whole number, got {seed!r}")
-    return int(seed) % MAX_SEED
+    """A seed from 0 to MAX_SEED - 1; a float must be whole (the page's box sends 3.0 for 3)."""
+    if not _is_number(seed) or seed != int(seed) or not 0 <= seed < MAX_SEED:
+        raise UploadError(f"the seed must be a whole number from 0 to {MAX_SEED - 1}, got {_shown(seed)}")
+    return int(seed)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def checked_number_input(component: gr.Number | gr.Slider) -> gr.Number | gr.Slider:
+    """``component`` with its API payload checked to be a finite number before Gradio's own preprocessing, which
+    fails with a generic error on text, NaN or infinity; the refusal is a message naming the field."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        if payload is not None and not _is_number(payload):
+            raise gr.Error(f"{component.label or 'value'} must be a number, got {_shown(payload)}",
+                           print_exception=False)
+        return preprocess(payload)
+
+    component.preprocess = checked  # on this instance: a subclass would make Gradio write a .pyi stub
+    return component
 
 
 # --- the tab --------------------------------------------------------------------------------------
@@ -151,7 +182,10 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, work_root: Path, 
     if not infos:
         gr.Markdown(f"No face models in the models folder yet. {TRAIN_HINT}")
         return
-    models = FaceModels(infos, work_root / "face-cache")
+    models = _loadable(FaceModels(dict(infos), work_root / "face-cache"))
+    if not models.infos:
+        gr.Markdown(f"No usable face models in the models folder (see the server's log). {TRAIN_HINT}")
+        return
     handlers = FaceHandlers(models, limits)
     gr.Markdown("Upload a face photo or click a sample face. Every image is cropped to a centred square and "
                 "shrunk to the model's size first (the left picture shows it).")
@@ -170,6 +204,20 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, work_root: Path, 
     else:
         gr.Markdown("*The debiasing view needs a face-dbvae model: `voiceconv train recipes/faces_dbvae.yaml "
                     "--out runs/faces_dbvae`.*")
+
+
+def _loadable(models: FaceModels) -> FaceModels:
+    """``models`` without those whose weights cannot be loaded (e.g. NaN), each skipped with a log line.
+
+    The tab draws with the first models at once, so each is loaded here, once, rather than failing on first use.
+    """
+    for key in list(models.infos):
+        try:
+            models.model(key)
+        except VoiceconvError as err:
+            log.warning("skipping %s", err)
+            del models.infos[key]
+    return models
 
 
 def _sample_gallery(examples: Sequence[str | Path], upload: gr.File) -> None:
@@ -204,8 +252,9 @@ def _reconstruct_section(handlers: FaceHandlers, models: FaceModels, vaes: list[
             for index in range(row, row + SLIDERS_PER_ROW):
                 shown = index < len(first)
                 label = f"latent {first[index][0]} (KL {first[index][1]:.2f})" if shown else "latent"
-                sliders.append(gr.Slider(-SLIDER_SPAN, SLIDER_SPAN, value=typical_values[index], step=0.05,
-                                         label=label, visible=shown, elem_id=f"face-latent-{index}"))
+                sliders.append(checked_number_input(gr.Slider(
+                    -SLIDER_SPAN, SLIDER_SPAN, value=typical_values[index], step=0.05, label=label, visible=shown,
+                    elem_id=f"face-latent-{index}")))
     button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
     outputs = [seen, reconstruction, edited, *sliders]
     button.click(handlers.reconstruct, [upload, model], outputs, api_name="reconstruct_face")
@@ -236,7 +285,8 @@ def _sample_section(handlers: FaceHandlers, models: FaceModels) -> None:
     with gr.Row():
         model = gr.Dropdown([(models.info(key).label, key) for key in samplers], value=samplers[0], label="Model",
                             elem_id="sample-model")
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="sample-seed")
+        seed = checked_number_input(gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED - 1,
+                                              elem_id="sample-seed"))
         button = gr.Button("Sample new faces", variant="primary", elem_id="sample-button")
     grid = gr.Image(label="New faces", format="png", interactive=False, elem_id="sampled-faces")
     button.click(handlers.sample, [model, seed], [grid, seed], api_name="sample_faces")
