@@ -19,7 +19,13 @@ Guarantees: inputs are only read; no output ever replaces an input; an
 output appears only once complete (temporary file + rename, by
 :meth:`Converter.convert_file`), so an interrupted batch leaves no
 half-written outputs, and a rerun skips finished outputs, removes the
-temporary files a killed run left and converts the rest.
+temporary files a killed run left and converts the rest. Worker processes
+notice a parent killed with ``kill -9`` and exit, removing their temporary
+files. Two runs into one output folder at once are safe: a run removes only
+the temporary files no live process is writing (:func:`~voiceconv.files.remove_abandoned`),
+so the worst case is a file converted twice, each output complete. The
+failure list replaces or removes only a failure list, never a user's file
+or an input (:func:`write_failures`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import csv
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -42,7 +49,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from voiceconv.audio.io import UNSUPPORTED_CONTAINERS, AUDIO_EXTENSIONS, WRITABLE_FORMATS, output_format
 from voiceconv.errors import AudioError, VoiceconvError
-from voiceconv.files import atomic_output, partial_output_target
+from voiceconv.files import atomic_output, partial_output_target, remove_abandoned
 
 if TYPE_CHECKING:
     from voiceconv.convert import Converter
@@ -52,6 +59,12 @@ OUTPUT_FORMATS = tuple(suffix.lstrip(".") for suffix in WRITABLE_FORMATS)
 #: Extensions a folder search takes without a glob: readable audio, and audio containers that are reported unreadable.
 AUDIO_LIKE_EXTENSIONS = frozenset(AUDIO_EXTENSIONS | UNSUPPORTED_CONTAINERS)
 WORKER_DIED = "the worker process converting it died (out of memory, or a crash in a native library)"
+FAILURE_COLUMNS = ["file", "reason"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets take for the start of a formula
+MAX_FAILURE_LIST_BYTES = 64 * 1024 * 1024
+MAX_FAILURE_LIST_NAMES = 100
+PARENT_CHECK_SECONDS = 0.5  # how often a worker checks that the process that started it is still alive
+PARENT_GONE_GRACE_SECONDS = 30.0  # for a worker to unwind its conversion once its parent is gone
 
 Failure = tuple[Path, str]  # (input file or folder, reason)
 Item = TypeVar("Item")
@@ -169,16 +182,61 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
 
 
 def write_failures(out_dir: str | Path, failures: Iterable[Failure], name: str = "failures.csv") -> Path | None:
-    """Write ``out_dir/name`` (columns file, reason) atomically and return it; with no failures remove a stale one."""
-    path, failures = Path(out_dir) / name, list(failures)
+    """Write the failures (columns file, reason) atomically as ``out_dir/name`` and return its path; with no
+    failures, remove the stale list an earlier run left there and return None.
+
+    Only a failure list is ever replaced or removed (:func:`is_failure_list`: voiceconv's two columns under
+    the header ``file,reason``): when ``out_dir/name`` is another file, a user's own or one of the run's inputs,
+    it stays untouched and the list goes to the first name free for it, ``failures-2.csv``, ``failures-3.csv``...
+    Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) get a leading
+    apostrophe, as spreadsheet tools expect.
+    """
+    failures = list(failures)
+    path = _failure_list_path(Path(out_dir), name, {_absolute(source) for source, _ in failures})
     if not failures:
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # an earlier list, or nothing
         return None
     with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(["file", "reason"])
-        writer.writerows((str(source), reason) for source, reason in failures)
+        writer.writerow(FAILURE_COLUMNS)
+        writer.writerows((spreadsheet_safe(str(source)), spreadsheet_safe(reason)) for source, reason in failures)
     return path
+
+
+def is_failure_list(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file holding a failure list as :func:`write_failures` writes them."""
+    path = Path(path)
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FAILURE_LIST_BYTES:
+            return False
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = csv.reader(file)
+            return next(rows, None) == FAILURE_COLUMNS and all(len(row) == 2 for row in rows)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` with a leading apostrophe when a spreadsheet would take it for a formula (OWASP's CSV injection)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _failure_list_path(out_dir: Path, name: str, inputs: set[str]) -> Path:
+    """Where this run's failure list goes: ``name`` unless another file (or an input) is there, else the first
+    ``<stem>-<n><suffix>`` that is free or holds an earlier list."""
+    first = Path(name)
+    for n in range(1, MAX_FAILURE_LIST_NAMES + 1):
+        path = out_dir / (name if n == 1 else f"{first.stem}-{n}{first.suffix}")
+        if _absolute(path) in inputs:
+            continue
+        if not (path.exists() or path.is_symlink()) or is_failure_list(path):
+            return path
+    raise VoiceconvError(f"{out_dir}: no free name for the failure list ({name} and {MAX_FAILURE_LIST_NAMES - 1} "
+                         "others are taken by other files)")
+
+
+def _absolute(path: str | Path) -> str:
+    return os.path.normcase(os.path.abspath(path))
 
 
 def torchrun_rank() -> tuple[int, int]:
@@ -331,7 +389,8 @@ def _not_done(items: list[BatchItem], overwrite: bool, report: BatchReport) -> l
 
 
 def _remove_partial_outputs(items: list[BatchItem]) -> None:
-    """Delete the temporary files a killed run left beside these items' outputs (never anything else)."""
+    """Delete the temporary files a killed run left beside these items' outputs (never anything else, and never
+    one that a running process is still writing)."""
     names: dict[Path, set[str]] = {}
     for item in items:
         names.setdefault(item.destination.parent, set()).add(item.destination.name)
@@ -342,7 +401,7 @@ def _remove_partial_outputs(items: list[BatchItem]) -> None:
             continue
         for entry in entries:
             if partial_output_target(entry.name) in wanted and entry.is_file(follow_symlinks=False):
-                Path(entry.path).unlink(missing_ok=True)
+                remove_abandoned(entry.path)  # not one a concurrent run (or a live worker) is writing
 
 
 def _conversions(converter: Converter, todo: list[BatchItem], jobs: int, direction: str,
@@ -385,16 +444,32 @@ _worker_busy = False
 
 
 def _start_worker(model_path: str, threads: int) -> None:
-    """Worker initializer: load the model once; Ctrl-C is left to the parent, SIGTERM stops cleanly."""
+    """Worker initializer: load the model once; Ctrl-C is left to the parent, SIGTERM stops cleanly, and so does
+    the parent's death (see :func:`_watch_parent`)."""
     global _worker_converter
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), name="voiceconv-parent-watch", daemon=True).start()
     import torch
 
     from voiceconv.convert import Converter
 
     torch.set_num_threads(threads)
     _worker_converter = Converter(model_path)
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this worker as SIGTERM does once ``parent`` is gone (``kill -9`` gives it no chance to say so).
+
+    Without this a worker whose parent was killed waits on the task queue forever, and keeps its pipes (and
+    multiprocessing's resource tracker) alive with it. A worker that is converting unwinds, which removes its
+    temporary file; one that cannot unwind within :data:`PARENT_GONE_GRACE_SECONDS` exits anyway.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(PARENT_GONE_GRACE_SECONDS)
+    os._exit(128 + signal.SIGTERM)
 
 
 def _stop_worker(signum: int, frame) -> None:

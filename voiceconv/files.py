@@ -1,4 +1,10 @@
-"""Atomic file output: a crash or Ctrl-C never leaves a half-written file behind."""
+"""Atomic file output: a crash or Ctrl-C never leaves a half-written file behind.
+
+While :func:`atomic_output` writes, its temporary file is locked (``flock``),
+and the lock goes with the process however it ends, ``kill -9`` included:
+:func:`remove_abandoned` removes only temporary files that no running process
+is writing, so a cleanup never pulls a file from under another run.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +15,77 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, and cleanups cannot tell a running writer's file from an abandoned one
+    fcntl = None
+
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same extension); rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    The temporary file stays locked until then (see :func:`remove_abandoned`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+    fd, tmp = _locked_temporary(path)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
+
+
+def remove_abandoned(path: str | Path) -> bool:
+    """Remove the temporary file ``path`` of :func:`atomic_output` unless a running process is writing it.
+
+    Returns whether it was removed. Never follows a symbolic link.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its writer is alive
+                return False
+        if not _same_file(fd, path):
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``, locked: ``(its descriptor, its name)``."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+        if fcntl is None:
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, tmp):  # a cleanup did not remove it in the moment before the lock
+                return fd, tmp
+        except OSError:  # a cleanup holds it, about to remove it: take another name
+            pass
+        os.close(fd)
+
+
+def _same_file(fd: int, path: str | Path) -> bool:
+    try:
+        held, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 #: The temporary names :func:`atomic_output` uses: ``.<stem>.<8 random characters>.partial<suffix>``.
