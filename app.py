@@ -2,13 +2,22 @@
 
 Thin on purpose: parses the options and launches the page that
 :func:`voiceconv.web.build_app` builds (needs the ``app`` extra: ``pip install -e ".[app]"``).
+
+``--auth USER:PASSWORD`` (or ``--auth-file FILE``, or the ``VOICECONV_AUTH``
+environment variable, which keep the password out of the process list)
+makes every page and endpoint ask for a password; a page reachable beyond
+this computer without one is announced with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
+import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep (see voiceconv/cli.py)
@@ -18,6 +27,7 @@ from voiceconv.errors import VoiceconvError  # noqa: E402
 from voiceconv.web.limits import Limits  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
+AUTH_VARIABLE = "VOICECONV_AUTH"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument("--auth", metavar="USER:PASSWORD", action="append",
+                      help="ask for this user name and password (repeatable); other users of the computer can see "
+                           f"it in the process list, so prefer --auth-file or the {AUTH_VARIABLE} variable")
+    auth.add_argument("--auth-file", type=Path, metavar="FILE",
+                      help="ask for a password: one USER:PASSWORD per line (lines starting with # are ignored)")
     p.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, help="largest uploaded file")
     p.add_argument("--max-seconds", type=float, default=defaults.max_seconds, help="longest clip converted")
     p.add_argument("--max-batch-files", type=int, default=defaults.max_batch_files, help="most files in one batch")
@@ -40,6 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build the page and serve it until interrupted; returns the exit status."""
     args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="app.py: %(levelname)s: %(message)s")
+    try:
+        users = credentials(args)
+    except VoiceconvError as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
+    exposed = _exposure(args.host, args.port, args.share)
+    if exposed and not users:
+        print(f"app.py: warning: the page is open to anyone who can reach {exposed}, with no password; add --auth-file "
+              f"FILE (or {AUTH_VARIABLE}=USER:PASSWORD) to ask for one", file=sys.stderr)
     try:
         from voiceconv.web import build_app, launch_app
 
@@ -53,11 +79,63 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         launch_app(demo, limits, args.host, args.port, args.share,
-                   allowed_paths=[SAMPLES / "audio", SAMPLES / "faces"])
+                   allowed_paths=[SAMPLES / "audio", SAMPLES / "faces"],
+                   auth=password_check(users) if users else None)
     except OSError as err:  # e.g. the port is taken
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def credentials(args: argparse.Namespace) -> dict[str, str]:
+    """``{user: password}`` from --auth, --auth-file or $VOICECONV_AUTH (the first given); {} without any."""
+    if args.auth:
+        lines, where = args.auth, "--auth"
+    elif args.auth_file is not None:
+        try:
+            text = args.auth_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise VoiceconvError(f"--auth-file {args.auth_file}: cannot read it "
+                                 f"({getattr(err, 'strerror', None) or err})") from None
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        where = f"--auth-file {args.auth_file}"
+        if not lines:
+            raise VoiceconvError(f"{where}: holds no USER:PASSWORD line")
+    elif os.environ.get(AUTH_VARIABLE):
+        lines, where = [os.environ[AUTH_VARIABLE]], AUTH_VARIABLE
+    else:
+        return {}
+    users = {}
+    for number, line in enumerate(lines, 1):
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise VoiceconvError(f"{where}: entry {number} is not USER:PASSWORD (a user name, a colon, a password)")
+        users[user.strip()] = password
+    return users
+
+
+def password_check(users: dict[str, str]) -> Callable[[str, str], bool]:
+    """Gradio's login check: the user's password, compared in constant time."""
+    def check(user: str, password: str) -> bool:
+        expected = users.get(str(user))
+        return expected is not None and hmac.compare_digest(expected.encode(), str(password).encode())
+
+    return check
+
+
+def _exposure(host: str, port: int, share: bool) -> str | None:
+    """Where beyond this computer the page can be reached (None: loopback only)."""
+    if share:
+        return "its public gradio.live link"
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:  # a host name
+        pass
+    everywhere = " (every interface)" if host in ("", "0.0.0.0", "::") else ""
+    return f"{host}:{port}{everywhere}"
 
 
 if __name__ == "__main__":
