@@ -44,7 +44,8 @@ def test_windowed_conversion_has_no_seams(converter, speech):
 
 
 def test_long_input_is_consumed_lazily(converter):
-    """The first output block arrives after reading about one window: memory does not grow with the input."""
+    """The first output block arrives after reading about two windows (the next one is aligned while the first
+    converts): memory does not grow with the input."""
     consumed = itertools.count()
     block = harmonic_tone(0.5, RATE)
 
@@ -56,7 +57,7 @@ def test_long_input_is_consumed_lazily(converter):
     first = next(converter.convert_stream(endless()))
     blocks_read = next(consumed)
     window_blocks = (converter.windows.stride + converter.windows.margin) / len(block)
-    assert len(first) > 0 and blocks_read <= window_blocks + 2
+    assert len(first) > 0 and blocks_read <= 2 * window_blocks + 2
 
 
 @pytest.mark.parametrize("input_lufs", [-40.0, -16.0])

@@ -15,9 +15,10 @@ and :class:`Converter`.
 Long audio is converted in windows: each window keeps ``window_seconds`` of
 output, sees ``context_seconds`` more input on each side (so the generator
 and Griffin-Lim never work at a cut), and meets its neighbour in a
-``crossfade_seconds`` raised-cosine cross-fade. Memory is bounded by one
-window whatever the input length, and each window's loudness is matched to
-its input's (BS.1770), so output loudness follows the input.
+``crossfade_seconds`` raised-cosine cross-fade. Memory is bounded by two
+windows whatever the input length (the next one is pitch-aligned while one
+converts), and each window's loudness is matched to its input's (BS.1770),
+so output loudness follows the input.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -45,8 +48,12 @@ from voiceconv.modelfile import ModelFileError, prefixed
 from voiceconv.models.cyclegan import apply_generator, build_image_generator
 
 Direction = Literal["a2b", "b2a"]
+Item, Result = TypeVar("Item"), TypeVar("Result")
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
 MAX_GAIN_DB = 24.0  # loudness matching never amplifies or attenuates a window by more than this
+# Refining the aligned input's STFT: 8 iterations scored within 0.02 DNSMOS and 0.03 dB MCD of 32 on Kathleen -> rms
+# (8 held-out sentences), at a quarter of the vocoder's time.
+REFINE_ITERATIONS = 8
 
 
 def convert_image(generate: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
@@ -65,6 +72,24 @@ def convert_image(generate: Callable[[torch.Tensor], torch.Tensor], image: torch
     return target.denormalize(converted).clamp(-1.0, 1.0)
 
 
+def vocoder_for(features: FeatureConfig, refine: bool, n_iter: int | None = None,
+                device: torch.device | str = "cpu") -> GriffinLimVocoder:
+    """The vocoder conversion uses: ``n_iter`` Griffin-Lim iterations, by default :data:`REFINE_ITERATIONS` when
+    refining a pitch-aligned input's STFT (it starts consistent) and :data:`DEFAULT_ITERATIONS` otherwise."""
+    default = REFINE_ITERATIONS if refine else DEFAULT_ITERATIONS
+    return GriffinLimVocoder(features, n_iter=default if n_iter is None else n_iter, device=device)
+
+
+def vocode(vocoder: GriffinLimVocoder, converted: torch.Tensor, input_image: torch.Tensor, input_wav: torch.Tensor,
+           refine: bool) -> torch.Tensor:
+    """Waveform ``[1, samples]`` of a converted image ``[1, n_mels, T]``. A pitch-aligned model's output is a
+    change of its input (``input_image`` of ``input_wav``), applied to the input's own STFT (``refine``); other
+    models' images go through the mel pseudo-inverse, with Griffin-Lim seeded by the input's phase either way."""
+    if refine:
+        return vocoder.refine(converted, input_image, input_wav)
+    return vocoder(converted, reference=input_wav)
+
+
 @dataclass(frozen=True)
 class ConversionResult:
     """What :meth:`Converter.convert_file` did."""
@@ -78,7 +103,7 @@ class ConversionResult:
 class Converter:
     """A loaded voice model: converts waveforms and files of any length between its two speakers."""
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int = DEFAULT_ITERATIONS,
+    def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int | None = None,
                  window_seconds: float = 10.0, context_seconds: float = 0.5, crossfade_seconds: float = 0.25):
         model = load_voice_model(model_path)  # every header field and tensor checked: see voiceconv.modelcheck
         tensors, header = model.tensors, model.header
@@ -98,7 +123,7 @@ class Converter:
                                         if f"stats.{direction}.mean" in tensors else self.stats[direction[0]])
                             for direction in ("a2b", "b2a")}
         self.encoder = MelImageEncoder(self.features, self.device)
-        self.vocoder = GriffinLimVocoder(self.features, n_iter=n_iter, device=self.device)
+        self.vocoder = vocoder_for(self.features, bool(self.alignments), n_iter, self.device)
         self.windows = WindowPlan.from_seconds(self.features, window_seconds, context_seconds, crossfade_seconds)
 
     @property
@@ -122,11 +147,6 @@ class Converter:
             return None if shift is None else Alignment(PitchStats(0.0, 1.0), PitchStats(0.0, 1.0), 1.0, shift)
         return aligned.with_pitch(shift)
 
-    def align(self, wav: np.ndarray, direction: Direction = "a2b", pitch: Pitch = "auto") -> np.ndarray:
-        """A waveform ``[samples]`` at the model's rate brought to the target's pitch (the generator's input)."""
-        alignment = self.alignment(direction, pitch)
-        return wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
-
     def convert(self, wav: np.ndarray, sample_rate: int, direction: Direction = "a2b",
                 pitch: Pitch = "auto") -> np.ndarray:
         """Mono waveform ``[samples]`` at ``sample_rate`` -> converted waveform at the model's sample rate."""
@@ -137,29 +157,41 @@ class Converter:
 
     def convert_stream(self, blocks: Iterable[np.ndarray], direction: Direction = "a2b",
                        name: str = "<waveform>", pitch: Pitch = "auto") -> Iterator[np.ndarray]:
-        """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by one window.
+        """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by two windows.
 
         Input is consumed lazily; raises :class:`AudioError` (naming ``name``)
         for input that is empty, too short or silent.
         """
         alignment = self.alignment(direction, pitch)  # checks direction and pitch before reading anything
-        plan, reader = self.windows, _WindowReader(blocks)
-        previous_tail = None  # the last window's output over the next cross-fade
+        plan, previous_tail = self.windows, None  # previous_tail: the last window's output over the next cross-fade
+        windows = self._windows(_WindowReader(blocks), name)
+        with ThreadPoolExecutor(1, thread_name_prefix="voiceconv-world") as pool:
+            # WORLD releases the GIL: the next window is aligned on one core while this one is converted.
+            align = partial(self._align_segment, alignment=alignment)
+            for (index, start, segment, is_last), aligned in _one_ahead(pool, windows, align):
+                output = self._convert_segment(segment, aligned, direction)  # [len(segment)]
+                emit_from = 0 if index == 0 else plan.fade_start(index) - start
+                emit_to = len(segment) if is_last else plan.fade_start(index + 1) - start
+                block = output[emit_from:emit_to].copy()
+                if previous_tail is not None:
+                    block[: plan.crossfade] = block[: plan.crossfade] * plan.fade_in + previous_tail * plan.fade_out
+                yield block
+                previous_tail = output[emit_to : emit_to + plan.crossfade]
+
+    def _windows(self, reader: _WindowReader, name: str) -> Iterator[tuple[int, int, np.ndarray, bool]]:
+        """``(index, start sample, input span, is_last)`` of each window of the plan, read lazily."""
         for index in itertools.count():
-            start, wanted_end = plan.segment(index)
+            start, wanted_end = self.windows.segment(index)
             segment, is_last = reader.read(start, wanted_end)
             if is_last:
                 self._check_input(reader, name)
-            output = self._convert_segment(segment, direction, alignment)  # [len(segment)]
-            emit_from = 0 if index == 0 else plan.fade_start(index) - start
-            emit_to = len(segment) if is_last else plan.fade_start(index + 1) - start
-            block = output[emit_from:emit_to].copy()
-            if previous_tail is not None:
-                block[: plan.crossfade] = block[: plan.crossfade] * plan.fade_in + previous_tail * plan.fade_out
-            yield block
+            yield index, start, segment, is_last
             if is_last:
                 return
-            previous_tail = output[emit_to : emit_to + plan.crossfade]
+
+    def _align_segment(self, window: tuple[int, int, np.ndarray, bool], alignment: Alignment | None) -> np.ndarray:
+        segment = window[2]
+        return segment if alignment is None else change_voice(segment, self.features.sample_rate, alignment)
 
     def convert_file(self, source: str | Path, destination: str | Path, direction: Direction = "a2b",
                      sample_rate: int | None = None, pitch: Pitch = "auto") -> ConversionResult:
@@ -187,13 +219,14 @@ class Converter:
         return self.features.n_fft / self.features.sample_rate
 
     @torch.inference_mode()
-    def _convert_segment(self, wav: np.ndarray, direction: Direction, alignment: Alignment | None) -> np.ndarray:
-        """One window ``[samples]`` -> converted ``[samples]``, loudness matched to the input."""
-        aligned = wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
+    def _convert_segment(self, wav: np.ndarray, aligned: np.ndarray, direction: Direction) -> np.ndarray:
+        """One window ``[samples]`` and its pitch-aligned version -> converted ``[samples]``, loudness matched to
+        the input."""
         source = torch.from_numpy(aligned).to(self.device)  # also seeds Griffin-Lim's phase: harmonics at the new pitch
         image = self.encoder(source)  # [1, n_mels, T]
         converted = self.convert_image(image, direction)
-        out = self.vocoder(converted, reference=source[None, : self.features.samples_for(image.shape[-1])])
+        reference = source[None, : self.features.samples_for(image.shape[-1])]
+        out = vocode(self.vocoder, converted, image, reference, refine=bool(self.alignments))
         out = out[0].cpu().numpy()  # [(T-1) * hop]
         out = np.pad(out, (0, len(wav) - len(out)))
         return check_output(self.path, out * _matching_gain(wav, out, self.features.sample_rate))
@@ -267,6 +300,19 @@ class _WindowReader:
             self.buffer_start = start
         span = self.buffer[start - self.buffer_start : end - self.buffer_start]
         return span, self.finished and self.buffer_start + len(self.buffer) <= end
+
+
+def _one_ahead(pool: ThreadPoolExecutor, items: Iterable[Item], work: Callable[[Item], Result]
+               ) -> Iterator[tuple[Item, Result]]:
+    """``(item, work(item))`` in order, with ``work`` on the next item already running in ``pool``."""
+    pending = None
+    for item in items:
+        future = pool.submit(work, item)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+        pending = (item, future)
+    if pending is not None:
+        yield pending[0], pending[1].result()
 
 
 def _matching_gain(source: np.ndarray, converted: np.ndarray, sample_rate: int) -> float:

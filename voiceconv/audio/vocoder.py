@@ -4,10 +4,19 @@ The mel -> linear step multiplies by the precomputed pseudo-inverse of the mel
 filterbank and clamps at a small floor (magnitudes cannot be negative). Phase
 is then recovered with the fast Griffin-Lim algorithm (Perraudin, Balazs &
 Sondergaard 2013), batched and on whatever device the input lives on.
+
+When the converted image is a change of a known input (a pitch-aligned
+waveform), :meth:`GriffinLimVocoder.refine` rebuilds the linear magnitude
+from the input's own STFT instead: the change (converted minus input image,
+in dB) is read off at each mel band's centre frequency, interpolated onto
+the linear bins and applied as a gain, so the harmonics keep the full
+frequency resolution the mel image never had; Griffin-Lim then starts from
+the input's phase.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from voiceconv.audio.features import FeatureConfig, image_to_mel, mel_filterbank, stft_window
@@ -37,6 +46,7 @@ class GriffinLimVocoder:
         self.seed = seed
         self.window = stft_window(config, device)
         self.mel_pinv = torch.linalg.pinv(mel_filterbank(config).T).to(device)  # [n_freqs, n_mels]
+        self.mel_to_bins = _interpolation_matrix(config).to(device)  # [n_freqs, n_mels]
 
     def mel_to_linear(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel magnitude ``[..., n_mels, T]`` -> linear magnitude ``[..., n_freqs, T]`` (non-negative)."""
@@ -52,6 +62,18 @@ class GriffinLimVocoder:
         image = image.reshape(-1, *image.shape[-2:])  # [B, n_mels, T]
         magnitude = self.mel_to_linear(image_to_mel(image, self.config))  # [B, n_freqs, T]
         return self.griffin_lim(magnitude, reference)
+
+    def refine(self, image: torch.Tensor, input_image: torch.Tensor, input_wav: torch.Tensor) -> torch.Tensor:
+        """Waveforms ``[B, samples]`` for converted images ``[B, 1, n_mels, T]`` that changed ``input_image`` (the
+        image of ``input_wav`` ``[B, samples]``): the input's STFT magnitude times the change, then Griffin-Lim
+        from the input's phase."""
+        image, input_image = image.reshape(-1, *image.shape[-2:]), input_image.reshape(-1, *image.shape[-2:])
+        scale = (self.config.max_db - self.config.min_db) / 2  # image units -> dB
+        change_db = torch.matmul(self.mel_to_bins, (image - input_image) * scale)  # [B, n_freqs, T]
+        spec = self._stft(input_wav.reshape(image.shape[0], -1).to(image.device))
+        frames = min(spec.shape[-1], image.shape[-1])
+        magnitude = spec[..., :frames].abs() * torch.pow(10.0, change_db[..., :frames] / 20.0)
+        return self.griffin_lim(magnitude, input_wav)
 
     def griffin_lim(self, magnitude: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Fast Griffin-Lim: linear magnitude ``[B, n_freqs, T]`` -> waveform ``[B, (T-1)*hop]``."""
@@ -85,3 +107,22 @@ class GriffinLimVocoder:
     def _istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         c = self.config
         return torch.istft(spec, c.n_fft, c.hop_length, c.win_length, self.window, center=True, length=length)
+
+
+def _interpolation_matrix(config: FeatureConfig) -> torch.Tensor:
+    """``[n_freqs, n_mels]`` weights that linearly interpolate values at the mel bands' centre frequencies
+    onto the STFT bins (held constant below the first centre and above the last)."""
+    import librosa
+
+    # The Slaney mel scale of mel_filterbank: n_mels + 2 equally spaced mels, the inner ones are the centres.
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax, htk=False)[1:-1]
+    frequencies = np.linspace(0, config.sample_rate / 2, config.n_freqs)
+    position = torch.from_numpy(np.interp(frequencies, centres, np.arange(config.n_mels)))
+    below = position.floor().long().clamp(max=config.n_mels - 1)
+    above = (below + 1).clamp(max=config.n_mels - 1)
+    weight = (position - below).float()
+    matrix = torch.zeros(config.n_freqs, config.n_mels)
+    rows = torch.arange(config.n_freqs)
+    matrix[rows, below] += 1.0 - weight
+    matrix[rows, above] += weight
+    return matrix

@@ -39,9 +39,8 @@ import numpy as np
 import torch
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
-from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
-from voiceconv.convert import convert_image
+from voiceconv.convert import convert_image, vocode, vocoder_for
 from voiceconv.data.speakers import SpeakerStats, load_training_audio
 from voiceconv.errors import AudioError
 
@@ -95,7 +94,8 @@ class VoiceValidator:
                  input_stats: dict[str, SpeakerStats], speaker_stats: dict[str, SpeakerStats],
                  reference_files: dict[str, list[Path]]):
         self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
-        self.encoder, self.vocoder = MelImageEncoder(features), GriffinLimVocoder(features)
+        self.encoder, self.refine = MelImageEncoder(features), alignment is not None
+        self.vocoder = vocoder_for(features, self.refine)
         self.utterances = {direction: self._prepare(held_back[direction[0]], alignment if direction == "a2b" else
                                                     alignment and alignment.reverse())
                            for direction in ("a2b", "b2a")}
@@ -159,7 +159,8 @@ class VoiceValidator:
         for direction, images in converted.items():
             source, target = direction[0], direction[-1]
             for utterance, image, text in zip(self.utterances[direction], images, texts[direction]):
-                wav = self.vocoder(image, reference=torch.from_numpy(utterance.aligned)[None])[0].numpy()
+                wav = vocode(self.vocoder, image, utterance.image, torch.from_numpy(utterance.aligned)[None],
+                             self.refine)[0].numpy()
                 try:
                     embedding = encoder.embed(wav, rate)
                 except ValueError:

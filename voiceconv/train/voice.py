@@ -22,6 +22,7 @@ from voiceconv.audio.io import audio_files
 from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.errors import AudioError, ConfigError
+from voiceconv.files import atomic_output
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.train.faces import evaluating
@@ -163,14 +164,16 @@ def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: 
     _check_resumable(recipe, run_dir, resume)
     save_yaml(recipe, run_dir / "recipe.yaml")
     data = load_voice_data(recipe, (speaker_a, speaker_b), run_dir / "cache",
-                           tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)))
+                           tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)),
+                           alignment_file=run_dir / "alignment.json")
     return fit(VoiceConversionTask(recipe, data), recipe.train, run_dir, resume=resume)
 
 
 def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: Path,
-                    names: tuple[str, str]) -> VoiceData:
+                    names: tuple[str, str], alignment_file: Path | None = None) -> VoiceData:
     """Both speakers' corpora, held-back files set aside, and (when the recipe aligns) the fitted alignment
-    with each direction's aligned input corpus."""
+    with each direction's aligned input corpus. ``alignment_file`` keeps the fitted alignment: a resumed run
+    reads it back instead of fitting again."""
     features, data = recipe.features, recipe.data
     files, held_back = {}, {}
     for side, folder in zip("ab", folders):
@@ -186,7 +189,13 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
             log.warning("skipped: %s", reason)
     if data.align == "none":
         return VoiceData(speakers, {"a2b": speakers["a"], "b2a": speakers["b"]}, None, held_back, files)
-    alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
+    if alignment_file is not None and alignment_file.is_file():
+        alignment = Alignment.from_dict(json.loads(alignment_file.read_text(encoding="utf-8")))
+    else:
+        alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
+        if alignment_file is not None:
+            with atomic_output(alignment_file) as tmp:
+                tmp.write_text(json.dumps(alignment.to_dict(), indent=2), encoding="utf-8")
     log.info("pitch alignment a2b: median F0 %.0f Hz -> %.0f Hz, envelope warp %.2f",
              alignment.source.median_hz, alignment.target.median_hz, alignment.warp)
     inputs = {}
