@@ -7,7 +7,11 @@ speech, the peak resident memory of each, and the throughput of a batch
 folder with ``voiceconv convert --jobs 1`` against ``--jobs 2`` in the same run.
 
     .venv/bin/python benchmarks/convert_speed.py [--model samples/models/kathleen_rms.safetensors]
-        [--long-seconds 600] [--batch-files 12] [--json out.json]
+        [--long-seconds 600] [--batch-files 12] [--json out.json] [--baseline-model OLD.safetensors]
+
+``--baseline-model`` also converts the long input with another model file in the
+same run (e.g. the previous default: ``git show REV:samples/models/kathleen_rms.safetensors``)
+and prints the ratio of the two real-time factors.
 
 Run it alone: another torch process on the same cores distorts every figure.
 """
@@ -82,6 +86,7 @@ def main() -> None:
     parser.add_argument("--long-seconds", type=float, default=600.0)
     parser.add_argument("--batch-files", type=int, default=12)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline-model", type=Path, help="compare the long input's RTF with this model's")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +99,17 @@ def main() -> None:
         for i in range(args.batch_files):
             speech_file(batch_dir / f"clip{i:02d}.wav", 10.0)
         batches = [batch_throughput(args.model, batch_dir, tmp / f"batch_out{jobs}", jobs) for jobs in (1, 2)]
+        baseline = None
+        if args.baseline_model:
+            long_input = files[f"{args.long_seconds / 60:g} min"]
+            baseline = in_fresh_process(args.baseline_model, long_input, tmp / "out_baseline.wav")
     report(singles, batches, args.json)
+    if baseline is not None:
+        model = list(singles.values())[-1]
+        print(f"\nlong input, {args.model.name} against {args.baseline_model}: RTF {model['rtf']:.4f} vs "
+              f"{baseline['rtf']:.4f} end to end ({model['rtf'] / baseline['rtf']:.2f}x), "
+              f"{model['rtf_without_load']:.4f} vs {baseline['rtf_without_load']:.4f} without the model load "
+              f"({model['rtf_without_load'] / baseline['rtf_without_load']:.2f}x)")
 
 
 def report(singles: dict, batches: list[dict], json_path: Path | None) -> None:

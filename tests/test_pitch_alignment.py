@@ -142,7 +142,7 @@ def test_auto_pitch_lands_on_the_target_and_plus_n_moves_the_source_by_n_semiton
 def test_model_selection_ran_on_held_back_files_and_kept_the_best(aligned_model):
     run = aligned_model.parent
     history = read_history(run)
-    assert [entry["step"] for entry in history] == [1, 2]
+    assert [entry["step"] for entry in history] == [0, 1, 2]  # the untrained model is a candidate too
     best = load_model_file(run / "best.safetensors")[1]["training"]["selected"]
     assert best == best_entry(history)
 
@@ -237,11 +237,21 @@ class _ScoredTask:
 
 
 def test_the_loop_keeps_the_best_step_of_a_constructed_sequence(tmp_path):
-    task = _ScoredTask([0.1, 0.5, 0.3, 0.5, -1.0])
+    task = _ScoredTask([0.0, 0.1, 0.5, 0.3, 0.5, -1.0])  # steps 0 (before training), 2, 4, 6, 8, 10
     config = TrainConfig(steps=10, batch_size=1, log_every=100, media_every=100, checkpoint_every=100,
                          validate_every=2, threads=1)
     fit(task, config, tmp_path)
-    assert [step for name, step in task.exports if name == "best.safetensors"] == [2, 4]
+    assert [step for name, step in task.exports if name == "best.safetensors"] == [0, 2, 4]
     selected = json.loads((tmp_path / "best.safetensors").read_text())["selected"]
     assert selected["step"] == 4 and selected["score"] == 0.5
-    assert [entry["step"] for entry in read_history(tmp_path)] == [2, 4, 6, 8, 10]
+    assert [entry["step"] for entry in read_history(tmp_path)] == [0, 2, 4, 6, 8, 10]
+
+
+def test_a_resumed_run_keeps_selecting_against_the_earlier_scores(tmp_path):
+    config = TrainConfig(steps=4, batch_size=1, log_every=100, media_every=100, checkpoint_every=100,
+                         validate_every=2, threads=1)
+    fit(_ScoredTask([0.0, 0.1, 0.9]), config, tmp_path)  # steps 0, 2, 4: the best is step 4
+    resumed = _ScoredTask([0.5, 0.3])  # steps 6 and 8 score below step 4
+    fit(resumed, dataclasses.replace(config, steps=8), tmp_path, resume=True)
+    assert not [step for name, step in resumed.exports if name == "best.safetensors"]
+    assert json.loads((tmp_path / "best.safetensors").read_text())["selected"]["step"] == 4

@@ -90,6 +90,8 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
 
     with sigterm_as_interrupt():
         try:
+            if config.validate_every and step == 0 and topology.is_main:  # the untrained model is a candidate too
+                _select(task, writer, run_dir, _export_info(0, 0.0, topology))
             while step < config.steps:
                 batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
                 batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
