@@ -52,6 +52,14 @@ def test_losses_on_known_values():
     assert lsgan_generator_loss(ones) == 0  # perfect forger
     assert lsgan_discriminator_loss(zeros, ones) == 1.0
     assert cycle_consistency_loss(ones, ones * 3) == 2.0
+    assert cycle_consistency_loss(ones, ones * 3, squared=True) == 4.0
+    # The squared norm lets a tiny change through; L1 pulls it back with the same force as a large one.
+    small = torch.full((2, 1, 4, 4), 1e-3, requires_grad=True)
+    cycle_consistency_loss(small, torch.zeros_like(small)).backward()
+    l1_pull = small.grad.abs().max()
+    small.grad = None
+    cycle_consistency_loss(small, torch.zeros_like(small), squared=True).backward()
+    assert small.grad.abs().max() < 0.01 * l1_pull
     assert torch.allclose(gaussian_kl_divergence(torch.zeros(3, 5), torch.zeros(3, 5)), torch.zeros(3))
     assert (gaussian_kl_divergence(torch.ones(3, 5), torch.zeros(3, 5)) > 0).all()
 

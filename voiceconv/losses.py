@@ -20,14 +20,21 @@ def lsgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return (fake_scores - 1.0).pow(2).mean()
 
 
-def cycle_consistency_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """Cycle-consistency loss (Zhu et al. 2017, eq. 2): E[ ||F(G(x)) - x||_1 ]."""
-    return (reconstructed - original).abs().mean()
+def cycle_consistency_loss(reconstructed: torch.Tensor, original: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Cycle-consistency loss (Zhu et al. 2017, eq. 2): E[ ||F(G(x)) - x||_1 ].
+
+    ``squared``: E[ ||F(G(x)) - x||_2^2 ] instead. An L1 penalty pulls with constant force however small the
+    residual, so a generator that starts as the identity stays exactly there; the squared one lets small
+    changes through."""
+    residual = reconstructed - original
+    return residual.pow(2).mean() if squared else residual.abs().mean()
 
 
-def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """Identity-mapping loss (Zhu et al. 2017, sec. 5.2; Kaneko & Kameoka 2018, eq. 4): E[ ||G(y) - y||_1 ]."""
-    return (mapped - original).abs().mean()
+def identity_loss(mapped: torch.Tensor, original: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Identity-mapping loss (Zhu et al. 2017, sec. 5.2; Kaneko & Kameoka 2018, eq. 4): E[ ||G(y) - y||_1 ]
+    (``squared``: E[ ||G(y) - y||_2^2 ], as for the cycle loss)."""
+    residual = mapped - original
+    return residual.pow(2).mean() if squared else residual.abs().mean()
 
 
 def gaussian_kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:

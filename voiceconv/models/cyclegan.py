@@ -8,6 +8,7 @@ Images are ``[B, C, H, W]`` in roughly [-1, 1]: normalized log-mel spectrograms
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ class CycleGANConfig:
     discriminator_layers: int = 3
     mask_frames: bool = False  # MaskCycleGAN-VC "filling in frames"
     max_mask_fraction: float = 0.25  # longest masked span, as a fraction of the crop
+    consistency_norm: Literal["l1", "l2"] = "l1"  # the norm of the cycle and identity losses (see losses.py)
     cycle_weight: float = 10.0  # lambda_cyc
     identity_weight: float = 5.0  # lambda_id
     identity_until_step: int = 10_000  # CycleGAN-VC switches the identity loss off later in training
@@ -120,6 +122,7 @@ class CycleGAN(TrainableModel):
         discriminators and the identity loss see the real speakers. Without them ``A2B = A`` and ``B2A = B``.
         """
         real_A, real_B = batch["A"], batch["B"]  # [B, C, H, W] each
+        squared = self.config.consistency_norm == "l2"
         input_A, input_B = batch.get("A2B", real_A), batch.get("B2A", real_B)  # what G_AB and G_BA convert
         mask_A, mask_B = self.frame_mask(input_A), self.frame_mask(input_B)
 
@@ -131,13 +134,13 @@ class CycleGAN(TrainableModel):
         losses = {
             "G_adv_AB": lsgan_generator_loss(self.D_B(fake_B)),
             "G_adv_BA": lsgan_generator_loss(self.D_A(fake_A)),
-            "cycle_A": cycle_consistency_loss(rec_A, input_A),
-            "cycle_B": cycle_consistency_loss(rec_B, input_B),
+            "cycle_A": cycle_consistency_loss(rec_A, input_A, squared),
+            "cycle_B": cycle_consistency_loss(rec_B, input_B, squared),
         }
         generator_loss = losses["G_adv_AB"] + losses["G_adv_BA"] + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"])
         if self.steps_done < self.config.identity_until_step and self.config.identity_weight > 0:
-            losses["identity_A"] = identity_loss(self.generate(self.G_BA, real_A), real_A)  # G_BA(A) ~ A
-            losses["identity_B"] = identity_loss(self.generate(self.G_AB, real_B), real_B)  # G_AB(B) ~ B
+            losses["identity_A"] = identity_loss(self.generate(self.G_BA, real_A), real_A, squared)  # G_BA(A) ~ A
+            losses["identity_B"] = identity_loss(self.generate(self.G_AB, real_B), real_B, squared)  # G_AB(B) ~ B
             generator_loss = generator_loss + self.config.identity_weight * (losses["identity_A"] + losses["identity_B"])
         self.optimize(generator_loss, self.optimizers["generators"], [*self.G_AB.parameters(), *self.G_BA.parameters()])
 
