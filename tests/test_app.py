@@ -238,6 +238,21 @@ def test_server_converts_an_uploaded_file(client):
             assert image.format == "PNG" and image.mode == "RGB" and image.height == 256
 
 
+def test_server_pitch_setting_moves_the_converted_pitch_and_refuses_nonsense(client):
+    from gradio_client import handle_file
+
+    from voiceconv.audio import world
+
+    def median_f0(pitch: str) -> float:
+        audio = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", pitch, api_name="/convert")[0]
+        f0, _ = world.extract_f0(sf.read(audio, dtype="float32")[0], 16000)
+        return float(np.median(f0[f0 > 0]))
+
+    assert 12 * np.log2(median_f0("+4") / median_f0("source")) == pytest.approx(4.0, abs=0.5)
+    message = refusal(client, handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", "higher", api_name="/convert")
+    assert message.startswith("pitch must be 'auto', 'source' or a number of semitones")
+
+
 def test_server_explains_a_file_that_is_not_audio(client, tmp_path):
     from gradio_client import handle_file
 

@@ -29,3 +29,15 @@ def test_default_model_converts_the_bundled_clip(direction):
     assert np.isfinite(out).all() and abs(len(out) - len(wav)) < 256
     assert 0.01 < np.abs(out).max() <= 1.0
     assert not np.allclose(out[: len(wav)], wav[: len(out)], atol=0.05)  # it changed the voice, not copied it
+
+
+def test_default_model_is_pitch_aligned_and_lands_on_the_target_pitch():
+    from voiceconv.audio import world
+
+    converter = Converter(DEFAULT_MODEL)
+    alignment = converter.alignment("a2b")
+    assert alignment.warp < 1.0  # Kathleen -> rms: formants move down
+    wav = load_audio(SAMPLES / "audio" / "kathleen_arctic_a0592.flac", 16000)
+    f0, _ = world.extract_f0(converter.convert(wav, 16000, "a2b"), 16000)
+    semitones_off = 12 * np.log2(np.median(f0[f0 > 0]) / alignment.target.median_hz)
+    assert abs(semitones_off) < 2.0
