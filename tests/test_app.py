@@ -22,7 +22,9 @@ import soundfile as sf
 from PIL import Image
 
 from conftest import REPO, SAMPLES
+from voiceconv.audio.io import load_audio
 from voiceconv.errors import CorruptAudioError
+from voiceconv.modelfile import read_header
 from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip
 from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
 from voiceconv.web.models import discover_models, model_documents, model_summary_markdown
@@ -123,13 +125,16 @@ def test_discovery_skips_files_that_are_not_voice_models(tmp_path):
     assert list(models) == ["kathleen_rms"]
     info = models["kathleen_rms"]
     assert info.direction_choices() == [("kathleen → rms", "a2b"), ("rms → kathleen", "b2a")]
-    assert info.steps == 1000 and 1.0 < info.training_hours < 1.3
+    training = read_header(DEFAULT_MODEL)["training"]
+    assert info.steps == training["steps"] and info.training_hours == pytest.approx(training["training_seconds"] / 3600)
 
 
 def test_model_card_shows_header_facts_card_and_evaluation_reports():
     info = discover_models(None, [DEFAULT_MODEL])["kathleen_rms"]
     summary = model_summary_markdown(info)
-    assert "**training steps:** 1000" in summary and "**training time:** 1.16 h" in summary
+    training = read_header(DEFAULT_MODEL)["training"]
+    assert f"**training steps:** {training['steps']}" in summary
+    assert f"**training time:** {training['training_seconds'] / 3600:.2f} h" in summary
     documents = model_documents(info)
     assert list(documents) == ["Model card", "Evaluation: a2b"]
     assert documents["Model card"] == DEFAULT_MODEL.with_suffix(".md").read_text(encoding="utf-8")
@@ -243,13 +248,15 @@ def test_server_pitch_setting_moves_the_converted_pitch_and_refuses_nonsense(cli
 
     from voiceconv.audio import world
 
-    def median_f0(pitch: str) -> float:
-        audio = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", pitch, api_name="/convert")[0]
-        f0, _ = world.extract_f0(sf.read(audio, dtype="float32")[0], 16000)
+    def median_f0(wav: np.ndarray) -> float:
+        f0, _ = world.extract_f0(wav, 16000)
         return float(np.median(f0[f0 > 0]))
 
-    assert 12 * np.log2(median_f0("+4") / median_f0("source")) == pytest.approx(4.0, abs=0.5)
-    message = refusal(client, handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", "higher", api_name="/convert")
+    audio = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms_aligned", "a2b", "+4", api_name="/convert")[0]
+    moved = median_f0(sf.read(audio, dtype="float32")[0]) / median_f0(load_audio(SHORT_CLIP, 16000))
+    assert 12 * np.log2(moved) == pytest.approx(4.0, abs=0.5)  # the speaker's own pitch, 4 semitones up
+    message = refusal(client, handle_file(str(SHORT_CLIP)), "kathleen_rms_aligned", "a2b", "higher",
+                      api_name="/convert")
     assert message.startswith("pitch must be 'auto', 'source' or a number of semitones")
 
 
