@@ -109,7 +109,9 @@ def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
     assert summary[BASELINE_PITCH_SHIFT]["log_f0_mean"]["mean"] < unconverted["log_f0_mean"]["mean"] - 0.3
     # The WORLD voice changer lands the F0 on TM1's and keeps the sound: MCD and DNSMOS near the source's.
     world_vc, target = summary[BASELINE_WORLD], report["speakers"]["target"]
-    assert abs(world_vc["log_f0_mean"]["mean"] - target["log_f0_mean"]) < 0.1
+    # 2 sentences against statistics of 5 reference files: within 0.2 of TM1's log-F0 mean (SF1 is 0.55 away)
+    assert abs(world_vc["log_f0_mean"]["mean"] - target["log_f0_mean"]) < 0.2
+    assert abs(unconverted["log_f0_mean"]["mean"] - target["log_f0_mean"]) > 0.4
     assert world_vc["mcd_db"]["mean"] < unconverted["mcd_db"]["mean"] + 0.5
     assert world_vc["dnsmos_ovrl"]["mean"] > unconverted["dnsmos_ovrl"]["mean"] - 0.5
     assert 0.76 <= report["baselines"][BASELINE_WORLD]["warp"] < 1.0  # female -> male: formants move down
