@@ -169,6 +169,9 @@ def test_loudness_agrees_with_an_independent_meter():
                       (noise, 44100)):
         reference = pyloudnorm.Meter(rate).integrated_loudness(wav.astype(np.float64))
         assert abs(loudness(wav, rate) - reference) < 0.05
+    # Beyond full scale too (a converter's raw output can be): torchaudio's filters alone clamp at 1.0.
+    hot = harmonic_tone(seconds=3.0) * 6.0
+    assert abs(loudness(hot, 16000) - pyloudnorm.Meter(16000).integrated_loudness(hot.astype(np.float64))) < 0.05
 
 
 def test_loudness_normalization_never_clips():

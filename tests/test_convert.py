@@ -11,7 +11,7 @@ import torch
 
 from conftest import SAMPLES, harmonic_tone
 from voiceconv.audio.io import audio_files, load_audio, loudness
-from voiceconv.convert import Converter
+from voiceconv.convert import Converter, QuietChunks, join_crossfaded
 from voiceconv.errors import AudioError, SilentAudioError, TooShortError, VoiceconvError
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
@@ -41,6 +41,22 @@ def test_windowed_conversion_has_no_seams(converter, speech):
     joins = torch.cat([per_frame[k * stride - 4 : k * stride + 4] for k in range(1, len(speech) // converter.windows.stride)])
     assert per_frame.mean() < 0.12  # image units: [-1, 1] spans 120 dB
     assert joins.mean() < 1.5 * per_frame.mean()
+
+
+def test_world_chunks_are_cut_in_pauses_and_join_back_to_the_input(converter):
+    """WORLD aligns the input in chunks cut at its quietest moments; joined with their cross-fades, unchanged
+    chunks give back the input exactly, so only the cuts' placement decides where a seam could be."""
+    bursts = [np.concatenate([harmonic_tone(0.9, RATE, seed=i), np.zeros(int(0.3 * RATE), np.float32)])
+              for i in range(12)]  # 0.9 s of sound, 0.3 s of silence, 12 times
+    wav = np.concatenate(bursts)
+    chunks = QuietChunks.for_windows(converter.windows, RATE)
+    pieces = list(chunks.split(np.array_split(wav, 37)))
+    cuts = [kept[1] for _, _, kept, is_last in pieces if not is_last]
+    assert len(cuts) >= 3 and pieces[-1][3]
+    for cut in cuts:  # inside a silence, with room for the cross-fade
+        assert np.abs(wav[cut - len(chunks.fade_in) : cut + len(chunks.fade_in)]).max() == 0.0
+    joined = np.concatenate(list(join_crossfaded(pieces, chunks.fade_in)))
+    np.testing.assert_allclose(joined, wav, atol=1e-6)
 
 
 def test_long_input_is_consumed_lazily(converter):

@@ -86,6 +86,29 @@ def test_tiny_cyclegan_learns_synthetic_segments(mask_frames):
     assert end < 0.6 * start
 
 
+def test_moving_average_generators_follow_the_trained_weights_and_are_what_converts():
+    torch.manual_seed(0)
+    decay = 0.9
+    model = CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, ema_decay=decay, generator_lr=1e-2))
+    batch = {"A": torch.randn(2, 1, 32, 16), "B": torch.randn(2, 1, 32, 16)}
+    name = next(k for k, v in model.G_AB.state_dict().items() if v.dim() == 4)  # a convolution's weights
+    expected = None
+    for _ in range(3):
+        model.train_step(batch)
+        trained = model.G_AB.state_dict()[name].clone()
+        # The first update copies the weights; each later one moves a tenth of the way towards them.
+        expected = trained if expected is None else decay * expected + (1 - decay) * trained
+    averaged = model.inference_generator("G_AB").state_dict()[name]
+    torch.testing.assert_close(averaged, expected)
+    assert not torch.allclose(averaged, trained)
+    image = torch.randn(1, 1, 32, 16)
+    with torch.no_grad():
+        assert torch.equal(model.a_to_b(image), model.inference_generator("G_AB")(image))
+        assert not torch.allclose(model.a_to_b(image), model.G_AB(image))
+    with pytest.raises(VoiceconvError, match="ema_decay"):
+        CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, ema_decay=1.0))
+
+
 def test_frame_mask_zeroes_one_span_per_item():
     model = CycleGAN(1, 32, dataclasses.replace(TINY_MODEL, mask_frames=True, max_mask_fraction=0.5))
     mask = model.frame_mask(torch.zeros(64, 1, 32, 16))  # [B, 1, H, W]

@@ -44,6 +44,10 @@ def test_overrides_parse_values_and_reject_unknown_keys():
         apply_overrides(FeatureConfig(), ["n_mels=lots"])
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(FeatureConfig(), ["n_mels"])
+    # YAML 1.1 reads "4e3" as text; a float field still takes it (a learning rate of 5e-5 is written this way).
+    assert apply_overrides(FeatureConfig(), ["fmin=4e1"]).fmin == 40.0
+    with pytest.raises(ConfigError, match="expected float"):
+        apply_overrides(FeatureConfig(), ["fmin=low"])
 
 
 def test_yaml_round_trip(tmp_path):

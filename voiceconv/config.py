@@ -9,6 +9,7 @@ rejecting unknown keys with the list of valid ones.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -102,6 +103,9 @@ def _set_path(values: dict, keys: list[str], value: Any, cls: type, where: str =
     _set_path(values[head], keys[1:], value, sub_cls, _join(where, head))
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     """Check/convert ``value`` against a field's type hint (int -> float allowed)."""
     if dataclasses.is_dataclass(hint):
@@ -132,6 +136,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)  # PyYAML reads exponents without a dot ("5e-5") as text
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

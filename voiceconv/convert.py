@@ -28,7 +28,6 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -157,41 +156,55 @@ class Converter:
 
     def convert_stream(self, blocks: Iterable[np.ndarray], direction: Direction = "a2b",
                        name: str = "<waveform>", pitch: Pitch = "auto") -> Iterator[np.ndarray]:
-        """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by two windows.
+        """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by a few windows.
 
         Input is consumed lazily; raises :class:`AudioError` (naming ``name``)
         for input that is empty, too short or silent.
         """
         alignment = self.alignment(direction, pitch)  # checks direction and pitch before reading anything
-        plan, previous_tail = self.windows, None  # previous_tail: the last window's output over the next cross-fade
-        windows = self._windows(_WindowReader(blocks), name)
         with ThreadPoolExecutor(1, thread_name_prefix="voiceconv-world") as pool:
-            # WORLD releases the GIL: the next window is aligned on one core while this one is converted.
-            align = partial(self._align_segment, alignment=alignment)
-            for (index, start, segment, is_last), aligned in _one_ahead(pool, windows, align):
-                output = self._convert_segment(segment, aligned, direction)  # [len(segment)]
-                emit_from = 0 if index == 0 else plan.fade_start(index) - start
-                emit_to = len(segment) if is_last else plan.fade_start(index + 1) - start
-                block = output[emit_from:emit_to].copy()
-                if previous_tail is not None:
-                    block[: plan.crossfade] = block[: plan.crossfade] * plan.fade_in + previous_tail * plan.fade_out
-                yield block
-                previous_tail = output[emit_to : emit_to + plan.crossfade]
+            paired = self._aligned_stream(blocks, alignment, pool)  # [n, 2]: input beside its aligned version
+            pieces = ((start, self._convert_segment(segment[:, 0], segment[:, 1], direction), boundaries, is_last)
+                      for start, segment, boundaries, is_last in self._windows(_WindowReader(paired), name))
+            yield from join_crossfaded(pieces, self.windows.fade_in)
 
-    def _windows(self, reader: _WindowReader, name: str) -> Iterator[tuple[int, int, np.ndarray, bool]]:
-        """``(index, start sample, input span, is_last)`` of each window of the plan, read lazily."""
+    def _aligned_stream(self, blocks: Iterable[np.ndarray], alignment: Alignment | None,
+                        pool: ThreadPoolExecutor) -> Iterator[np.ndarray]:
+        """Blocks ``[n, 2]``: the input (column 0) beside its WORLD-aligned version (column 1), one stream.
+
+        WORLD's synthesis is only continuous within one call, so the input is
+        aligned in chunks cut at its quietest moments (:class:`QuietChunks`),
+        each with context on both sides, joined in a short cross-fade there.
+        The next chunk is aligned in ``pool`` while the current one converts
+        (pyworld releases the GIL).
+        """
+        if alignment is None or alignment.is_identity:
+            for block in blocks:
+                block = np.asarray(block, dtype=np.float32)
+                yield np.stack([block, block], axis=1)
+            return
+        chunks = QuietChunks.for_windows(self.windows, self.features.sample_rate)
+        rate = self.features.sample_rate
+
+        def align(chunk: tuple[int, np.ndarray, tuple[int, int], bool]) -> tuple[int, np.ndarray, tuple[int, int], bool]:
+            start, wav, boundaries, is_last = chunk
+            aligned = change_voice(wav, rate, alignment) if len(wav) >= self.features.n_fft else wav  # too short: refused later
+            return start, np.stack([wav, aligned], axis=1), boundaries, is_last
+
+        aligned = (result for _, result in _one_ahead(pool, chunks.split(blocks), align))
+        yield from join_crossfaded(aligned, chunks.fade_in)
+
+    def _windows(self, reader: _WindowReader, name: str
+                 ) -> Iterator[tuple[int, np.ndarray, tuple[int, int], bool]]:
+        """``(start sample, input span [n, 2], (kept from, kept to), is_last)`` of each window of the plan."""
         for index in itertools.count():
             start, wanted_end = self.windows.segment(index)
             segment, is_last = reader.read(start, wanted_end)
             if is_last:
                 self._check_input(reader, name)
-            yield index, start, segment, is_last
+            yield start, segment, (index * self.windows.stride, (index + 1) * self.windows.stride), is_last
             if is_last:
                 return
-
-    def _align_segment(self, window: tuple[int, int, np.ndarray, bool], alignment: Alignment | None) -> np.ndarray:
-        segment = window[2]
-        return segment if alignment is None else change_voice(segment, self.features.sample_rate, alignment)
 
     def convert_file(self, source: str | Path, destination: str | Path, direction: Direction = "a2b",
                      sample_rate: int | None = None, pitch: Pitch = "auto") -> ConversionResult:
@@ -254,8 +267,7 @@ class WindowPlan:
     stride: int  # kept samples per window
     margin: int  # context on each side, including half the cross-fade
     crossfade: int
-    fade_in: np.ndarray  # [crossfade] raised cosine 0 -> 1; fade_out = 1 - fade_in
-    fade_out: np.ndarray
+    fade_in: np.ndarray  # [crossfade] raised cosine 0 -> 1
 
     @classmethod
     def from_seconds(cls, features: FeatureConfig, window: float, context: float, crossfade: float) -> WindowPlan:
@@ -265,25 +277,89 @@ class WindowPlan:
         context = max(context, features.n_fft / rate)  # every window holds at least one STFT frame of context
         if window < 2 * crossfade:
             raise VoiceconvError(f"window_seconds ({window}) must be at least twice crossfade_seconds ({crossfade})")
-        ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(np.float32)
-        return cls(stride=hops(window), margin=hops(context) + fade // 2, crossfade=fade, fade_in=ramp,
-                   fade_out=1.0 - ramp)
+        return cls(stride=hops(window), margin=hops(context) + fade // 2, crossfade=fade, fade_in=_raised_cosine(fade))
 
     def segment(self, index: int) -> tuple[int, int]:
         """Input span ``[start, end)`` that window ``index`` converts (``end`` may pass the input's end)."""
         return max(0, index * self.stride - self.margin), (index + 1) * self.stride + self.margin
 
-    def fade_start(self, index: int) -> int:
-        """First sample of the cross-fade into window ``index`` (``index`` >= 1)."""
-        return index * self.stride - self.crossfade // 2
+
+@dataclass(frozen=True)
+class QuietChunks:
+    """How a stream is cut for WORLD: chunks of about ``length`` samples, each ending at the quietest
+    ``frame`` of its last ``search`` samples, with ``context`` samples of the neighbours on each side.
+
+    Neighbouring chunks meet in a ``len(fade_in)``-sample cross-fade centred on the cut, where the speech is
+    at its quietest, so their separately synthesized waveforms never have to agree in phase.
+    """
+
+    length: int
+    search: int
+    context: int
+    frame: int
+    fade_in: np.ndarray  # [fade] raised cosine 0 -> 1
+
+    @classmethod
+    def for_windows(cls, windows: WindowPlan, sample_rate: int) -> QuietChunks:
+        """Half a conversion window per chunk (so the next chunk is ready before the window needs it), the cut
+        anywhere in the chunk's second half, 0.2 s of context, 10 ms frames and a 20 ms cross-fade."""
+        length = max(windows.stride // 2, sample_rate)
+        return cls(length=length, search=length // 2, context=round(0.2 * sample_rate),
+                   frame=round(0.01 * sample_rate), fade_in=_raised_cosine(round(0.02 * sample_rate)))
+
+    def split(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray, tuple[int, int], bool]]:
+        """``(offset, samples, (cut before, cut after), is_last)`` per chunk, read lazily: ``samples[i]`` is input
+        sample ``offset + i``, the chunk owns input ``[cut before, cut after)`` and its samples reach
+        ``context`` beyond each cut (less at the input's ends)."""
+        buffer, offset, start = np.zeros(0, np.float32), 0, 0  # buffer[i] is input sample offset + i
+        for block in blocks:
+            buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+            while offset + len(buffer) >= start + self.length + self.context:
+                cut = self._quietest(buffer, start + self.length - self.search - offset) + offset
+                yield offset, buffer[: cut + self.context - offset], (start, cut), False
+                start, keep_from = cut, max(0, cut - self.context)
+                buffer, offset = buffer[keep_from - offset :], keep_from
+        if offset + len(buffer) > start:  # nothing at all for empty input
+            yield offset, buffer, (start, offset + len(buffer)), True
+
+    def _quietest(self, buffer: np.ndarray, search_from: int) -> int:
+        """Index in ``buffer`` of the quietest moment in ``[search_from, search_from + search)``: the middle of the
+        frame whose neighbourhood (the cross-fade's length each side) holds the least energy; among equally
+        quiet ones (a pause), the middle one."""
+        region = buffer[search_from : search_from + self.search]
+        frames = len(region) // self.frame
+        energy = np.square(region[: frames * self.frame].reshape(frames, self.frame)).sum(axis=1)  # [frames]
+        reach = -(-len(self.fade_in) // self.frame)  # frames each side
+        nearby = np.convolve(energy, np.ones(2 * reach + 1), mode="same")  # [frames]
+        quiet = np.flatnonzero(nearby <= nearby.min() * (1 + 1e-6))
+        return search_from + int(quiet[len(quiet) // 2]) * self.frame + self.frame // 2
+
+
+def join_crossfaded(pieces: Iterable[tuple[int, np.ndarray, tuple[int, int], bool]], fade_in: np.ndarray
+                ) -> Iterator[np.ndarray]:
+    """One stream from overlapping pieces ``(offset, samples, (kept from, kept to), is_last)``, where
+    ``samples[i]`` is stream sample ``offset + i`` (mono, or ``[n, channels]``). Each piece gives its kept span,
+    and neighbours meet in a raised-cosine cross-fade of ``len(fade_in)`` samples centred on their boundary,
+    so every piece but the last must reach half a fade past its kept span."""
+    half, previous_tail = len(fade_in) // 2, None  # previous_tail: the last piece over the next cross-fade
+    for offset, samples, (kept_from, kept_to), is_last in pieces:
+        ramp = fade_in if samples.ndim == 1 else fade_in[:, None]
+        emit_from = kept_from - offset - (0 if previous_tail is None else half)
+        emit_to = len(samples) if is_last else kept_to - half - offset
+        block = samples[emit_from:emit_to].copy()
+        if previous_tail is not None:
+            block[: len(ramp)] = block[: len(ramp)] * ramp + previous_tail * (1.0 - ramp)
+        yield block
+        previous_tail = samples[emit_to : emit_to + len(ramp)]
 
 
 class _WindowReader:
-    """Serves spans ``[start, end)`` of a block stream, forgetting what lies before ``start``."""
+    """Serves spans ``[start, end)`` of a stream of ``[n, 2]`` blocks (input beside aligned input), forgetting
+    what lies before ``start``; it tracks the input's length and peak."""
 
     def __init__(self, blocks: Iterable[np.ndarray]):
         self.blocks = iter(blocks)
-        self.buffer, self.buffer_start = np.zeros(0, np.float32), 0
+        self.buffer, self.buffer_start = np.zeros((0, 2), np.float32), 0
         self.total, self.peak, self.finished = 0, 0.0, False
 
     def read(self, start: int, end: int) -> tuple[np.ndarray, bool]:
@@ -293,13 +369,17 @@ class _WindowReader:
             if block is None:
                 self.finished = True
                 break
-            block = np.asarray(block, dtype=np.float32)
             self.total += len(block)
-            self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+            self.peak = max(self.peak, float(np.abs(block[:, 0]).max(initial=0.0)))
             self.buffer = np.concatenate([self.buffer[start - self.buffer_start :], block])
             self.buffer_start = start
         span = self.buffer[start - self.buffer_start : end - self.buffer_start]
         return span, self.finished and self.buffer_start + len(self.buffer) <= end
+
+
+def _raised_cosine(length: int) -> np.ndarray:
+    """A fade-in ``[length]`` from 0 to 1 (its complement is the matching fade-out)."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)
 
 
 def _one_ahead(pool: ThreadPoolExecutor, items: Iterable[Item], work: Callable[[Item], Result]

@@ -226,8 +226,12 @@ def loudness(wav: np.ndarray, sample_rate: int) -> float:
 
     value = -np.inf
     if len(wav) >= int(LOUDNESS_BLOCK_SECONDS * sample_rate):
-        samples = torch.from_numpy(np.asarray(wav, dtype=np.float32))[None]  # [1 channel, samples]
-        value = float(torchaudio.functional.loudness(samples, sample_rate))
+        # torchaudio's K-weighting filters clamp to [-1, 1], and their treble shelf lifts a full-scale signal
+        # past it: measure a copy scaled to a 0.1 peak, then undo the scale.
+        peak = float(np.abs(wav).max(initial=0.0))
+        scale = 0.1 / peak if peak > 0.0 else 1.0
+        samples = torch.from_numpy(np.asarray(wav, dtype=np.float32) * np.float32(scale))[None]  # [1 channel, samples]
+        value = float(torchaudio.functional.loudness(samples, sample_rate)) - 20 * np.log10(scale)
     if not np.isfinite(value):
         value = 20 * np.log10(np.sqrt(np.mean(np.asarray(wav, dtype=np.float64) ** 2)) + 1e-12) - 0.691
     return float(value)

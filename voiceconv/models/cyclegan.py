@@ -12,6 +12,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from voiceconv.errors import ConfigError
 from voiceconv.losses import cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss
@@ -44,6 +45,7 @@ class CycleGANConfig:
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
     decay_start_step: int = 100_000  # linear learning-rate decay to 0 from here to the last step
+    ema_decay: float = 0.0  # > 0: convert, validate and export with an exponential moving average of the generators
 
 
 def build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, height: int) -> nn.Module:
@@ -92,6 +94,12 @@ class CycleGAN(TrainableModel):
                                            base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
             self.D_B = build_discriminator(config.discriminator, in_ch=channels,
                                            base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
+        if not 0.0 <= config.ema_decay < 1.0:
+            raise ConfigError(f"model.ema_decay={config.ema_decay} must be in [0, 1)")
+        # ema[name]: the generator's weights averaged as ema <- decay * ema + (1 - decay) * weights after each step
+        self.ema = nn.ModuleDict({name: AveragedModel(getattr(self, name), use_buffers=True,
+                                                      multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+                                  for name in ("G_AB", "G_BA")} if config.ema_decay > 0 else {})
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.generator = torch.Generator().manual_seed(seed)  # masks and image pool
         self.pools = {"A": ImagePool(config.image_pool_size), "B": ImagePool(config.image_pool_size)}
@@ -107,11 +115,16 @@ class CycleGAN(TrainableModel):
     def generate(self, generator: nn.Module, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return apply_generator(generator, images, self.config.mask_frames, mask)
 
+    def inference_generator(self, name: str) -> nn.Module:
+        """The generator ``name`` ("G_AB" or "G_BA") that converts, validates and is exported: its moving
+        average when ``ema_decay`` > 0, else the trained weights themselves."""
+        return self.ema[name].module if name in self.ema else getattr(self, name)
+
     def a_to_b(self, images: torch.Tensor) -> torch.Tensor:
-        return self.generate(self.G_AB, images)
+        return self.generate(self.inference_generator("G_AB"), images)
 
     def b_to_a(self, images: torch.Tensor) -> torch.Tensor:
-        return self.generate(self.G_BA, images)
+        return self.generate(self.inference_generator("G_BA"), images)
 
     # --- training --------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -143,6 +156,8 @@ class CycleGAN(TrainableModel):
             losses["identity_B"] = identity_loss(self.generate(self.G_AB, real_B), real_B, squared)  # G_AB(B) ~ B
             generator_loss = generator_loss + self.config.identity_weight * (losses["identity_A"] + losses["identity_B"])
         self.optimize(generator_loss, self.optimizers["generators"], [*self.G_AB.parameters(), *self.G_BA.parameters()])
+        for name, average in self.ema.items():
+            average.update_parameters(getattr(self, name))
 
         fake_A = self.pools["A"].query(fake_A.detach(), self.generator)
         fake_B = self.pools["B"].query(fake_B.detach(), self.generator)

@@ -339,8 +339,8 @@ class FaceCycleGANTask:
                 add_images(writer, f"faces/{side}_translated", torch.cat([source, translate(source)]), step, len(source))
 
     def export(self, path: Path, info: dict) -> None:
-        tensors = {f"G_AB.{k}": v for k, v in self.model.G_AB.state_dict().items()}
-        tensors |= {f"G_BA.{k}": v for k, v in self.model.G_BA.state_dict().items()}
+        tensors = {f"G_AB.{k}": v for k, v in self.model.inference_generator("G_AB").state_dict().items()}
+        tensors |= {f"G_BA.{k}": v for k, v in self.model.inference_generator("G_BA").state_dict().items()}
         header = {"kind": "face-cyclegan", "model": to_dict(self.recipe.model),
                   "image": image_header(self.recipe.data.size),
                   "domains": {side: {"name": f.name, "images": len(f)} for side, f in self.domains.items()},

@@ -125,8 +125,8 @@ class VoiceConversionTask:
                                      sample_rate=self.recipe.features.sample_rate)
 
     def export(self, path: Path, info: dict) -> None:
-        tensors = {f"G_AB.{k}": v for k, v in self.model.G_AB.state_dict().items()}
-        tensors |= {f"G_BA.{k}": v for k, v in self.model.G_BA.state_dict().items()}
+        tensors = {f"{name}.{k}": v for name in ("G_AB", "G_BA")
+                   for k, v in self.model.inference_generator(name).state_dict().items()}
         for side, corpus in self.speakers.items():
             tensors[f"stats.{side}.mean"], tensors[f"stats.{side}.std"] = corpus.stats.mean, corpus.stats.std
         header = {
