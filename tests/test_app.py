@@ -252,10 +252,10 @@ def test_server_pitch_setting_moves_the_converted_pitch_and_refuses_nonsense(cli
         f0, _ = world.extract_f0(wav, 16000)
         return float(np.median(f0[f0 > 0]))
 
-    audio = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms_aligned", "a2b", "+4", api_name="/convert")[0]
+    audio = client.predict(handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", "+4", api_name="/convert")[0]
     moved = median_f0(sf.read(audio, dtype="float32")[0]) / median_f0(load_audio(SHORT_CLIP, 16000))
     assert 12 * np.log2(moved) == pytest.approx(4.0, abs=0.5)  # the speaker's own pitch, 4 semitones up
-    message = refusal(client, handle_file(str(SHORT_CLIP)), "kathleen_rms_aligned", "a2b", "higher",
+    message = refusal(client, handle_file(str(SHORT_CLIP)), "kathleen_rms", "a2b", "higher",
                       api_name="/convert")
     assert message.startswith("pitch must be 'auto', 'source' or a number of semitones")
 

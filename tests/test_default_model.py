@@ -31,10 +31,10 @@ def test_default_model_converts_the_bundled_clip(direction):
     assert not np.allclose(out[: len(wav)], wav[: len(out)], atol=0.05)  # it changed the voice, not copied it
 
 
-def test_aligned_sample_model_lands_on_the_target_pitch():
+def test_default_model_lands_on_the_target_pitch():
     from voiceconv.audio import world
 
-    converter = Converter(SAMPLES / "models" / "kathleen_rms_aligned.safetensors")
+    converter = Converter(DEFAULT_MODEL)
     alignment = converter.alignment("a2b")
     assert alignment.warp < 1.0  # Kathleen -> rms: formants move down
     wav = load_audio(SAMPLES / "audio" / "kathleen_arctic_a0592.flac", 16000)
