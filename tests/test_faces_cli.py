@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from voiceconv.cli import main
+from voiceconv.errors import ConfigError
 from voiceconv.data.faces import load_face_image
 from voiceconv.imagemodels import load_face_model, traverse, typical_code
 from voiceconv.modelfile import load_model_file, read_header, save_model_file
@@ -197,18 +198,30 @@ def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
     assert "no faces folders: pass --faces DIR" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["faces_vae", "faces_dbvae", "faces_gan", "faces_cyclegan", "speech_vae"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "recipes").glob("*.yaml")))
 def test_shipped_recipes_load(name):
     from voiceconv.generative_cli import DATA_FLAGS
-    from voiceconv.train import faces, speech_vae
-    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+    from voiceconv.train import faces, speech_vae, voice
+    from voiceconv.train.recipes import VOICE_KIND, load_recipe_as, recipe_kind
 
     classes = {"face-vae": faces.FaceVAERecipe, "face-dbvae": faces.FaceDBVAERecipe, "face-gan": faces.FaceGANRecipe,
-               "face-cyclegan": faces.FaceCycleGANRecipe, "speech-vae": speech_vae.SpeechVAERecipe}
+               "face-cyclegan": faces.FaceCycleGANRecipe, "speech-vae": speech_vae.SpeechVAERecipe,
+               VOICE_KIND: voice.VoiceRecipe}
     path = REPO / "recipes" / f"{name}.yaml"
     kind = recipe_kind(path)
-    assert kind in DATA_FLAGS
+    assert kind in DATA_FLAGS or kind == VOICE_KIND
     assert load_recipe_as(classes[kind], path).kind == kind
+
+
+def test_a_voice_recipe_may_name_its_kind(tmp_path):
+    from voiceconv.train.voice import load_recipe
+
+    text = (REPO / "recipes" / "kathleen_rms.yaml").read_text()
+    (tmp_path / "named.yaml").write_text("kind: voice-cyclegan\n" + text)
+    assert load_recipe(tmp_path / "named.yaml") == load_recipe(REPO / "recipes" / "kathleen_rms.yaml")
+    (tmp_path / "wrong.yaml").write_text("kind: face-vae\n" + text)
+    with pytest.raises(ConfigError, match="kind: 'face-vae' is not one of 'voice-cyclegan'"):
+        load_recipe(tmp_path / "wrong.yaml")
 
 
 @pytest.mark.shared_data

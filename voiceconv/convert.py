@@ -23,10 +23,11 @@ so output loudness follows the input.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -175,8 +176,8 @@ class Converter:
         WORLD's synthesis is only continuous within one call, so the input is
         aligned in chunks cut at its quietest moments (:class:`QuietChunks`),
         each with context on both sides, joined in a short cross-fade there.
-        The next chunk is aligned in ``pool`` while the current one converts
-        (pyworld releases the GIL).
+        The chunks of the next window are aligned in ``pool`` while the current
+        one converts (pyworld releases the GIL).
         """
         if alignment is None or alignment.is_identity:
             for block in blocks:
@@ -191,7 +192,7 @@ class Converter:
             aligned = change_voice(wav, rate, alignment) if len(wav) >= self.features.n_fft else wav  # too short: refused later
             return start, np.stack([wav, aligned], axis=1), boundaries, is_last
 
-        aligned = (result for _, result in _one_ahead(pool, chunks.split(blocks), align))
+        aligned = _ahead(pool, chunks.split(blocks), align, depth=chunks.ahead)
         yield from join_crossfaded(aligned, chunks.fade_in)
 
     def _windows(self, reader: _WindowReader, name: str
@@ -298,14 +299,15 @@ class QuietChunks:
     context: int
     frame: int
     fade_in: np.ndarray  # [fade] raised cosine 0 -> 1
+    ahead: int = 1  # chunks aligned ahead of the one being used
 
     @classmethod
     def for_windows(cls, windows: WindowPlan, sample_rate: int) -> QuietChunks:
-        """Half a conversion window per chunk (so the next chunk is ready before the window needs it), the cut
-        anywhere in the chunk's second half, 0.2 s of context, 10 ms frames and a 20 ms cross-fade."""
+        """Half a conversion window per chunk (at least 1 s), the cut anywhere in the chunk's second half, 0.2 s
+        of context, 10 ms frames, a 20 ms cross-fade, and a window's worth of chunks aligned ahead."""
         length = max(windows.stride // 2, sample_rate)
-        return cls(length=length, search=length // 2, context=round(0.2 * sample_rate),
-                   frame=round(0.01 * sample_rate), fade_in=_raised_cosine(round(0.02 * sample_rate)))
+        return cls(length=length, search=length // 2, context=round(0.2 * sample_rate), frame=round(0.01 * sample_rate),
+                   fade_in=_raised_cosine(round(0.02 * sample_rate)), ahead=-(-windows.stride // length) + 1)
 
     def split(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray, tuple[int, int], bool]]:
         """``(offset, samples, (cut before, cut after), is_last)`` per chunk, read lazily: ``samples[i]`` is input
@@ -382,17 +384,17 @@ def _raised_cosine(length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)
 
 
-def _one_ahead(pool: ThreadPoolExecutor, items: Iterable[Item], work: Callable[[Item], Result]
-               ) -> Iterator[tuple[Item, Result]]:
-    """``(item, work(item))`` in order, with ``work`` on the next item already running in ``pool``."""
-    pending = None
+def _ahead(pool: ThreadPoolExecutor, items: Iterable[Item], work: Callable[[Item], Result], depth: int
+           ) -> Iterator[Result]:
+    """``work(item)`` for each item in order, with ``work`` on up to ``depth`` later items already running in
+    ``pool`` (items are drawn ``depth`` ahead of what the consumer has taken)."""
+    pending: collections.deque[Future] = collections.deque()
     for item in items:
-        future = pool.submit(work, item)
-        if pending is not None:
-            yield pending[0], pending[1].result()
-        pending = (item, future)
-    if pending is not None:
-        yield pending[0], pending[1].result()
+        pending.append(pool.submit(work, item))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _matching_gain(source: np.ndarray, converted: np.ndarray, sample_rate: int) -> float:

@@ -27,6 +27,7 @@ from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.train.faces import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
+from voiceconv.train.recipes import load_recipe_as
 from voiceconv.train.selection import VoiceValidator
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class VoiceDataConfig:
 class VoiceRecipe:
     """Everything that defines a voice-conversion training run."""
 
+    kind: Literal["voice-cyclegan"] = "voice-cyclegan"  # recipes may name their family, as every other kind does
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: CycleGANConfig = field(default_factory=CycleGANConfig)
     data: VoiceDataConfig = field(default_factory=VoiceDataConfig)
@@ -147,10 +149,7 @@ class VoiceConversionTask:
 
 def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None = None) -> VoiceRecipe:
     """A recipe YAML with ``--set`` overrides and an optional step count applied."""
-    recipe = apply_overrides(load_yaml(VoiceRecipe, path), list(overrides))
-    if steps is not None:
-        recipe = replace(recipe, train=replace(recipe.train, steps=steps))
-    return recipe
+    return load_recipe_as(VoiceRecipe, path, overrides, steps)
 
 
 def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: Path, resume: bool = False,
