@@ -259,12 +259,13 @@ def _run_convert(args) -> int:
     from voiceconv.batch import (BatchUsageError, plan_batch, run_batch, shard, torchrun_rank,
                                  worker_threads, write_failures)
     from voiceconv.interrupts import sigterm_as_interrupt
+    from voiceconv.runtime import LaunchError
 
     try:  # before importing torch, so that a usage error is reported at once
         rank, world_size = torchrun_rank()
         items, failures = plan_batch(args.inputs, args.out, glob=args.glob, audio_format=args.audio_format,
                                      allow_out_inside_input=args.allow_out_inside_input)
-    except BatchUsageError as err:
+    except (BatchUsageError, LaunchError) as err:
         print(f"voiceconv convert: error: {err}", file=sys.stderr)
         return 2
     import torch
@@ -278,7 +279,7 @@ def _run_convert(args) -> int:
                                jobs=args.jobs, sample_rate=args.sample_rate, progress=rank == 0,
                                planning_failures=failures if rank == 0 else (), device=args.device,
                                pitch=args.pitch)
-    except ModelFileError as err:
+    except (ModelFileError, LaunchError) as err:  # LaunchError: a --device this process cannot use
         print(f"voiceconv convert: error: {err}", file=sys.stderr)
         return 2
     who = f"rank {rank} of {world_size}: " if world_size > 1 else ""

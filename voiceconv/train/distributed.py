@@ -8,13 +8,14 @@ static-graph assumptions; explicit averaging is exact and simple.)
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from voiceconv import runtime
 
 
 @dataclass(frozen=True)
@@ -35,19 +36,19 @@ class Topology:
 
 
 def init_topology(device: str = "auto") -> Topology:
-    """Join the process group when launched by torchrun (RANK/WORLD_SIZE set), else a single process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        chosen = torch.device("cuda", local_rank)
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1), else a single process.
+
+    Rank, world size and device come from :mod:`voiceconv.runtime` (``device`` is ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``); a bad torchrun variable or a device this process cannot use raises its
+    :class:`~voiceconv.runtime.LaunchError`.
+    """
+    launch = runtime.launch_environment()
+    chosen = runtime.resolve_device(device)
+    if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
-    else:
-        chosen = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Topology(rank=rank, world_size=world_size, device=chosen)
+    if launch.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Topology(rank=launch.rank, world_size=launch.world_size, device=chosen)
 
 
 def average_gradients(parameters: list[nn.Parameter]) -> None:

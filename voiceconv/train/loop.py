@@ -39,7 +39,7 @@ class TrainConfig:
     export_every: int = 0  # also write exports/model_step<N>.safetensors every N steps (0 = only at the end)
     validate_every: int = 0  # score held-back data every N steps and keep best.safetensors (0 = never)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (see voiceconv.runtime.resolve_device)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
     channels_last: bool = True  # used on GPU only
     threads: int = 0  # torch CPU threads per process; 0 = torch's default
