@@ -136,7 +136,7 @@ def test_model_card_shows_header_facts_card_and_evaluation_reports():
     assert f"**training steps:** {training['steps']}" in summary
     assert f"**training time:** {training['training_seconds'] / 3600:.2f} h" in summary
     documents = model_documents(info)
-    assert list(documents) == ["Model card", "Evaluation: a2b"]
+    assert list(documents) == ["Model card", "Evaluation: a2b", "Evaluation: b2a"]  # both directions evaluated
     assert documents["Model card"] == DEFAULT_MODEL.with_suffix(".md").read_text(encoding="utf-8")
 
 
