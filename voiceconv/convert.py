@@ -36,12 +36,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
 from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepare_waveform, stream_audio
 from voiceconv.errors import EmptyAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, parse_pitch
-from voiceconv.data.speakers import SpeakerStats
 from voiceconv.errors import VoiceconvError
 from voiceconv.modelcheck import check_output, load_voice_model
 from voiceconv.modelfile import ModelFileError, prefixed

@@ -121,3 +121,22 @@ def wav_to_image(wav, config: FeatureConfig) -> torch.Tensor:
     """Convenience: a mono waveform ``[samples]`` (numpy or torch) -> image ``[1, n_mels, frames]``."""
     wav = torch.as_tensor(wav, dtype=torch.float32)
     return MelImageEncoder(config)(wav)
+
+
+@dataclass(frozen=True)
+class SpeakerStats:
+    """Per-mel-bin mean and standard deviation ``[n_mels]`` of a speaker's log-mel images."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """``[..., n_mels, T]`` image -> zero mean, unit variance per bin."""
+        return (image - self.mean[:, None]) / self.std[:, None]
+
+    def denormalize(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.std[:, None] + self.mean[:, None]
+
+    def to(self, device: torch.device | str) -> SpeakerStats:
+        """The same statistics on ``device``."""
+        return SpeakerStats(self.mean.to(device), self.std.to(device))

@@ -13,39 +13,19 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats  # noqa: F401 (re-exported)
 from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.config import to_dict
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.files import atomic_output
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SpeakerStats:
-    """Per-mel-bin mean and standard deviation ``[n_mels]`` of a speaker's log-mel images."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        """``[..., n_mels, T]`` image -> zero mean, unit variance per bin."""
-        return (image - self.mean[:, None]) / self.std[:, None]
-
-    def denormalize(self, image: torch.Tensor) -> torch.Tensor:
-        return image * self.std[:, None] + self.mean[:, None]
-
-    def to(self, device: torch.device | str) -> SpeakerStats:
-        """The same statistics on ``device``."""
-        return SpeakerStats(self.mean.to(device), self.std.to(device))
 
 
 class SpeakerCorpus:

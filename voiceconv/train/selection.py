@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
 from voiceconv.convert import convert_image, vocode, vocoder_for
-from voiceconv.data.speakers import SpeakerStats, load_training_audio
+from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import AudioError
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
