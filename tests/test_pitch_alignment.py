@@ -97,6 +97,22 @@ def test_envelope_generator_starts_as_the_identity_and_keeps_harmonics():
     assert (rows[1:] - rows[:-1]).abs().max() < 0.5 * rows.abs().max()  # smooth along frequency: no row-scale detail
 
 
+def test_envelope_correction_averaged_over_frames_cannot_change_faster():
+    net = Generator212(1, 1, height=32, base_channels=4, residual_channels=8, n_residual=1, output="envelope", bands=4,
+                       frames=9)
+    x = torch.randn(2, 1, 32, 40)
+    assert torch.equal(net(x), x)  # still the identity at the start
+    torch.nn.init.normal_(net.output.weight)
+    smoothed = net(x) - x  # [2, 1, 32, 40]
+    net.frames = 1
+    raw = net(x) - x
+    step = lambda d: (d[..., 1:] - d[..., :-1]).abs().mean()  # noqa: E731  frame-to-frame change
+    assert step(smoothed) < 0.4 * step(raw)
+    torch.testing.assert_close(smoothed[..., 20], raw[..., 16:25].mean(-1))  # a centred 9-frame average
+    with pytest.raises(ValueError, match="odd number of frames"):
+        Generator212(1, 1, height=32, output="envelope", frames=4)
+
+
 # --- pitch-aligned models ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
                  "win_length": (1, 16_384), "n_mels": (1, 512), "fmin": (0.0, 96_000.0), "fmax": (0.0, 96_000.0),
                  "min_db": (-300.0, 300.0), "max_db": (-300.0, 300.0)},
     "cyclegan": {"generator_channels": (1, 1024), "residual_channels": (1, 4096), "residual_blocks": (0, 64),
-                 "output_bands": (1, 1024), "discriminator_channels": (1, 1024), "discriminator_layers": (1, 16),
+                 "output_bands": (1, 1024), "output_frames": (1, 255), "discriminator_channels": (1, 1024), "discriminator_layers": (1, 16),
                  "max_mask_fraction": (0.0, 1.0), "image_pool_size": (0, 100_000), "adam_beta1": (0.0, 1.0),
                  "adam_beta2": (0.0, 1.0)},
     "vae": {"channels": (1, 1024), "latent": (1, 4096), "histogram_bins": (1, 1000), "smoothing_alpha": (0.0, 1.0),

@@ -30,6 +30,7 @@ class CycleGANConfig:
     residual_blocks: int = 6
     generator_output: str = "none"  # none | full | envelope: see Generator212 (envelope = start from the identity)
     output_bands: int = 16  # frequency bands of an "envelope" output's correction
+    output_frames: int = 1  # frames (odd) an "envelope" output's correction is averaged over; 1 = none
     discriminator: str = "patch"
     discriminator_channels: int = 32
     discriminator_layers: int = 3
@@ -61,7 +62,7 @@ def _build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, heig
         return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, height=height,
                                base_channels=config.generator_channels, residual_channels=config.residual_channels,
                                n_residual=config.residual_blocks, output=config.generator_output,
-                               bands=config.output_bands)
+                               bands=config.output_bands, frames=config.output_frames)
     if config.generator_output != "none":
         raise ValueError(f"generator_output={config.generator_output!r} needs generator: generator212")
     return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, base_channels=config.generator_channels,

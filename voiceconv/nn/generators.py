@@ -69,10 +69,14 @@ class Generator212(nn.Module):
     interpolated back, ``y = x + smooth_f(delta)``. A correction that smooth
     can move formants and spectral tilt but cannot erase harmonics, which are
     a few rows apart (``output="full"``: ``y = x + delta``, any detail).
+    ``frames`` > 1 also averages the correction over that many frames (a
+    centred moving average), so it cannot reshape what changes faster:
+    the onsets and transitions that carry the words.
     """
 
     def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 128,
-                 residual_channels: int = 256, n_residual: int = 6, output: str = "none", bands: int = 16):
+                 residual_channels: int = 256, n_residual: int = 6, output: str = "none", bands: int = 16,
+                 frames: int = 1):
         super().__init__()
         if height % 4 or height < 8:
             raise ValueError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
@@ -82,7 +86,10 @@ class Generator212(nn.Module):
             raise ValueError(f"a residual output needs out_ch ({out_ch}) <= in_ch ({in_ch})")
         if output == "envelope" and not 1 <= bands <= height:
             raise ValueError(f"bands={bands} must be in [1, height={height}]")
+        if frames < 1 or frames % 2 == 0:
+            raise ValueError(f"frames={frames} must be an odd number of frames, at least 1")
         self.in_ch, self.height, self.out_ch, self.output_mode, self.bands = in_ch, height, out_ch, output, bands
+        self.frames = frames
         wide = 2 * base_channels  # channels after downsampling
         folded = wide * (height // 4)  # channels of the 1D view: every frequency row of every map
         self.input = GLUConv2d(in_ch, base_channels, (5, 15), norm=False)
@@ -110,7 +117,7 @@ class Generator212(nn.Module):
         if self.output_mode == "none":
             return delta
         if self.output_mode == "envelope":
-            delta = smooth_along_frequency(delta, self.bands)
+            delta = smooth_along_time(smooth_along_frequency(delta, self.bands), self.frames)
         return x[:, : self.out_ch] + delta  # the input's own image passes through
 
 
@@ -118,6 +125,14 @@ def smooth_along_frequency(image: torch.Tensor, bands: int) -> torch.Tensor:
     """``[B, C, H, W]`` averaged into ``bands`` rows of frequency, linearly interpolated back to ``H`` rows."""
     coarse = nn.functional.adaptive_avg_pool2d(image, (bands, image.shape[-1]))  # [B, C, bands, W]
     return nn.functional.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def smooth_along_time(image: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[B, C, H, W]`` averaged over a centred window of ``frames`` frames (odd), edge frames repeated."""
+    if frames == 1:
+        return image
+    padded = nn.functional.pad(image, (frames // 2, frames // 2, 0, 0), mode="replicate")  # [B, C, H, W + frames - 1]
+    return nn.functional.avg_pool2d(padded, (1, frames), stride=1)  # [B, C, H, W]
 
 
 def _down(in_ch: int, out_ch: int) -> nn.Sequential:
