@@ -200,17 +200,32 @@ def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "recipes").glob("*.yaml")))
 def test_shipped_recipes_load(name):
-    from voiceconv.generative_cli import DATA_FLAGS
-    from voiceconv.train import faces, speech_vae, voice
-    from voiceconv.train.recipes import VOICE_KIND, load_recipe_as, recipe_kind
+    from voiceconv.families import FAMILIES
+    from voiceconv.train.recipes import load_recipe_as, recipe_kind
 
-    classes = {"face-vae": faces.FaceVAERecipe, "face-dbvae": faces.FaceDBVAERecipe, "face-gan": faces.FaceGANRecipe,
-               "face-cyclegan": faces.FaceCycleGANRecipe, "speech-vae": speech_vae.SpeechVAERecipe,
-               VOICE_KIND: voice.VoiceRecipe}
     path = REPO / "recipes" / f"{name}.yaml"
     kind = recipe_kind(path)
-    assert kind in DATA_FLAGS or kind == VOICE_KIND
-    assert load_recipe_as(classes[kind], path).kind == kind
+    assert kind in FAMILIES
+    assert load_recipe_as(FAMILIES[kind].recipe_class(), path).kind == kind
+
+
+def test_every_family_names_its_pieces_and_they_exist():
+    """The registry is the one table of kinds: each entry's recipe, trainer and loader import, the recipe's kind
+    is the family's, and every data option is a ``voiceconv train`` option."""
+    import argparse
+
+    from voiceconv.families import FAMILIES
+    from voiceconv.generative_cli import add_train_data_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_data_arguments(parser)
+    for flag in ("--speaker-a", "--speaker-b", "--name-a", "--name-b"):
+        parser.add_argument(flag)
+    options = {action.dest for action in parser._actions}
+    for kind, entry in FAMILIES.items():
+        recipe_class, trainer, loader = entry.pieces()
+        assert recipe_class().kind == kind and callable(trainer) and callable(loader)
+        assert set(entry.data_options) <= options, kind
 
 
 def test_a_voice_recipe_may_name_its_kind(tmp_path):

@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from voiceconv import __version__
 from voiceconv.errors import VoiceconvError
+from voiceconv.families import FAMILIES, VOICE_KIND
 from voiceconv.generative_cli import add_face_verbs, add_train_data_arguments
 
 
@@ -167,9 +168,9 @@ def _add_train(verbs) -> None:
     p = verbs.add_parser("train", help="train a model from a recipe: voice CycleGAN, or face VAE/DB-VAE/GAN/CycleGAN",
                          description="Train the model a recipe describes. Voice recipes: speaker A <-> speaker B "
                                      "from two folders of recordings (unpaired, any readable audio, searched "
-                                     "recursively). Recipes with a `kind` (face-vae, face-dbvae, face-gan, "
-                                     "face-cyclegan, speech-vae) take their folders from the recipe or the options "
-                                     "below. Writes checkpoints, TensorBoard logs "
+                                     "recursively). Recipes of the other kinds "
+                                     f"({', '.join(k for k in FAMILIES if k != VOICE_KIND)}) take their folders "
+                                     "from the recipe or the options below. Writes checkpoints, TensorBoard logs "
                                      "and finally RUN_DIR/model.safetensors. Ctrl-C saves a checkpoint; --resume "
                                      "continues from the newest one. Several processes: torchrun --nproc-per-node N "
                                      "-m voiceconv train ...")
@@ -190,21 +191,17 @@ def _add_train(verbs) -> None:
 def _run_train(args) -> int:
     import logging
 
-    from voiceconv.generative_cli import check_data_flags, train_generative
-    from voiceconv.train.recipes import VOICE_KIND, recipe_kind
-    from voiceconv.train.voice import load_recipe, train_voice
+    from voiceconv.families import family
+    from voiceconv.generative_cli import check_data_flags
+    from voiceconv.train.recipes import load_recipe_as, recipe_kind
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     kind = recipe_kind(args.recipe)
     check_data_flags(args, kind)
-    if kind != VOICE_KIND:
-        outcome = train_generative(args, kind)
-    else:
-        if args.speaker_a is None or args.speaker_b is None:
-            args.usage_error("a voice recipe needs --speaker-a DIR and --speaker-b DIR")
-        recipe = load_recipe(args.recipe, args.overrides, args.steps)
-        outcome = train_voice(recipe, args.speaker_a, args.speaker_b, args.out, resume=args.resume,
-                              names=(args.name_a, args.name_b))
+    chosen = family(kind)
+    recipe = load_recipe_as(chosen.recipe_class(), args.recipe, args.overrides, args.steps)
+    options = {dest: getattr(args, dest, None) for dest in chosen.data_options}
+    outcome = chosen.train(recipe, args.out, args.resume, options)
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
         return 130

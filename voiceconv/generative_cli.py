@@ -1,9 +1,9 @@
 """CLI of the lecture's other generative models: training face/speech recipes, and the ``faces`` / ``speech-vae`` verbs.
 
-``voiceconv train RECIPE.yaml`` dispatches on the recipe's ``kind``; each kind
-takes its data folders from the recipe or from its own options::
+``voiceconv train RECIPE.yaml`` trains the family (:mod:`voiceconv.families`) its ``kind`` names; each
+family takes its data folders from the recipe or from its own options::
 
-    voice recipes (no kind)   --speaker-a DIR --speaker-b DIR
+    voice-cyclegan (default)  --speaker-a DIR --speaker-b DIR
     face-vae, face-gan        --faces DIR [--faces DIR ...]
     face-dbvae                --faces DIR [--faces DIR ...] --nonfaces DIR [--nonfaces DIR ...]
     face-cyclegan             --faces-a DIR --faces-b DIR
@@ -17,16 +17,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from voiceconv.train.recipes import VOICE_KIND
-
-DATA_FLAGS = {  # which data options each recipe kind takes (argparse dest names)
-    VOICE_KIND: ("speaker_a", "speaker_b", "name_a", "name_b"),
-    "face-vae": ("faces",),
-    "face-gan": ("faces",),
-    "face-dbvae": ("faces", "nonfaces"),
-    "face-cyclegan": ("faces_a", "faces_b"),
-    "speech-vae": ("speaker",),
-}
+from voiceconv.errors import ConfigError
+from voiceconv.families import DATA_OPTIONS, family, with_data_options
 
 
 def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,40 +34,26 @@ def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_data_flags(args, kind: str) -> None:
-    """Usage error for an unknown kind or for data options that belong to another kind of recipe."""
-    if kind not in DATA_FLAGS:
-        args.usage_error(f"{args.recipe}: unknown recipe kind {kind!r}; valid kinds: {', '.join(DATA_FLAGS)}")
-    foreign = [dest for flags in DATA_FLAGS.values() for dest in flags
-               if dest not in DATA_FLAGS[kind] and getattr(args, dest, None) is not None]
+    """Usage error for an unknown kind, for data options that belong to another kind of recipe, or for missing
+    options the kind cannot train without."""
+    try:
+        chosen = family(kind)
+    except ConfigError as err:
+        args.usage_error(f"{args.recipe}: {err}")
+    flag = lambda dest: "--" + dest.replace("_", "-")  # noqa: E731
+    foreign = [dest for dest in DATA_OPTIONS if dest not in chosen.data_options and getattr(args, dest, None) is not None]
     if foreign:
-        options = ", ".join("--" + dest.replace("_", "-") for dest in dict.fromkeys(foreign))
-        args.usage_error(f"{options} not used by a {kind} recipe; it takes "
-                         + ", ".join("--" + d.replace("_", "-") for d in DATA_FLAGS[kind]))
-
-
-def train_generative(args, kind: str):
-    """``voiceconv train`` for a face or speech-VAE recipe; returns the loop's TrainingOutcome."""
-    from voiceconv.train import debias, faces, speech_vae
-    from voiceconv.train.recipes import load_recipe_as
-
-    trainers = {
-        "face-vae": (faces.FaceVAERecipe, faces.train_face_vae),
-        "face-gan": (faces.FaceGANRecipe, faces.train_face_gan),
-        "face-dbvae": (faces.FaceDBVAERecipe, debias.train_face_dbvae),
-        "face-cyclegan": (faces.FaceCycleGANRecipe, faces.train_face_cyclegan),
-        "speech-vae": (speech_vae.SpeechVAERecipe, speech_vae.train_speech_vae),
-    }
-    cls, train = trainers[kind]
-    recipe = with_data_flags(load_recipe_as(cls, args.recipe, args.overrides, args.steps), args)
-    return train(recipe, args.out, resume=args.resume)
+        args.usage_error(f"{', '.join(map(flag, foreign))} not used by a {kind} recipe; it takes "
+                         + ", ".join(map(flag, chosen.data_options)))
+    missing = [dest for dest in chosen.required_options if getattr(args, dest, None) is None]
+    if missing:
+        args.usage_error(f"a {kind} recipe needs " + " and ".join(f"{flag(dest)} DIR" for dest in missing))
 
 
 def with_data_flags(recipe, args):
     """``recipe`` with its data folders replaced by those given on the command line."""
-    given = {dest: getattr(args, dest, None) for dest in ("faces", "nonfaces", "faces_a", "faces_b", "speaker")}
-    changes = {dest: (tuple(str(p) for p in value) if isinstance(value, list) else str(value))
-               for dest, value in given.items() if value is not None}
-    return replace(recipe, data=replace(recipe.data, **changes)) if changes else recipe
+    return with_data_options(recipe, {dest: getattr(args, dest, None) for dest in DATA_OPTIONS
+                                      if hasattr(recipe.data, dest)})
 
 
 # --- voiceconv faces ... ---------------------------------------------------------------------------
@@ -261,8 +239,6 @@ def _run_compare(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if recipe_kind(args.recipe) != "face-dbvae":
-        from voiceconv.errors import ConfigError
-
         raise ConfigError(f"{args.recipe}: compare needs a face-dbvae recipe, not {recipe_kind(args.recipe)}")
     recipe = with_data_flags(load_recipe_as(FaceDBVAERecipe, args.recipe, args.overrides, args.steps), args)
     report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models))
@@ -272,7 +248,7 @@ def _run_compare(args) -> int:
 
 
 def _run_speech_reconstruct(args) -> int:
-    from voiceconv.train.speech_vae import reconstruct_audio
+    from voiceconv.speechmodels import reconstruct_audio
 
     print(reconstruct_audio(args.model, args.input, args.out))
     return 0

@@ -69,3 +69,17 @@ def linear_decay(total_steps: int, decay_start: int) -> Callable[[int], float]:
         return max(0.0, 1.0 - (step - decay_start) / max(1, total_steps - decay_start))
 
     return factor
+
+
+class evaluating:
+    """Context manager: ``model.eval()`` inside, the previous mode restored after."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from voiceconv.models.base import evaluating  # noqa: F401 (used here and by other tasks)
 from voiceconv.config import to_dict
 from voiceconv.data.faces import FaceFolder, image_grid, load_face_folder, random_flips, to_float
 from voiceconv.errors import ConfigError
@@ -131,20 +132,6 @@ def encode_in_chunks(encode, pixels: torch.Tensor, device: torch.device, chunk: 
     """``encode`` (returning a tuple of tensors) over all ``pixels`` in chunks; each output concatenated on the CPU."""
     outputs = [encode(to_float(pixels[i:i + chunk]).to(device)) for i in range(0, len(pixels), chunk)]
     return [torch.cat([o[k].float().cpu() for o in outputs]) for k in range(len(outputs[0]))]
-
-
-class evaluating:
-    """Context manager: ``model.eval()`` inside, the previous mode restored after."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
 
 
 def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) -> None:

@@ -15,8 +15,7 @@ import yaml
 
 from voiceconv.config import apply_overrides, load_yaml, save_yaml
 from voiceconv.errors import ConfigError
-
-VOICE_KIND = "voice-cyclegan"
+from voiceconv.families import VOICE_KIND
 R = TypeVar("R")
 
 

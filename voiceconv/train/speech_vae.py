@@ -1,4 +1,5 @@
-"""The face VAE's code on speech: a VAE of one speaker's log-mel crops, and audio reconstructed through it.
+"""The face VAE's code on speech: training a VAE of one speaker's log-mel crops (using it:
+:mod:`voiceconv.speechmodels`).
 
 The crops are the speaker corpus's (:mod:`voiceconv.data.speakers`), mapped back
 to the [-1, 1] log-mel image range so the decoder's tanh covers them. To hear
@@ -15,18 +16,16 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder
-from voiceconv.audio.io import load_audio, save_audio
+from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.vocoder import GriffinLimVocoder
-from voiceconv.config import from_dict, to_dict
+from voiceconv.config import to_dict
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker
 from voiceconv.errors import ConfigError
-from voiceconv.imagemodels import load_weights
-from voiceconv.modelfile import ModelFileError, load_model_file, save_model_file
+from voiceconv.modelfile import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
-from voiceconv.train.faces import add_images, evaluating
+from voiceconv.speechmodels import load_speech_vae, reconstruct_audio, reconstruct_image  # noqa: F401 (re-exported)
+from voiceconv.train.faces import add_images
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 from voiceconv.train.voice import speaker_name
@@ -79,39 +78,6 @@ class SpeechVAETask:
                   "speaker": {"name": self.corpus.name},
                   "training": {**info, "recipe": to_dict(self.recipe)}}
         save_model_file(path, {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}, header)
-
-
-@torch.no_grad()
-def reconstruct_image(model: VAE, image: torch.Tensor) -> torch.Tensor:
-    """``[1, n_mels, T]`` log-mel image -> its VAE reconstruction ``[1, n_mels, T]``, window by window."""
-    width = model.image_shape[-1]
-    frames = image.shape[-1]
-    device = next(model.parameters()).device
-    padded = F.pad(image, (0, (-frames) % width), mode="replicate")  # [1, n_mels, T']
-    windows = padded.unfold(-1, width, width).permute(2, 0, 1, 3)  # [n, 1, n_mels, width]
-    with evaluating(model):
-        rebuilt = model.reconstruct(windows.to(device)).float().cpu()  # [n, 1, n_mels, width]
-    return torch.cat(list(rebuilt), dim=-1)[..., :frames]  # [1, n_mels, T]
-
-
-def load_speech_vae(path: str | Path) -> tuple[VAE, FeatureConfig]:
-    """A speech VAE model file -> (VAE in eval mode, its feature config); weights only."""
-    tensors, header = load_model_file(path)
-    if header.get("kind") != "speech-vae":
-        raise ModelFileError(f"{path}: a {header.get('kind')!r} model, not a speech VAE")
-    features, image = from_dict(FeatureConfig, header["features"]), header["image"]
-    model = VAE(1, image["height"], image["width"], from_dict(VAEConfig, header["model"]))
-    load_weights(model, tensors, path)
-    return model.eval(), features
-
-
-def reconstruct_audio(model_path: str | Path, source: str | Path, destination: str | Path) -> Path:
-    """Audio file -> log-mel image -> speech VAE -> Griffin-Lim -> ``destination`` (any format save_audio writes)."""
-    model, features = load_speech_vae(model_path)
-    wav = load_audio(source, features.sample_rate)
-    image = MelImageEncoder(features)(torch.from_numpy(wav))  # [1, n_mels, T]
-    audio = GriffinLimVocoder(features)(reconstruct_image(model, image))[0]  # [samples]
-    return save_audio(destination, audio.clamp(-1, 1).numpy(), features.sample_rate)
 
 
 def train_speech_vae(recipe: SpeechVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:

@@ -25,7 +25,7 @@ from voiceconv.errors import AudioError, ConfigError
 from voiceconv.files import atomic_output
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
-from voiceconv.train.faces import evaluating
+from voiceconv.models.base import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import load_recipe_as
 from voiceconv.train.selection import VoiceValidator
@@ -166,6 +166,12 @@ def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: 
                            tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)),
                            alignment_file=run_dir / "alignment.json")
     return fit(VoiceConversionTask(recipe, data), recipe.train, run_dir, resume=resume)
+
+
+def train_voice_pair(recipe: VoiceRecipe, run_dir: Path, resume: bool = False, *, speaker_a: Path, speaker_b: Path,
+                     name_a: str | None = None, name_b: str | None = None) -> TrainingOutcome:
+    """:func:`train_voice` with the speakers' folders and names given as ``voiceconv train`` options."""
+    return train_voice(recipe, Path(speaker_a), Path(speaker_b), run_dir, resume=resume, names=(name_a, name_b))
 
 
 def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: Path,

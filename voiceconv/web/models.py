@@ -15,12 +15,12 @@ from pathlib import Path
 
 from voiceconv.convert import Converter
 from voiceconv.errors import VoiceconvError
+from voiceconv.families import VOICE_KIND, faces_tab_kinds
 from voiceconv.modelfile import read_header
 
 log = logging.getLogger(__name__)
 
-VOICE_KIND = "voice-cyclegan"
-FACE_KINDS = {"face-vae": "VAE", "face-dbvae": "debiasing VAE", "face-gan": "GAN"}  # kind -> what the page calls it
+FACE_KINDS = faces_tab_kinds()  # kind -> what the page calls it
 
 
 @dataclass(frozen=True)
