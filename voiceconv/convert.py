@@ -43,8 +43,9 @@ from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, parse_pitch
 from voiceconv.errors import VoiceconvError
 from voiceconv.modelcheck import check_output, load_voice_model
-from voiceconv.modelfile import ModelFileError, prefixed
+from voiceconv.modelfile import ModelFileError
 from voiceconv.models.cyclegan import apply_generator, build_image_generator
+from voiceconv.models.voice_model import ALIGNED_INPUTS, GENERATORS, SPEAKERS, generator_weights, read_stats
 
 Direction = Literal["a2b", "b2a"]
 Item, Result = TypeVar("Item"), TypeVar("Result")
@@ -111,16 +112,15 @@ class Converter:
         self.mask_frames = config.mask_frames
         in_ch = 2 if config.mask_frames else 1
         self.generators = {}
-        for direction, name in (("a2b", "G_AB"), ("b2a", "G_BA")):
+        for direction in GENERATORS:
             net = build_image_generator(config, in_ch, 1, self.features.n_mels)
-            net.load_state_dict(prefixed(tensors, name))
+            net.load_state_dict(generator_weights(tensors, direction))
             self.generators[direction] = net.to(self.device).eval()
-        self.stats = {side: SpeakerStats(**prefixed(tensors, f"stats.{side}")).to(self.device) for side in "ab"}
+        self.stats = {side: read_stats(tensors, side).to(self.device) for side in SPEAKERS}
         self.alignments = model_alignments(header, model_path)  # {direction: Alignment} or {} for models from before alignment
         # What each direction's generator normalizes its (aligned) input with: the aligned corpus's statistics.
-        self.input_stats = {direction: (SpeakerStats(**prefixed(tensors, f"stats.{direction}")).to(self.device)
-                                        if f"stats.{direction}.mean" in tensors else self.stats[direction[0]])
-                            for direction in ("a2b", "b2a")}
+        self.input_stats = {direction: (read_stats(tensors, direction) or self.stats[direction[0]]).to(self.device)
+                            for direction in ALIGNED_INPUTS}
         self.encoder = MelImageEncoder(self.features, self.device)
         self.vocoder = vocoder_for(self.features, bool(self.alignments), n_iter, self.device)
         self.windows = WindowPlan.from_seconds(self.features, window_seconds, context_seconds, crossfade_seconds)

@@ -363,6 +363,7 @@ def _registries(path: Path, config) -> None:
 
 def _voice_tensors(path: Path, header: dict) -> dict[str, Expected]:
     from voiceconv.convert import model_alignments
+    from voiceconv.models import voice_model
     from voiceconv.models.cyclegan import CycleGANConfig, build_image_generator
 
     features = _features(path, header)
@@ -377,16 +378,20 @@ def _voice_tensors(path: Path, header: dict) -> dict[str, Expected]:
                            f"values per second of audio; at most {MAX_GENERATOR_VALUES_PER_SECOND:,}")
     in_ch = 2 if config.mask_frames else 1  # filling in frames: the mask travels as a channel
     net = _on_meta(path, lambda: build_image_generator(config, in_ch, 1, features.n_mels))
-    expected = _state(net, "G_AB.", optional=()) | _state(net, "G_BA.", optional=())
-    for group, required in (("a", True), ("b", True), ("a2b", False), ("b2a", False)):
-        for statistic in ("mean", "std"):  # per-bin statistics [n_mels]; a2b / b2a: of the pitch-aligned input
-            expected[f"stats.{group}.{statistic}"] = Expected((features.n_mels,), required=required)
+    expected = {name: shape for prefix in voice_model.GENERATORS.values()
+                for name, shape in _state(net, f"{prefix}.", optional=()).items()}
+    groups = [(side, True) for side in voice_model.SPEAKERS] + [(d, False) for d in voice_model.ALIGNED_INPUTS]
+    for group, required in groups:  # per-bin statistics [n_mels]; a2b / b2a: of the pitch-aligned input
+        for name in voice_model.stats_names(group):
+            expected[name] = Expected((features.n_mels,), required=required)
     return expected
 
 
 def _voice_values(path: Path, header: dict, tensors: Mapping[str, torch.Tensor]) -> None:
-    for group in ("a2b", "b2a"):
-        present = [f"stats.{group}.{s}" for s in ("mean", "std") if f"stats.{group}.{s}" in tensors]
+    from voiceconv.models import voice_model
+
+    for group in voice_model.ALIGNED_INPUTS:
+        present = [name for name in voice_model.stats_names(group) if name in tensors]
         if len(present) == 1:
             raise _error(path, f"tensor {present[0]!r} comes without its partner; the aligned statistics need "
                                "both mean and std")

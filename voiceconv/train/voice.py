@@ -25,6 +25,7 @@ from voiceconv.errors import AudioError, ConfigError
 from voiceconv.files import atomic_output
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.models.voice_model import GENERATORS, voice_model_tensors
 from voiceconv.models.base import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import load_recipe_as
@@ -127,10 +128,9 @@ class VoiceConversionTask:
                                      sample_rate=self.recipe.features.sample_rate)
 
     def export(self, path: Path, info: dict) -> None:
-        tensors = {f"{name}.{k}": v for name in ("G_AB", "G_BA")
-                   for k, v in self.model.inference_generator(name).state_dict().items()}
-        for side, corpus in self.speakers.items():
-            tensors[f"stats.{side}.mean"], tensors[f"stats.{side}.std"] = corpus.stats.mean, corpus.stats.std
+        aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
+        tensors = voice_model_tensors({d: self.model.inference_generator(name) for d, name in GENERATORS.items()},
+                                      {side: corpus.stats for side, corpus in self.speakers.items()}, aligned)
         header = {
             "kind": "voice-cyclegan",
             "features": to_dict(self.recipe.features),
@@ -142,8 +142,6 @@ class VoiceConversionTask:
         }
         if self.data.alignment is not None:
             header["alignment"] = self.data.alignment.to_dict()
-            for direction, corpus in self.data.inputs.items():
-                tensors[f"stats.{direction}.mean"], tensors[f"stats.{direction}.std"] = corpus.stats.mean, corpus.stats.std
         save_model_file(path, tensors, header)
 
 
