@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep (see voiceconv/cli.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep (see voiceconv/cli/__init__.py)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from voiceconv.errors import VoiceconvError  # noqa: E402

@@ -215,7 +215,7 @@ def test_every_family_names_its_pieces_and_they_exist():
     import argparse
 
     from voiceconv.families import FAMILIES
-    from voiceconv.generative_cli import add_train_data_arguments
+    from voiceconv.cli.train import add_train_data_arguments
 
     parser = argparse.ArgumentParser()
     add_train_data_arguments(parser)

@@ -1,63 +1,16 @@
-"""CLI of the lecture's other generative models: training face/speech recipes, and the ``faces`` / ``speech-vae`` verbs.
-
-``voiceconv train RECIPE.yaml`` trains the family (:mod:`voiceconv.families`) its ``kind`` names; each
-family takes its data folders from the recipe or from its own options::
-
-    voice-cyclegan (default)  --speaker-a DIR --speaker-b DIR
-    face-vae, face-gan        --faces DIR [--faces DIR ...]
-    face-dbvae                --faces DIR [--faces DIR ...] --nonfaces DIR [--nonfaces DIR ...]
-    face-cyclegan             --faces-a DIR --faces-b DIR
-    speech-vae                --speaker DIR
-"""
+"""``voiceconv faces ...`` and ``voiceconv speech-vae ...``: the lecture's other generative models' tools."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from voiceconv.errors import ConfigError
-from voiceconv.families import DATA_OPTIONS, family, with_data_options
+from voiceconv.cli.train import with_data_flags
 
 
-def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The data options of the non-voice recipe kinds, for ``voiceconv train``."""
-    group = parser.add_argument_group("faces and other recipes (data folders; default: those in the recipe)")
-    group.add_argument("--faces", type=Path, action="append", metavar="DIR",
-                       help="folder of face images, repeatable: one subgroup per folder (face-vae, face-gan, face-dbvae)")
-    group.add_argument("--nonfaces", type=Path, action="append", metavar="DIR",
-                       help="folder of non-face images, repeatable (face-dbvae)")
-    group.add_argument("--faces-a", type=Path, metavar="DIR", help="faces of domain A (face-cyclegan)")
-    group.add_argument("--faces-b", type=Path, metavar="DIR", help="faces of domain B (face-cyclegan)")
-    group.add_argument("--speaker", type=Path, metavar="DIR", help="recordings of one speaker (speech-vae)")
-
-
-def check_data_flags(args, kind: str) -> None:
-    """Usage error for an unknown kind, for data options that belong to another kind of recipe, or for missing
-    options the kind cannot train without."""
-    try:
-        chosen = family(kind)
-    except ConfigError as err:
-        args.usage_error(f"{args.recipe}: {err}")
-    flag = lambda dest: "--" + dest.replace("_", "-")  # noqa: E731
-    foreign = [dest for dest in DATA_OPTIONS if dest not in chosen.data_options and getattr(args, dest, None) is not None]
-    if foreign:
-        args.usage_error(f"{', '.join(map(flag, foreign))} not used by a {kind} recipe; it takes "
-                         + ", ".join(map(flag, chosen.data_options)))
-    missing = [dest for dest in chosen.required_options if getattr(args, dest, None) is None]
-    if missing:
-        args.usage_error(f"a {kind} recipe needs " + " and ".join(f"{flag(dest)} DIR" for dest in missing))
-
-
-def with_data_flags(recipe, args):
-    """``recipe`` with its data folders replaced by those given on the command line."""
-    return with_data_options(recipe, {dest: getattr(args, dest, None) for dest in DATA_OPTIONS
-                                      if hasattr(recipe.data, dest)})
-
-
-# --- voiceconv faces ... ---------------------------------------------------------------------------
-def add_face_verbs(verbs) -> None:
+def add_verbs(verbs) -> None:
     """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare}`` and ``speech-vae``."""
     faces = verbs.add_parser("faces", help="face VAE / DB-VAE / GAN / CycleGAN tools: pictures as PNG grids",
                              description="Make pictures with a trained face model (from `voiceconv train` with a "
