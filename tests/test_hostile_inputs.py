@@ -31,8 +31,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from conftest import REPO, SAMPLES, harmonic_tone
-from test_app import SHORT_CLIP, make_zip, refusal, running_app
-from test_batch_convert import ENV, audio_outputs, failures_csv, partial_files, write_tone
+from helpers import SHORT_CLIP, make_zip, refusal, running_app
+from helpers import ENV, audio_outputs, failures_csv, partial_files, write_tone
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.pipeline import audio_to_spectrogram_png, spectrogram_image
 from voiceconv.batch import is_failure_list, plan_batch, run_batch, spreadsheet_safe, write_failures

@@ -5,15 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +17,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import REPO, SAMPLES
+from conftest import REPO
+from helpers import DEFAULT_MODEL, LONG_CLIP, SHORT_CLIP, STARTUP_SECONDS, make_zip, refusal, running_app
 from voiceconv.audio.io import load_audio
 from voiceconv.errors import CorruptAudioError
 from voiceconv.modelfile import read_header
@@ -30,18 +27,9 @@ from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_me
 from voiceconv.web.models import discover_models, model_documents, model_summary_markdown
 from voiceconv.web.spectrogram import colorize
 
-DEFAULT_MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
-SHORT_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0591.flac"  # 1.8 s
-LONG_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0592.flac"  # 2.6 s
 SERVER_MAX_SECONDS = "2.2"  # the server under test converts SHORT_CLIP and refuses LONG_CLIP
-STARTUP_SECONDS = 120
 
 
-def make_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return path
 
 
 # --- zip checks --------------------------------------------------------------------------------------------------
@@ -151,45 +139,10 @@ def test_spectrogram_picture_has_low_frequencies_at_the_bottom():
 # --- the real server ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-@contextmanager
-def running_app(folder: Path, *options: str) -> Iterator[str]:
-    """``python app.py --port N OPTIONS`` run from ``folder`` (its temp files there too); yields its URL."""
-    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
-    port = free_port()
-    log = folder / "app.log"
-    env = {**os.environ, "TMPDIR": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *options],
-                                   cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_serving(process, port, log)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
-def _wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    pytest.fail(f"app.py did not start serving within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -205,20 +158,6 @@ def client(server, tmp_path):
     return Client(server, verbose=False, download_files=str(tmp_path))
 
 
-def refusal(client, *args, api_name: str) -> str:
-    """The message the page shows for a refused request: no traceback, and no server path beyond what the
-    client itself sent (a checkout under the system temp folder sends paths under /tmp)."""
-    from gradio_client.exceptions import AppError
-
-    with pytest.raises(AppError) as err:
-        client.predict(*args, api_name=api_name)
-    message = str(err.value)
-    not_echoed = message
-    for sent in args:
-        if isinstance(sent, str) and sent:
-            not_echoed = not_echoed.replace(sent, "")
-    assert "Traceback" not in message and "/tmp" not in not_echoed
-    return message
 
 
 def test_app_without_models_exits_with_a_message(tmp_path):

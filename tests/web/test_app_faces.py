@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from conftest import SAMPLES
-from test_app import DEFAULT_MODEL, refusal, running_app
+from helpers import DEFAULT_MODEL, refusal, running_app
 from voiceconv.cli import main
 from voiceconv.errors import ImageFileError, VoiceconvError
 from voiceconv.models.vae import LatentHistograms, debiasing_weights

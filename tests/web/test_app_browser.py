@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_app import SHORT_CLIP, running_app
+from helpers import SHORT_CLIP, running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")  # an explicit driver: Selenium Manager never downloads one

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import signal
@@ -15,18 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLES, harmonic_tone
+from conftest import SAMPLES
+from helpers import ENV, audio_outputs, failures_csv, partial_files, write_tone
 from voiceconv.batch import WORKER_DIED, BatchUsageError, in_worker_pool, plan_batch, write_failures
 from voiceconv.cli import main
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
-ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
 
 
-def write_tone(path: Path, seconds: float, rate: int = 16000, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, harmonic_tone(seconds, rate, f0=120 + 10 * seed, seed=seed), rate)
-    return path
 
 
 def command(*args) -> list[str]:
@@ -42,19 +37,10 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def audio_outputs(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*.wav") if not p.name.startswith(".")}
 
 
-def failures_csv(path: Path) -> dict[str, str]:
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.reader(file))
-    assert rows[0] == ["file", "reason"]
-    return {Path(name).name: reason for name, reason in rows[1:]}
 
 
-def partial_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if ".partial" in p.name]
 
 
 def assert_converted(source: Path, output: Path) -> None:

@@ -19,7 +19,7 @@ from voiceconv.data.faces import load_face_image
 from voiceconv.imagemodels import load_face_model, traverse, typical_code
 from voiceconv.modelfile import load_model_file, read_header, save_model_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "media_every": 2, "checkpoint_every": 1, "threads": 1}
 TINY_VAE = {"channels": [4, 8], "latent": 4}
 
