@@ -187,7 +187,7 @@ def _run_compare(args) -> int:
     import logging
 
     from voiceconv.train.debias import compare_debiasing, markdown_report
-    from voiceconv.train.faces import FaceDBVAERecipe
+    from voiceconv.train.face_recipes import FaceDBVAERecipe
     from voiceconv.train.recipes import load_recipe_as, recipe_kind
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

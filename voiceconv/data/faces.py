@@ -201,3 +201,16 @@ def _read_cache(cache: Path) -> tuple[torch.Tensor, list[str], list[str]]:
     with safe_open(str(cache), "pt") as f:
         metadata = f.metadata() or {}
     return load_file(str(cache))["pixels"], json.loads(metadata["files"]), json.loads(metadata["skipped"])
+
+
+def concatenate(groups: list[FaceFolder], name: str) -> FaceFolder:
+    """One folder holding the images of ``groups``, in order."""
+    pixels = torch.cat([g.pixels for g in groups]) if groups else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
+    return FaceFolder(name, pixels, [f for g in groups for f in g.files], [s for g in groups for s in g.skipped])
+
+
+@torch.no_grad()
+def encode_in_chunks(encode, pixels: torch.Tensor, device: torch.device, chunk: int = 256) -> list[torch.Tensor]:
+    """``encode`` (returning a tuple of tensors) over all ``pixels`` in chunks; each output concatenated on the CPU."""
+    outputs = [encode(to_float(pixels[i:i + chunk]).to(device)) for i in range(0, len(pixels), chunk)]
+    return [torch.cat([o[k].float().cpu() for o in outputs]) for k in range(len(outputs[0]))]

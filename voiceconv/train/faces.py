@@ -1,4 +1,5 @@
-"""Training the lecture's generative models on faces: recipes, tasks for the one loop, and model export.
+"""Training the lecture's generative models on faces: tasks for the one loop, model export and entry points
+(the recipes are in :mod:`voiceconv.train.face_recipes`, face folders in :mod:`voiceconv.data.faces`).
 
 * ``face-vae``: a VAE on face images (:class:`FaceVAETask`).
 * ``face-dbvae``: a debiasing VAE, face / non-face, with adaptive resampling of the faces (:class:`DebiasingTask`).
@@ -12,94 +13,40 @@ mirrors half of them; every model file is safetensors with a JSON header (:mod:`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-from voiceconv.models.base import evaluating  # noqa: F401 (used here and by other tasks)
+from voiceconv.models.base import evaluating  # noqa: F401 (re-exported for other tasks)
 from voiceconv.config import to_dict
-from voiceconv.data.faces import FaceFolder, image_grid, load_face_folder, random_flips, to_float
+from voiceconv.data.faces import (FaceFolder, concatenate, encode_in_chunks, image_grid,  # noqa: F401 (re-exported)
+                                  load_face_folder, random_flips, to_float)
 from voiceconv.errors import ConfigError
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import save_model_file
-from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
-from voiceconv.models.gan import DCGAN, GANConfig
-from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
-from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
+from voiceconv.models.cyclegan import CycleGAN
+from voiceconv.models.gan import DCGAN
+from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, debiasing_weights
+from voiceconv.train.loop import TrainingOutcome, fit
+from voiceconv.train.face_recipes import (FaceCycleGANRecipe, FaceDataConfig, FaceDBVAERecipe,  # noqa: F401 (re-exported)
+                                         FacePairDataConfig, FaceGANRecipe, FaceVAERecipe, SplitConfig)
 from voiceconv.train.recipes import prepare_run_dir
 
 log = logging.getLogger(__name__)
 
 
-# --- recipes --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FaceDataConfig:
-    """Which image folders to train on and how they become ``[3, size, size]`` tensors."""
-
-    faces: tuple[str, ...] = ()  # folders of faces (searched recursively); each folder is one subgroup
-    nonfaces: tuple[str, ...] = ()  # folders of non-faces (face-dbvae only)
-    size: int = 64
-    flip: bool = True  # mirror half the training images left-right
-    min_images: int = 8  # refuse a folder with fewer readable images
-    media_images: int = 8  # fixed images shown in TensorBoard every media_every steps
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    """The imbalanced set-up of the debiasing experiment (see recipes/faces/README.md)."""
-
-    test_per_group: int = 100  # held out from every face folder and from the pooled non-faces
-    minority: str = "orl"  # the face folder made rare in training ("" = keep every folder whole)
-    minority_share: float = 0.05  # its share of the training faces
-    keep_subfolders_together: tuple[str, ...] = ("orl",)  # face folders whose subfolders (people) stay on one side
-    seed: int = 0
 
 
-@dataclass(frozen=True)
-class FacePairDataConfig:
-    """Two folders of faces, domains A and B, for the CycleGAN."""
-
-    faces_a: str = ""
-    faces_b: str = ""
-    size: int = 64
-    flip: bool = True
-    min_images: int = 8
-    media_images: int = 4
 
 
-@dataclass(frozen=True)
-class FaceVAERecipe:
-    kind: Literal["face-vae"] = "face-vae"
-    model: VAEConfig = field(default_factory=VAEConfig)
-    data: FaceDataConfig = field(default_factory=FaceDataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass(frozen=True)
-class FaceDBVAERecipe:
-    kind: Literal["face-dbvae"] = "face-dbvae"
-    model: VAEConfig = field(default_factory=VAEConfig)
-    data: FaceDataConfig = field(default_factory=FaceDataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass(frozen=True)
-class FaceGANRecipe:
-    kind: Literal["face-gan"] = "face-gan"
-    model: GANConfig = field(default_factory=GANConfig)
-    data: FaceDataConfig = field(default_factory=FaceDataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass(frozen=True)
-class FaceCycleGANRecipe:
-    kind: Literal["face-cyclegan"] = "face-cyclegan"
-    model: CycleGANConfig = field(default_factory=lambda: CycleGANConfig(generator="resnet"))
-    data: FacePairDataConfig = field(default_factory=FacePairDataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -115,10 +62,6 @@ def load_groups(folders: tuple[str, ...], size: int, cache_dir: Path, min_images
     return groups
 
 
-def concatenate(groups: list[FaceFolder], name: str) -> FaceFolder:
-    """One folder holding the images of ``groups``, in order."""
-    pixels = torch.cat([g.pixels for g in groups]) if groups else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
-    return FaceFolder(name, pixels, [f for g in groups for f in g.files], [s for g in groups for s in g.skipped])
 
 
 def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -127,11 +70,6 @@ def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generat
     return random_flips(images, generator) if flip else images
 
 
-@torch.no_grad()
-def encode_in_chunks(encode, pixels: torch.Tensor, device: torch.device, chunk: int = 256) -> list[torch.Tensor]:
-    """``encode`` (returning a tuple of tensors) over all ``pixels`` in chunks; each output concatenated on the CPU."""
-    outputs = [encode(to_float(pixels[i:i + chunk]).to(device)) for i in range(0, len(pixels), chunk)]
-    return [torch.cat([o[k].float().cpu() for o in outputs]) for k in range(len(outputs[0]))]
 
 
 def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) -> None:

@@ -197,7 +197,8 @@ def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: P
     VoiceconvError when the recipe or its folders are unavailable.
     """
     from voiceconv.train.debias import imbalanced_split
-    from voiceconv.train.faces import FaceDBVAERecipe, concatenate, encode_in_chunks
+    from voiceconv.data.faces import concatenate, encode_in_chunks
+    from voiceconv.train.face_recipes import FaceDBVAERecipe
 
     config = model.config
     if hasattr(model, "training_latent_means"):

@@ -1,0 +1,80 @@
+"""The recipes of the face families (``face-vae``, ``face-dbvae``, ``face-gan``, ``face-cyclegan``): what a YAML
+recipe of each holds. The tasks that train them are in :mod:`voiceconv.train.faces` and :mod:`voiceconv.train.debias`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voiceconv.models.cyclegan import CycleGANConfig
+from voiceconv.models.gan import GANConfig
+from voiceconv.models.vae import VAEConfig
+from voiceconv.train.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class FaceDataConfig:
+    """Which image folders to train on and how they become ``[3, size, size]`` tensors."""
+
+    faces: tuple[str, ...] = ()  # folders of faces (searched recursively); each folder is one subgroup
+    nonfaces: tuple[str, ...] = ()  # folders of non-faces (face-dbvae only)
+    size: int = 64
+    flip: bool = True  # mirror half the training images left-right
+    min_images: int = 8  # refuse a folder with fewer readable images
+    media_images: int = 8  # fixed images shown in TensorBoard every media_every steps
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The imbalanced set-up of the debiasing experiment (see recipes/faces/README.md)."""
+
+    test_per_group: int = 100  # held out from every face folder and from the pooled non-faces
+    minority: str = "orl"  # the face folder made rare in training ("" = keep every folder whole)
+    minority_share: float = 0.05  # its share of the training faces
+    keep_subfolders_together: tuple[str, ...] = ("orl",)  # face folders whose subfolders (people) stay on one side
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FacePairDataConfig:
+    """Two folders of faces, domains A and B, for the CycleGAN."""
+
+    faces_a: str = ""
+    faces_b: str = ""
+    size: int = 64
+    flip: bool = True
+    min_images: int = 8
+    media_images: int = 4
+
+
+@dataclass(frozen=True)
+class FaceVAERecipe:
+    kind: Literal["face-vae"] = "face-vae"
+    model: VAEConfig = field(default_factory=VAEConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceDBVAERecipe:
+    kind: Literal["face-dbvae"] = "face-dbvae"
+    model: VAEConfig = field(default_factory=VAEConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceGANRecipe:
+    kind: Literal["face-gan"] = "face-gan"
+    model: GANConfig = field(default_factory=GANConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceCycleGANRecipe:
+    kind: Literal["face-cyclegan"] = "face-cyclegan"
+    model: CycleGANConfig = field(default_factory=lambda: CycleGANConfig(generator="resnet"))
+    data: FacePairDataConfig = field(default_factory=FacePairDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
