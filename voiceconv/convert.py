@@ -15,10 +15,15 @@ and :class:`Converter`.
 Long audio is converted in windows: each window keeps ``window_seconds`` of
 output, sees ``context_seconds`` more input on each side (so the generator
 and Griffin-Lim never work at a cut), and meets its neighbour in a
-``crossfade_seconds`` raised-cosine cross-fade. Memory is bounded by two
-windows whatever the input length (the next one is pitch-aligned while one
-converts), and each window's loudness is matched to its input's (BS.1770),
-so output loudness follows the input.
+``crossfade_seconds`` raised-cosine cross-fade, and each window's loudness
+is matched to its input's (BS.1770), so output loudness follows the input.
+
+WORLD aligns the input separately, in chunks of half a window cut at the
+input's quietest moments (:class:`QuietChunks`): WORLD's synthesis is only
+continuous within one call, so chunks meet where there is nothing to be
+discontinuous. The chunks of the next window are aligned on one core while
+the current window converts; memory is bounded by a few windows whatever the
+input length.
 """
 
 from __future__ import annotations
