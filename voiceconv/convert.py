@@ -342,7 +342,7 @@ class QuietChunks:
 
 
 def join_crossfaded(pieces: Iterable[tuple[int, np.ndarray, tuple[int, int], bool]], fade_in: np.ndarray
-                ) -> Iterator[np.ndarray]:
+                    ) -> Iterator[np.ndarray]:
     """One stream from overlapping pieces ``(offset, samples, (kept from, kept to), is_last)``, where
     ``samples[i]`` is stream sample ``offset + i`` (mono, or ``[n, channels]``). Each piece gives its kept span,
     and neighbours meet in a raised-cosine cross-fade of ``len(fade_in)`` samples centred on their boundary,

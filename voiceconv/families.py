@@ -44,10 +44,10 @@ class ModelFamily:
 
     def train(self, recipe, run_dir: Path, resume: bool, options: dict[str, Any]):
         """Train ``recipe`` into ``run_dir`` with the data ``options`` given (None = not given)."""
-        given = {name: value for name, value in options.items() if value is not None}
+        trainer = _imported(self.trainer)
         if self.options_in_recipe:
-            recipe, given = with_data_options(recipe, given), {}
-        return _imported(self.trainer)(recipe, run_dir, resume=resume, **given)
+            return trainer(with_data_options(recipe, options), run_dir, resume=resume)
+        return trainer(recipe, run_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
 
     def pieces(self) -> tuple[type, Callable, Callable]:
         """The recipe class, the trainer and the loader, imported (training code included)."""

@@ -14,7 +14,7 @@ from voiceconv.data.faces import (FaceFolder, decode_image, image_grid, load_fac
                                   random_flips, save_grid, to_float, to_pixels)
 from voiceconv.errors import ImageFileError, VoiceconvError
 from voiceconv.train.debias import hold_out, imbalanced_split
-from voiceconv.train.faces import FaceDataConfig, FaceDBVAERecipe, SplitConfig
+from voiceconv.train.face_recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
 
 
 def write_image(path, array: np.ndarray, mode: str | None = None):

@@ -18,10 +18,11 @@ from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
 from voiceconv.nn import ConvDecoder, ConvEncoder
-from voiceconv.train.faces import DebiasingTask, FaceDBVAERecipe, FaceDataConfig, group_balanced_weights
+from voiceconv.speechmodels import reconstruct_audio, reconstruct_image
+from voiceconv.train.face_recipes import FaceDataConfig, FaceDBVAERecipe
+from voiceconv.train.faces import DebiasingTask, group_balanced_weights
 from voiceconv.train.loop import TrainConfig, fit
-from voiceconv.train.speech_vae import (SpeechVAEDataConfig, SpeechVAERecipe, SpeechVAETask, reconstruct_audio,
-                                        reconstruct_image)
+from voiceconv.train.speech_vae import SpeechVAEDataConfig, SpeechVAERecipe, SpeechVAETask
 
 FACE = (3, 16, 16)  # [C, H, W]: a tiny face
 SPECTROGRAM = (1, 32, 16)  # [C, n_mels, frames]: a tiny log-mel crop

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from voiceconv.errors import ConfigError
-from voiceconv.families import DATA_OPTIONS, FAMILIES, VOICE_KIND, family, with_data_options
+from voiceconv.families import DATA_OPTIONS, FAMILIES, VOICE_KIND, ModelFamily, family, with_data_options
 
 
 def add_verbs(verbs) -> None:
@@ -42,13 +42,10 @@ def _add_train(verbs) -> None:
 def _run_train(args) -> int:
     import logging
 
-    from voiceconv.families import family
     from voiceconv.train.recipes import load_recipe_as, recipe_kind
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    kind = recipe_kind(args.recipe)
-    check_data_flags(args, kind)
-    chosen = family(kind)
+    chosen = check_data_flags(args, recipe_kind(args.recipe))
     recipe = load_recipe_as(chosen.recipe_class(), args.recipe, args.overrides, args.steps)
     options = {dest: getattr(args, dest, None) for dest in chosen.data_options}
     outcome = chosen.train(recipe, args.out, args.resume, options)
@@ -72,9 +69,9 @@ def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--speaker", type=Path, metavar="DIR", help="recordings of one speaker (speech-vae)")
 
 
-def check_data_flags(args, kind: str) -> None:
-    """Usage error for an unknown kind, for data options that belong to another kind of recipe, or for missing
-    options the kind cannot train without."""
+def check_data_flags(args, kind: str) -> ModelFamily:
+    """The family of ``kind``; a usage error for an unknown kind, for data options that belong to another kind of
+    recipe, or for missing options the kind cannot train without."""
     try:
         chosen = family(kind)
     except ConfigError as err:
@@ -87,6 +84,7 @@ def check_data_flags(args, kind: str) -> None:
     missing = [dest for dest in chosen.required_options if getattr(args, dest, None) is None]
     if missing:
         args.usage_error(f"a {kind} recipe needs " + " and ".join(f"{flag(dest)} DIR" for dest in missing))
+    return chosen
 
 
 def with_data_flags(recipe, args):

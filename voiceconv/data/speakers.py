@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats  # noqa: F401 (re-exported)
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
 from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.config import to_dict
 from voiceconv.errors import AudioError, VoiceconvError

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from voiceconv.models.base import evaluating  # noqa: F401 (re-exported for other tasks)
+from voiceconv.models.base import evaluating
 from voiceconv.config import to_dict
-from voiceconv.data.faces import (FaceFolder, concatenate, encode_in_chunks, image_grid,  # noqa: F401 (re-exported)
-                                  load_face_folder, random_flips, to_float)
+from voiceconv.data.faces import (FaceFolder, concatenate, encode_in_chunks, image_grid, load_face_folder, random_flips,
+                                  to_float)
 from voiceconv.errors import ConfigError
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import save_model_file
@@ -28,8 +28,7 @@ from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, debiasing_weights
 from voiceconv.train.loop import TrainingOutcome, fit
-from voiceconv.train.face_recipes import (FaceCycleGANRecipe, FaceDataConfig, FaceDBVAERecipe,  # noqa: F401 (re-exported)
-                                         FacePairDataConfig, FaceGANRecipe, FaceVAERecipe, SplitConfig)
+from voiceconv.train.face_recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
 from voiceconv.train.recipes import prepare_run_dir
 
 log = logging.getLogger(__name__)

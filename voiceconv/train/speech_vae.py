@@ -24,7 +24,7 @@ from voiceconv.data.speakers import SpeakerCorpus, load_speaker
 from voiceconv.errors import ConfigError
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
-from voiceconv.speechmodels import load_speech_vae, reconstruct_audio, reconstruct_image  # noqa: F401 (re-exported)
+from voiceconv.speechmodels import reconstruct_image
 from voiceconv.train.faces import add_images
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir

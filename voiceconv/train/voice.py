@@ -16,7 +16,7 @@ import torch
 
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.vocoder import GriffinLimVocoder
-from voiceconv.config import apply_overrides, load_yaml, save_yaml, to_dict
+from voiceconv.config import load_yaml, save_yaml, to_dict
 from voiceconv.convert import convert_image
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
