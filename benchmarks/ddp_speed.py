@@ -1,13 +1,15 @@
-"""Data-parallel CycleGAN training: PyTorch's DistributedDataParallel against voiceconv's own gradient averaging.
+"""Data-parallel CycleGAN training: PyTorch's DistributedDataParallel (what the loop uses) against hand-written
+gradient averaging (what it used before).
 
 Two processes (gloo on the CPU, or NCCL with ``--device cuda``) train the
 recipe's CycleGAN from the same broadcast weights on per-rank random batches of
 the recipe's crop shape, once with each way of synchronizing gradients:
 
-* ``allreduce``: today's loop, one all-reduce of the flattened gradients after
-  each backward pass (``voiceconv.train.distributed.average_gradients``);
-* ``ddp``: each network wrapped in ``DistributedDataParallel``, which
-  all-reduces gradient buckets while the backward pass still runs.
+* ``allreduce``: the loop before session 6, one all-reduce of the flattened
+  gradients after each backward pass (:func:`average_gradients` below);
+* ``ddp``: the loop now, each trained network wrapped in
+  ``DistributedDataParallel`` for the step (``voiceconv.train.distributed.DataParallel``),
+  which all-reduces gradient buckets while the backward pass still runs.
 
 It reports the median seconds per step after warm-up of each (the runs
 alternate, ``--rounds`` times each), their ratio, and whether the two give the
@@ -22,16 +24,19 @@ Run it alone: another torch process on the same cores distorts every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_STEPS = 2
@@ -43,10 +48,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def average_gradients(parameters: list) -> None:
+    """All-reduce and average the gradients of ``parameters`` across processes in one flat buffer."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        grad.copy_(synced)
+
+
+def optimize_with_allreduce(model, loss, optimizer, parameters) -> None:
+    """``TrainableModel.optimize`` with the gradients averaged between backward and step."""
+    parameters = list(parameters)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    average_gradients(parameters)
+    optimizer.step()
+
+
 def train(rank: int, mode: str, recipe_path: str, steps: int, device: str, port: int, results) -> None:
     """One rank: ``steps`` CycleGAN steps with ``mode`` gradient synchronization; rank 0 reports."""
-    from torch.nn.parallel import DistributedDataParallel
-
     from voiceconv.models.cyclegan import CycleGAN
     from voiceconv.train import distributed
     from voiceconv.train.voice import load_recipe
@@ -59,17 +81,18 @@ def train(rank: int, mode: str, recipe_path: str, steps: int, device: str, port:
     model = CycleGAN(1, recipe.features.n_mels, recipe.model, seed=0).to(where)
     distributed.broadcast_parameters(model)
     if mode == "allreduce":
-        model.gradient_reducer = distributed.average_gradients
-    else:  # the optimizers keep the same parameter objects; DDP only adds its gradient hooks
-        for name in ("G_AB", "G_BA", "D_A", "D_B"):
-            setattr(model, name, DistributedDataParallel(getattr(model, name)))
+        model.optimize = types.MethodType(optimize_with_allreduce, model)
+        data_parallel = None
+    else:
+        data_parallel = distributed.DataParallel(model, distributed.Topology(rank, 2, where))
     generator = torch.Generator().manual_seed(rank)
     shape = (recipe.train.batch_size, 1, recipe.features.n_mels, recipe.data.crop_frames)
     seconds, losses = [], {}
     for _ in range(steps):
         batch = {key: torch.randn(shape, generator=generator).to(where) for key in ("A", "B", "A2B", "B2A")}
         started = time.perf_counter()
-        losses = model.train_step(batch)
+        with data_parallel.step() if data_parallel else contextlib.nullcontext():
+            losses = model.train_step(batch)
         if device == "cuda":
             torch.cuda.synchronize(where)
         seconds.append(time.perf_counter() - started)

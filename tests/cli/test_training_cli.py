@@ -12,6 +12,7 @@ import soundfile as sf
 from conftest import harmonic_tone
 from voiceconv.audio.io import save_audio
 from voiceconv.modelfile import read_header
+from voiceconv.train.checkpoint import load_checkpoint
 
 TINY_RECIPE = """
 features: {n_mels: 32}
@@ -45,6 +46,12 @@ def test_torchrun_two_cpu_processes_train_checkpoint_and_convert(two_speakers):
          "--speaker-a", tmp / "high", "--speaker-b", tmp / "low", "--out", tmp / "run", "--steps", "1"])
     assert [p.name for p in (tmp / "run" / "checkpoints").iterdir()] == ["step_00000001.pt"]  # rank 0 alone writes
     assert read_header(tmp / "run" / "model.safetensors")["training"]["hardware"].startswith("2 process")
+    state = load_checkpoint(tmp / "run" / "checkpoints" / "step_00000001.pt")
+    assert any(key.startswith("G_AB.") for key in state["model"])
+    assert not [key for key in state["model"] if ".module." in key]  # DDP's wrapper leaves no trace in the names
+    run([sys.executable, "-m", "voiceconv", "train", tmp / "tiny.yaml", "--speaker-a", tmp / "high",  # one process
+         "--speaker-b", tmp / "low", "--out", tmp / "run", "--steps", "2", "--resume"])
+    assert read_header(tmp / "run" / "model.safetensors")["training"]["steps"] == 2
     run([sys.executable, "-m", "voiceconv", "convert", "--model", tmp / "run" / "model.safetensors",
          tmp / "high" / "0.wav", "-o", tmp / "converted"])
     assert sf.info(tmp / "converted" / "0.wav").duration == pytest.approx(1.5, abs=0.05)

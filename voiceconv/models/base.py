@@ -7,24 +7,17 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-GradientReducer = Callable[[list[nn.Parameter]], None]
-
-
-def no_reduction(parameters: list[nn.Parameter]) -> None:
-    """Single-process training: gradients stay as they are."""
-
-
 class TrainableModel(nn.Module):
     """A model that owns its optimizers and schedulers and takes one optimization step per ``train_step``.
 
-    The training loop sets ``gradient_reducer`` (averaging gradients across
-    processes under ``torchrun``) and wraps ``train_step`` in autocast; models
-    never know whether they run distributed or in mixed precision.
+    The training loop wraps ``train_step`` in autocast and, under ``torchrun``,
+    swaps each trained network for its DistributedDataParallel wrapper for the
+    step (see :mod:`voiceconv.train.distributed`); models never know whether
+    they run distributed or in mixed precision.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.gradient_reducer: GradientReducer = no_reduction
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.generator: torch.Generator | None = None  # the model's own randomness (noise, masks), checkpointed
@@ -34,11 +27,10 @@ class TrainableModel(nn.Module):
         raise NotImplementedError
 
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> None:
-        """zero_grad -> backward -> reduce gradients across processes -> step, for ``parameters`` only."""
+        """zero_grad -> backward (gradients averaged across processes under DDP) -> step, for ``parameters`` only."""
         parameters = list(parameters)
         optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=parameters)
-        self.gradient_reducer(parameters)
         optimizer.step()
 
     def training_state(self) -> dict:

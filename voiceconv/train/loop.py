@@ -1,7 +1,7 @@
 """The one training loop: any :class:`TrainableModel` through a :class:`TrainingTask`.
 
 It owns everything around ``model.train_step``: device placement, bf16
-autocast and channels_last on GPU, gradient averaging under ``torchrun``,
+autocast and channels_last on GPU, DistributedDataParallel under ``torchrun``,
 per-step deterministic batches (exact resume on any world size), TensorBoard
 logging, periodic media (spectrograms, audio, faces), atomic checkpoints with
 resume, Ctrl-C saving, and the final model export. Rank 0 alone writes files.
@@ -77,6 +77,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     if config.threads:
         torch.set_num_threads(config.threads)
     model = _place(task.model, topology, config)
+    data_parallel = distributed.DataParallel(model, topology) if topology.distributed else None
     checkpoints = run_dir / "checkpoints"
     step, seconds = _resume(model, checkpoints) if resume else (0, 0.0)
     writer = _writer(run_dir, topology)
@@ -95,7 +96,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
             while step < config.steps:
                 batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
                 batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
-                with autocast:
+                with autocast, data_parallel.step() if data_parallel else contextlib.nullcontext():
                     losses = model.train_step(batch)
                 step += 1
                 progress.update(1)
@@ -133,7 +134,6 @@ def _place(model: TrainableModel, topology: Topology, config: TrainConfig) -> Tr
         model = model.to(memory_format=torch.channels_last)
     if topology.distributed:
         distributed.broadcast_parameters(model)
-        model.gradient_reducer = distributed.average_gradients
     return model
 
 
