@@ -102,20 +102,16 @@ def test_face_models_are_discovered_beside_voice_models_and_described(models_dir
     assert "**training faces:** 6 (colour 3, grey 3)" in summary and "**training steps:** 2" in summary
 
 
-def test_rarity_reference_comes_from_the_model_file_or_is_rebuilt_from_the_training_folders(models_dir, tmp_path):
+def test_rarity_reference_comes_from_the_model_file_and_its_absence_is_a_clear_error(models_dir):
     from voiceconv.imagemodels import load_face_model
     from voiceconv.web.facetools import rarity_reference
 
-    model, header = load_face_model(models_dir / "faces_dbvae.safetensors")
-    stored = rarity_reference(model, header, tmp_path / "cache", root=tmp_path)  # no data needed
+    model, _ = load_face_model(models_dir / "faces_dbvae.safetensors")
+    stored = rarity_reference(model)  # no training data needed
     assert len(stored.training_scores) == 4  # 3 + 3 faces, one of each folder held out for testing
     del model.training_latent_means  # a model file from before the means were stored
-    data = header["training"]["recipe"]["data"]
-    data["faces"], data["nonfaces"] = ["data/colour", "data/grey"], ["data/objects"]  # relative to the repository
-    rebuilt = rarity_reference(model, header, tmp_path / "cache", root=models_dir.parent)
-    assert torch.allclose(rebuilt.training_scores, stored.training_scores, rtol=1e-4)
-    with pytest.raises(VoiceconvError, match=r"training folders are not on this server \(colour, grey, objects\)"):
-        rarity_reference(model, header, tmp_path / "cache", root=tmp_path)
+    with pytest.raises(VoiceconvError, match="stores no training_latent_means"):
+        rarity_reference(model)
 
 
 def test_page_without_face_models_says_how_to_train_one(tmp_path):

@@ -177,12 +177,12 @@ def checked_number_input(component: gr.Number | gr.Slider) -> gr.Number | gr.Sli
 
 
 # --- the tab --------------------------------------------------------------------------------------
-def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, work_root: Path, examples: Sequence[str | Path]) -> None:
+def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, examples: Sequence[str | Path]) -> None:
     """The Faces tab's contents: reconstruct and edit, sample, and the debiasing view (each where a model allows)."""
     if not infos:
         gr.Markdown(f"No face models in the models folder yet. {TRAIN_HINT}")
         return
-    models = _loadable(FaceModels(dict(infos), work_root / "face-cache"))
+    models = _loadable(FaceModels(dict(infos)))
     if not models.infos:
         gr.Markdown(f"No usable face models in the models folder (see the server's log). {TRAIN_HINT}")
         return

@@ -11,14 +11,13 @@ import functools
 import logging
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from voiceconv.config import from_dict
 from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
 from voiceconv.imagemodels import (interpolate, load_face_model, most_active_latents, sample, traverse,
@@ -29,7 +28,6 @@ from voiceconv.web.models import FaceModelInfo
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # recipes name their data folders relative to it
 FACE_PIXELS = 256  # a single face is enlarged to about this many pixels per side
 GRID_CELL_PIXELS = 128  # each face of a sample grid to about this many
 SAMPLE_COUNT = 16
@@ -67,14 +65,10 @@ def _decoded(path: str, size: int, mtime_ns: int, file_size: int) -> torch.Tenso
 
 # --- the models -----------------------------------------------------------------------------------
 class FaceModels:
-    """The discovered face models, each loaded on first use and shared by all requests.
+    """The discovered face models, each loaded on first use and shared by all requests."""
 
-    ``cache_dir`` holds decoded training folders when a debiasing VAE's rarity
-    reference has to be rebuilt from its training faces.
-    """
-
-    def __init__(self, infos: dict[str, FaceModelInfo], cache_dir: Path):
-        self.infos, self.cache_dir = infos, cache_dir
+    def __init__(self, infos: dict[str, FaceModelInfo]):
+        self.infos = infos
         self._loaded: dict[str, tuple[nn.Module, dict]] = {}
         self._rarity: dict[str, LatentHistograms | VoiceconvError] = {}
         self._lock = threading.Lock()
@@ -108,12 +102,12 @@ class FaceModels:
         return model
 
     def rarity(self, key: str) -> LatentHistograms:
-        """The debiasing VAE's rarity reference, built once from its training faces; VoiceconvError if they are gone."""
-        model, header = self._load(key)
+        """The debiasing VAE's rarity reference, built once; VoiceconvError if its file lacks the training codes."""
+        model, _ = self._load(key)
         with self._lock:
             if key not in self._rarity:
                 try:
-                    self._rarity[key] = rarity_reference(model, header, self.cache_dir / "faces")
+                    self._rarity[key] = rarity_reference(model)
                 except VoiceconvError as err:
                     self._rarity[key] = err
             found = self._rarity[key]
@@ -187,43 +181,18 @@ def grid_picture(images: torch.Tensor, columns: int) -> np.ndarray:
 
 
 # --- the debiasing view ---------------------------------------------------------------------------
-def rarity_reference(model: DebiasingVAE, header: dict, cache_dir: Path, root: Path = REPO_ROOT) -> LatentHistograms:
-    """The histograms of the DB-VAE's training faces' latent means, for sampling weights.
+def rarity_reference(model: DebiasingVAE) -> LatentHistograms:
+    """The histograms of the DB-VAE's training faces' latent means, which its model file stores, for sampling weights.
 
-    Model files store those means; for files that predate that, the training
-    split is rebuilt from the recipe in the header and encoded. The split is deterministic (:func:`voiceconv.train.debias.imbalanced_split`),
-    so this recovers the training faces as long as their folders are unchanged;
-    relative folders are taken from ``root`` as the recipes intend.
-    VoiceconvError when the recipe or its folders are unavailable.
+    VoiceconvError for a file without them (exported before session 4): retraining with ``voiceconv faces train``
+    writes them.
     """
-    from voiceconv.train.debias import imbalanced_split
-    from voiceconv.data.faces import concatenate, encode_in_chunks
-    from voiceconv.train.face_recipes import FaceDBVAERecipe
-
+    means = getattr(model, "training_latent_means", None)
+    if means is None:
+        raise VoiceconvError("its model file stores no training_latent_means (the training faces' codes); "
+                             "retrain it with `voiceconv faces train` to get them")
     config = model.config
-    if hasattr(model, "training_latent_means"):
-        return LatentHistograms(model.training_latent_means, config.histogram_bins, config.smoothing_alpha,
-                               config.resampling_combine)
-    try:
-        recipe = from_dict(FaceDBVAERecipe, header["training"]["recipe"])
-    except (KeyError, TypeError) as err:
-        raise VoiceconvError(f"the model file names no training recipe ({err})") from None
-    data = recipe.data
-    folders = {"faces": tuple(str(_resolved(f, root)) for f in data.faces),
-               "nonfaces": tuple(str(_resolved(f, root)) for f in data.nonfaces)}
-    missing = [Path(f).name for f in (*folders["faces"], *folders["nonfaces"]) if not Path(f).is_dir()]
-    if missing:
-        raise VoiceconvError(f"its training folders are not on this server ({', '.join(missing)})")
-    split = imbalanced_split(replace(recipe, data=replace(data, **folders)), cache_dir)
-    faces = concatenate(list(split.train_faces.values()), "faces")
-    with torch.no_grad():
-        means = encode_in_chunks(model.encode, faces.pixels, torch.device("cpu"))[0]
     return LatentHistograms(means, config.histogram_bins, config.smoothing_alpha, config.resampling_combine)
-
-
-def _resolved(folder: str, root: Path) -> Path:
-    path = Path(folder)
-    return path if path.is_absolute() else root / path
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
         with gr.Tab("Batch") as batch:
             _batch_tab(handlers, [model, direction, pitch])
         with gr.Tab("Faces") as faces:
-            faces_tab(face_models, limits, Path(work_dir), face_examples)
+            faces_tab(face_models, limits, face_examples)
         with gr.Tab("Models") as about_models:
             _models_tab(models, face_models)
         for tab in (convert, batch, faces, about_models):
