@@ -21,7 +21,14 @@ from typing import Any
 
 from voiceconv.errors import ConfigError
 
+# The kinds, as recipes and model-file headers spell them; every other module uses these names.
 VOICE_KIND = "voice-cyclegan"  # what a recipe without a ``kind`` trains
+FACE_VAE = "face-vae"
+FACE_DBVAE = "face-dbvae"
+FACE_GAN = "face-gan"
+FACE_CYCLEGAN = "face-cyclegan"
+SPEECH_VAE = "speech-vae"
+FACE_CLASSIFIER = "face-classifier"  # not a family: ``voiceconv faces compare`` trains it beside a DB-VAE
 
 
 @dataclass(frozen=True)
@@ -63,17 +70,17 @@ FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
                 "voiceconv.train.voice:train_voice_pair", "voiceconv.modelcheck:load_voice_model",
                 data_options=("speaker_a", "speaker_b", "name_a", "name_b"),
                 required_options=("speaker_a", "speaker_b"), options_in_recipe=False),
-    ModelFamily("face-vae", "VAE", "voiceconv.train.face_recipes:FaceVAERecipe", "voiceconv.train.faces:train_face_vae",
+    ModelFamily(FACE_VAE, "VAE", "voiceconv.train.face_recipes:FaceVAERecipe", "voiceconv.train.faces:train_face_vae",
                 "voiceconv.imagemodels:load_face_model", data_options=("faces",), on_faces_tab=True),
-    ModelFamily("face-dbvae", "debiasing VAE", "voiceconv.train.face_recipes:FaceDBVAERecipe",
+    ModelFamily(FACE_DBVAE, "debiasing VAE", "voiceconv.train.face_recipes:FaceDBVAERecipe",
                 "voiceconv.train.debias:train_face_dbvae", "voiceconv.imagemodels:load_face_model",
                 data_options=("faces", "nonfaces"), on_faces_tab=True),
-    ModelFamily("face-gan", "GAN", "voiceconv.train.face_recipes:FaceGANRecipe", "voiceconv.train.faces:train_face_gan",
+    ModelFamily(FACE_GAN, "GAN", "voiceconv.train.face_recipes:FaceGANRecipe", "voiceconv.train.faces:train_face_gan",
                 "voiceconv.imagemodels:load_face_model", data_options=("faces",), on_faces_tab=True),
-    ModelFamily("face-cyclegan", "face CycleGAN", "voiceconv.train.face_recipes:FaceCycleGANRecipe",
+    ModelFamily(FACE_CYCLEGAN, "face CycleGAN", "voiceconv.train.face_recipes:FaceCycleGANRecipe",
                 "voiceconv.train.faces:train_face_cyclegan", "voiceconv.imagemodels:load_face_model",
                 data_options=("faces_a", "faces_b")),
-    ModelFamily("speech-vae", "speech VAE", "voiceconv.train.speech_vae:SpeechVAERecipe",
+    ModelFamily(SPEECH_VAE, "speech VAE", "voiceconv.train.speech_vae:SpeechVAERecipe",
                 "voiceconv.train.speech_vae:train_speech_vae", "voiceconv.speechmodels:load_speech_vae",
                 data_options=("speaker",)),
 )}

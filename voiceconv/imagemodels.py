@@ -14,6 +14,7 @@ from torch import nn
 
 from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
+from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
@@ -44,7 +45,7 @@ def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:
 
 
 def _load_vae(tensors, header, shape, path) -> VAE:
-    cls = DebiasingVAE if header["kind"] == "face-dbvae" else VAE
+    cls = DebiasingVAE if header["kind"] == FACE_DBVAE else VAE
     model = cls(*shape, from_dict(VAEConfig, header["model"]))
     model.register_buffer("latent_kl", torch.zeros(model.config.latent))
     model.register_buffer("typical_code", torch.zeros(model.config.latent))  # stays 0 in files from before it
@@ -67,7 +68,7 @@ def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
     return model
 
 
-LOADERS = {"face-vae": _load_vae, "face-dbvae": _load_vae, "face-gan": _load_gan, "face-cyclegan": _load_cyclegan}
+LOADERS = {FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan, FACE_CYCLEGAN: _load_cyclegan}
 
 
 def require(model: nn.Module, cls: type, action: str) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from voiceconv.errors import VoiceconvError
+from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE, SPEECH_VAE, VOICE_KIND
 
 #: All tensors of one file together: 2**29 values, 2 GiB as float32 (the default voice model holds 2.4 million).
 MAX_TENSOR_VALUES = 2**29
@@ -410,11 +411,11 @@ def _vae_tensors(path: Path, header: dict) -> dict[str, Expected]:
     _activation(path, config.channels, shape)
     _counts(path, header, "data", "faces")
     _training(path, header)
-    cls = DebiasingVAE if kind == "face-dbvae" else VAE
+    cls = DebiasingVAE if kind == FACE_DBVAE else VAE
     expected = _state(_on_meta(path, lambda: cls(*shape, config)))
     expected["latent_kl"] = Expected((config.latent,))  # [L] mean KL per latent over the training faces
     expected["typical_code"] = Expected((config.latent,), required=False)  # absent from older files
-    if kind == "face-dbvae":
+    if kind == FACE_DBVAE:
         expected["training_latent_means"] = Expected((None, config.latent), required=False)  # [N, L]
     return expected
 
@@ -479,13 +480,13 @@ def _speech_vae_tensors(path: Path, header: dict) -> dict[str, Expected]:
 
 #: Every kind of model file voiceconv writes, and how each is checked.
 KINDS: dict[str, Kind] = {
-    "voice-cyclegan": Kind("a voice conversion model", _voice_tensors, _voice_values),
-    "face-vae": Kind("a face VAE", _vae_tensors),
-    "face-dbvae": Kind("a debiasing face VAE", _vae_tensors),
-    "face-gan": Kind("a face GAN", _gan_tensors),
-    "face-cyclegan": Kind("a face CycleGAN", _face_cyclegan_tensors),
-    "face-classifier": Kind("a face classifier", _classifier_tensors),
-    "speech-vae": Kind("a speech VAE", _speech_vae_tensors),
+    VOICE_KIND: Kind("a voice conversion model", _voice_tensors, _voice_values),
+    FACE_VAE: Kind("a face VAE", _vae_tensors),
+    FACE_DBVAE: Kind("a debiasing face VAE", _vae_tensors),
+    FACE_GAN: Kind("a face GAN", _gan_tensors),
+    FACE_CYCLEGAN: Kind("a face CycleGAN", _face_cyclegan_tensors),
+    FACE_CLASSIFIER: Kind("a face classifier", _classifier_tensors),
+    SPEECH_VAE: Kind("a speech VAE", _speech_vae_tensors),
 }
 
 
@@ -506,6 +507,6 @@ def load_voice_model(path: str | Path) -> VoiceModelFile:
     from voiceconv.modelfile import load_model_file
     from voiceconv.models.cyclegan import CycleGANConfig
 
-    tensors, header = load_model_file(path, kinds=("voice-cyclegan",))
+    tensors, header = load_model_file(path, kinds=(VOICE_KIND,))
     return VoiceModelFile(header, tensors, from_dict(FeatureConfig, header["features"]),
                           from_dict(CycleGANConfig, header["model"]))

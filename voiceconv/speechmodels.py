@@ -16,6 +16,7 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import load_audio, save_audio
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import from_dict
+from voiceconv.families import SPEECH_VAE
 from voiceconv.imagemodels import load_weights
 from voiceconv.modelfile import ModelFileError, load_model_file
 from voiceconv.models.base import evaluating
@@ -38,7 +39,7 @@ def reconstruct_image(model: VAE, image: torch.Tensor) -> torch.Tensor:
 def load_speech_vae(path: str | Path) -> tuple[VAE, FeatureConfig]:
     """A speech VAE model file -> (VAE in eval mode, its feature config); weights only."""
     tensors, header = load_model_file(path)
-    if header.get("kind") != "speech-vae":
+    if header.get("kind") != SPEECH_VAE:
         raise ModelFileError(f"{path}: a {header.get('kind')!r} model, not a speech VAE")
     features, image = from_dict(FeatureConfig, header["features"]), header["image"]
     model = VAE(1, image["height"], image["width"], from_dict(VAEConfig, header["model"]))

@@ -228,6 +228,16 @@ def test_every_family_names_its_pieces_and_they_exist():
         assert set(entry.data_options) <= options, kind
 
 
+def test_model_file_checks_and_face_loaders_cover_exactly_the_registry_kinds():
+    """A kind added to the registry without a model-file check (or a check left for a removed kind) fails here."""
+    from voiceconv import imagemodels, modelcheck
+    from voiceconv.families import FACE_CLASSIFIER, FAMILIES
+
+    assert set(modelcheck.KINDS) == set(FAMILIES) | {FACE_CLASSIFIER}
+    face_loaded = {kind for kind, entry in FAMILIES.items() if entry.loader == "voiceconv.imagemodels:load_face_model"}
+    assert set(imagemodels.LOADERS) == face_loaded
+
+
 def test_a_voice_recipe_may_name_its_kind(tmp_path):
     from voiceconv.train.voice import load_recipe
 

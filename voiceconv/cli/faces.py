@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from voiceconv.errors import ConfigError
 from voiceconv.cli.train import with_data_flags
+from voiceconv.errors import ConfigError
+from voiceconv.families import FACE_DBVAE
 
 
 def add_verbs(verbs) -> None:
@@ -191,7 +192,7 @@ def _run_compare(args) -> int:
     from voiceconv.train.recipes import load_recipe_as, recipe_kind
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if recipe_kind(args.recipe) != "face-dbvae":
+    if recipe_kind(args.recipe) != FACE_DBVAE:
         raise ConfigError(f"{args.recipe}: compare needs a face-dbvae recipe, not {recipe_kind(args.recipe)}")
     recipe = with_data_flags(load_recipe_as(FaceDBVAERecipe, args.recipe, args.overrides, args.steps), args)
     report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.models.gan import GANConfig
 from voiceconv.models.vae import VAEConfig
@@ -49,7 +50,7 @@ class FacePairDataConfig:
 
 @dataclass(frozen=True)
 class FaceVAERecipe:
-    kind: Literal["face-vae"] = "face-vae"
+    kind: Literal[FACE_VAE] = FACE_VAE
     model: VAEConfig = field(default_factory=VAEConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -57,7 +58,7 @@ class FaceVAERecipe:
 
 @dataclass(frozen=True)
 class FaceDBVAERecipe:
-    kind: Literal["face-dbvae"] = "face-dbvae"
+    kind: Literal[FACE_DBVAE] = FACE_DBVAE
     model: VAEConfig = field(default_factory=VAEConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -66,7 +67,7 @@ class FaceDBVAERecipe:
 
 @dataclass(frozen=True)
 class FaceGANRecipe:
-    kind: Literal["face-gan"] = "face-gan"
+    kind: Literal[FACE_GAN] = FACE_GAN
     model: GANConfig = field(default_factory=GANConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -74,7 +75,7 @@ class FaceGANRecipe:
 
 @dataclass(frozen=True)
 class FaceCycleGANRecipe:
-    kind: Literal["face-cyclegan"] = "face-cyclegan"
+    kind: Literal[FACE_CYCLEGAN] = FACE_CYCLEGAN
     model: CycleGANConfig = field(default_factory=lambda: CycleGANConfig(generator="resnet"))
     data: FacePairDataConfig = field(default_factory=FacePairDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

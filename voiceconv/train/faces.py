@@ -17,18 +17,19 @@ from pathlib import Path
 
 import torch
 
-from voiceconv.models.base import evaluating
 from voiceconv.config import to_dict
 from voiceconv.data.faces import (FaceFolder, concatenate, encode_in_chunks, image_grid, load_face_folder, random_flips,
                                   to_float)
 from voiceconv.errors import ConfigError
+from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import save_model_file
+from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, debiasing_weights
-from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.face_recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
+from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class FaceVAETask:
             add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
-        export_vae(self.model, "face-vae", path, self.recipe, info, {g.name: len(g) for g in self.groups},
+        export_vae(self.model, FACE_VAE, path, self.recipe, info, {g.name: len(g) for g in self.groups},
                    self.faces.pixels)
 
 
@@ -127,7 +128,7 @@ def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: di
         means, log_variances = encode_in_chunks(model.encode, faces, device)  # [N, L] each
     tensors["latent_kl"] = latent_kl(means, log_variances)  # [L]
     tensors["typical_code"] = means[(means - means.mean(dim=0)).norm(dim=1).argmin()].clone()  # [L]
-    if kind == "face-dbvae":
+    if kind == FACE_DBVAE:
         tensors["training_latent_means"] = means
     header = {"kind": kind, "model": to_dict(recipe.model), "image": image_header(recipe.data.size),
               "data": {"faces": groups}, "training": {**info, "recipe": to_dict(recipe)}}
@@ -202,9 +203,9 @@ class DebiasingTask:
 
     def export(self, path: Path, info: dict) -> None:
         if self.resample:
-            export_vae(self.model, "face-dbvae", path, self.recipe, info, self.groups, self.faces.pixels)
+            export_vae(self.model, FACE_DBVAE, path, self.recipe, info, self.groups, self.faces.pixels)
             return
-        header = {"kind": "face-classifier", "model": to_dict(self.recipe.model),
+        header = {"kind": FACE_CLASSIFIER, "model": to_dict(self.recipe.model),
                   "image": image_header(self.recipe.data.size), "data": {"faces": self.groups},
                   "training": {**info, "recipe": to_dict(self.recipe)}}
         save_model_file(path, {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}, header)
@@ -230,7 +231,7 @@ class FaceGANTask:
             add_images(writer, "faces/samples", self.model.G(self.fixed_latents.to(device)), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
-        header = {"kind": "face-gan", "model": to_dict(self.recipe.model), "image": image_header(self.recipe.data.size),
+        header = {"kind": FACE_GAN, "model": to_dict(self.recipe.model), "image": image_header(self.recipe.data.size),
                   "data": {"faces": {g.name: len(g) for g in self.groups}},
                   "training": {**info, "recipe": to_dict(self.recipe)}}
         save_model_file(path, {f"G.{k}": v for k, v in self.model.G.state_dict().items()}, header)
@@ -265,7 +266,7 @@ class FaceCycleGANTask:
     def export(self, path: Path, info: dict) -> None:
         tensors = {f"G_AB.{k}": v for k, v in self.model.inference_generator("G_AB").state_dict().items()}
         tensors |= {f"G_BA.{k}": v for k, v in self.model.inference_generator("G_BA").state_dict().items()}
-        header = {"kind": "face-cyclegan", "model": to_dict(self.recipe.model),
+        header = {"kind": FACE_CYCLEGAN, "model": to_dict(self.recipe.model),
                   "image": image_header(self.recipe.data.size),
                   "domains": {side: {"name": f.name, "images": len(f)} for side, f in self.domains.items()},
                   "training": {**info, "recipe": to_dict(self.recipe)}}

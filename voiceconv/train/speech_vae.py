@@ -22,6 +22,7 @@ from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import to_dict
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker
 from voiceconv.errors import ConfigError
+from voiceconv.families import SPEECH_VAE
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
 from voiceconv.speechmodels import reconstruct_image
@@ -43,7 +44,7 @@ class SpeechVAEDataConfig:
 
 @dataclass(frozen=True)
 class SpeechVAERecipe:
-    kind: Literal["speech-vae"] = "speech-vae"
+    kind: Literal[SPEECH_VAE] = SPEECH_VAE
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: VAEConfig = field(default_factory=VAEConfig)
     data: SpeechVAEDataConfig = field(default_factory=SpeechVAEDataConfig)
@@ -72,7 +73,7 @@ class SpeechVAETask:
                              sample_rate=self.recipe.features.sample_rate)
 
     def export(self, path: Path, info: dict) -> None:
-        header = {"kind": "speech-vae", "features": to_dict(self.recipe.features), "model": to_dict(self.recipe.model),
+        header = {"kind": SPEECH_VAE, "features": to_dict(self.recipe.features), "model": to_dict(self.recipe.model),
                   "image": {"channels": 1, "height": self.recipe.features.n_mels, "width": self.recipe.data.crop_frames,
                             "range": [-1, 1]},
                   "speaker": {"name": self.corpus.name},

@@ -15,18 +15,19 @@ import numpy as np
 import torch
 
 from voiceconv.audio.features import FeatureConfig
+from voiceconv.audio.io import audio_files
 from voiceconv.audio.vocoder import GriffinLimVocoder
+from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
 from voiceconv.config import load_yaml, save_yaml, to_dict
 from voiceconv.convert import convert_image
-from voiceconv.audio.io import audio_files
-from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.errors import AudioError, ConfigError
+from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
 from voiceconv.modelfile import save_model_file
+from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.voice_model import GENERATORS, voice_model_tensors
-from voiceconv.models.base import evaluating
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import load_recipe_as
 from voiceconv.train.selection import VoiceValidator
@@ -51,7 +52,7 @@ class VoiceDataConfig:
 class VoiceRecipe:
     """Everything that defines a voice-conversion training run."""
 
-    kind: Literal["voice-cyclegan"] = "voice-cyclegan"  # recipes may name their family, as every other kind does
+    kind: Literal[VOICE_KIND] = VOICE_KIND  # recipes may name their family, as every other kind does
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: CycleGANConfig = field(default_factory=CycleGANConfig)
     data: VoiceDataConfig = field(default_factory=VoiceDataConfig)
@@ -132,7 +133,7 @@ class VoiceConversionTask:
         tensors = voice_model_tensors({d: self.model.inference_generator(name) for d, name in GENERATORS.items()},
                                       {side: corpus.stats for side, corpus in self.speakers.items()}, aligned)
         header = {
-            "kind": "voice-cyclegan",
+            "kind": VOICE_KIND,
             "features": to_dict(self.recipe.features),
             "model": to_dict(self.recipe.model),
             "speakers": {side: {"name": c.name, "training_seconds": round(c.frames * self.recipe.features.hop_length

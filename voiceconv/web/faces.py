@@ -29,17 +29,17 @@ import torch
 
 from voiceconv.data.faces import IMAGE_SUFFIXES
 from voiceconv.errors import VoiceconvError
+from voiceconv.families import FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.imagemodels import typical_code
 from voiceconv.models.vae import VAE
 from voiceconv.web.facetools import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
-                                     interpolation_strip, load_upload_face, sample_grid, slider_latents,
-                                     traversal_grid)
+                                     interpolation_strip, load_upload_face, sample_grid, slider_latents, traversal_grid)
 from voiceconv.web.limits import Limits, UploadError, user_message
 from voiceconv.web.models import FaceModelInfo
 from voiceconv.web.page import shown_as_message
 
-VAE_KINDS = ("face-vae", "face-dbvae")
-SAMPLER_KINDS = ("face-vae", "face-dbvae", "face-gan")
+VAE_KINDS = (FACE_VAE, FACE_DBVAE)
+SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_GAN)
 TRAIN_HINT = ("Train one with `voiceconv train recipes/faces_vae.yaml --out runs/faces_vae` (also `faces_dbvae.yaml`, "
               "`faces_gan.yaml`; see `recipes/faces/README.md`) and copy its `model.safetensors` into the models "
               "folder under a name of its own, e.g. `faces_vae.safetensors`.")
@@ -198,7 +198,7 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, examples: Sequenc
     else:
         gr.Markdown(f"*Reconstructing and editing faces needs a face VAE (face-vae or face-dbvae).* {TRAIN_HINT}")
     _sample_section(handlers, models)
-    dbvaes = models.keys_of("face-dbvae")
+    dbvaes = models.keys_of(FACE_DBVAE)
     if dbvaes:
         _debias_section(handlers, models, dbvaes, upload)
     else:
