@@ -70,6 +70,9 @@ def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generat
     return random_flips(images, generator) if flip else images
 
 
+def random_faces(pixels: torch.Tensor, count: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """``count`` of the ``[N, 3, S, S]`` uint8 ``pixels``, drawn uniformly with replacement, as :func:`draw_images`."""
+    return draw_images(pixels, torch.randint(0, len(pixels), (count,), generator=generator), flip, generator)
 
 
 def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) -> None:
@@ -92,8 +95,7 @@ class FaceVAETask:
         self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        indices = torch.randint(0, len(self.faces), (batch_size,), generator=generator)
-        return {"images": draw_images(self.faces.pixels, indices, self.recipe.data.flip, generator)}
+        return {"images": random_faces(self.faces.pixels, batch_size, self.recipe.data.flip, generator)}
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -221,8 +223,7 @@ class FaceGANTask:
         self.fixed_latents = torch.randn(32, recipe.model.latent, generator=torch.Generator().manual_seed(0))
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        indices = torch.randint(0, len(self.faces), (batch_size,), generator=generator)
-        return {"images": draw_images(self.faces.pixels, indices, self.recipe.data.flip, generator)}
+        return {"images": random_faces(self.faces.pixels, batch_size, self.recipe.data.flip, generator)}
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -249,11 +250,8 @@ class FaceCycleGANTask:
         self.media = {side: f.pixels[torch.linspace(0, len(f) - 1, count).long()] for side, f in self.domains.items()}
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        batch = {}
-        for side, faces in self.domains.items():
-            indices = torch.randint(0, len(faces), (batch_size,), generator=generator)
-            batch[side] = draw_images(faces.pixels, indices, self.recipe.data.flip, generator)  # [B, 3, S, S]
-        return batch
+        return {side: random_faces(faces.pixels, batch_size, self.recipe.data.flip, generator)  # [B, 3, S, S]
+                for side, faces in self.domains.items()}
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
