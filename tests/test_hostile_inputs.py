@@ -40,7 +40,7 @@ from voiceconv.cli import main
 from voiceconv.convert import Converter
 from voiceconv.errors import AudioError
 from voiceconv.files import atomic_output, remove_abandoned
-from voiceconv.imagemodels import load_face_model
+from voiceconv.facemodels import load_face_model
 from voiceconv.modelcheck import check_output
 from voiceconv.modelfile import ModelFileError, read_header
 from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_web_page_and_the_converter_load_no_training_code():
     """A server imports the page (both tabs) and the converter; none of that may pull in voiceconv.train, or the
     training corpora's loader (conversion's speaker statistics live with the features)."""
-    probe = ("import json, sys; import app, voiceconv.web.page, voiceconv.web.faces, voiceconv.web.facetools, "
+    probe = ("import json, sys; import app, voiceconv.web.page, voiceconv.web.faces, voiceconv.web.face_views, "
              "voiceconv.convert, voiceconv.batch; "
              "print(json.dumps(sorted(m for m in sys.modules if m.startswith('voiceconv.'))))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)

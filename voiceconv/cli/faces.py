@@ -119,7 +119,7 @@ def _read_images(paths: list[Path], size: int, limit: int):
 
 
 def _load(args):
-    from voiceconv.imagemodels import load_face_model
+    from voiceconv.facemodels import load_face_model
 
     model, header = load_face_model(args.model)
     return model, header["image"]["height"]
@@ -133,7 +133,7 @@ def _save(args, images, columns: int) -> int:
 
 
 def _run_reconstruct(args) -> int:
-    from voiceconv.imagemodels import reconstruct
+    from voiceconv.facemodels import reconstruct
 
     model, size = _load(args)
     images = _read_images(args.images, size, args.limit)
@@ -149,18 +149,18 @@ def _rows(originals, results):
 
 
 def _run_sample(args) -> int:
-    from voiceconv.imagemodels import sample
+    from voiceconv.facemodels import sample
 
     model, _ = _load(args)
     return _save(args, sample(model, args.count, args.seed), 8)
 
 
 def _run_traverse(args) -> int:
-    from voiceconv.imagemodels import most_active_latents, require, traverse
+    from voiceconv.facemodels import most_active_latents, require_model_class, traverse
     from voiceconv.models.vae import VAE
 
     model, size = _load(args)
-    require(model, VAE, "traverse")
+    require_model_class(model, VAE, "traverse")
     ranking = _read_images([args.rank_on], size, 10_000) if args.rank_on else None
     latents = most_active_latents(model, min(args.latents, model.config.latent), ranking)
     base = _read_images([args.image], size, 1) if args.image else None
@@ -169,7 +169,7 @@ def _run_traverse(args) -> int:
 
 
 def _run_interpolate(args) -> int:
-    from voiceconv.imagemodels import interpolate
+    from voiceconv.facemodels import interpolate
 
     model, size = _load(args)
     first, second = _read_images([args.first], size, 1), _read_images([args.second], size, 1)
@@ -177,7 +177,7 @@ def _run_interpolate(args) -> int:
 
 
 def _run_translate(args) -> int:
-    from voiceconv.imagemodels import translate
+    from voiceconv.facemodels import translate
 
     model, size = _load(args)
     images = _read_images(args.images, size, args.limit)

@@ -30,9 +30,9 @@ import torch
 from voiceconv.data.faces import IMAGE_SUFFIXES
 from voiceconv.errors import VoiceconvError
 from voiceconv.families import FACE_DBVAE, FACE_GAN, FACE_VAE
-from voiceconv.imagemodels import typical_code
+from voiceconv.facemodels import typical_code
 from voiceconv.models.vae import VAE
-from voiceconv.web.facetools import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
+from voiceconv.web.face_views import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
                                      interpolation_strip, load_upload_face, sample_grid, slider_latents, traversal_grid)
 from voiceconv.web.limits import Limits, UploadError, user_message
 from voiceconv.web.models import FaceModelInfo

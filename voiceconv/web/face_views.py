@@ -20,7 +20,7 @@ from torch import nn
 
 from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
-from voiceconv.imagemodels import (interpolate, load_face_model, most_active_latents, sample, traverse,
+from voiceconv.facemodels import (interpolate, load_face_model, most_active_latents, sample, traverse,
                                    typical_code)
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
 from voiceconv.web.limits import Limits, UploadError, check_upload_size

@@ -71,7 +71,7 @@ def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
 LOADERS = {FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan, FACE_CYCLEGAN: _load_cyclegan}
 
 
-def require(model: nn.Module, cls: type, action: str) -> None:
+def require_model_class(model: nn.Module, cls: type, action: str) -> None:
     """ConfigError unless ``model`` is a ``cls`` (e.g. only VAEs reconstruct)."""
     if not isinstance(model, cls):
         raise ConfigError(f"{action} needs a {cls.__name__} model file, got a {type(model).__name__}")
@@ -80,7 +80,7 @@ def require(model: nn.Module, cls: type, action: str) -> None:
 @torch.no_grad()
 def reconstruct(model: VAE, images: torch.Tensor) -> torch.Tensor:
     """Decoded posterior means ``[N, C, H, W]``."""
-    require(model, VAE, "reconstruct")
+    require_model_class(model, VAE, "reconstruct")
     return model.reconstruct(images)
 
 
@@ -90,7 +90,7 @@ def sample(model: nn.Module, count: int, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, DCGAN):
         return model.sample(count, generator)
-    require(model, VAE, "sample")
+    require_model_class(model, VAE, "sample")
     return model.decode(torch.randn(count, model.config.latent, generator=generator))
 
 
@@ -118,7 +118,7 @@ def traverse(model: VAE, latents: list[int], steps: int, span: float, base: torc
     ``base`` (an image ``[1, C, H, W]``) fixes the other latents at its posterior mean; without it at
     :func:`typical_code`. Returns ``[len(latents) * steps, C, H, W]``, row-major.
     """
-    require(model, VAE, "traverse")
+    require_model_class(model, VAE, "traverse")
     z = model.encode(base)[0][0] if base is not None else typical_code(model)  # [L]
     values = torch.linspace(-span, span, steps)
     codes = z.repeat(len(latents), steps, 1)  # [rows, steps, L]
@@ -130,7 +130,7 @@ def traverse(model: VAE, latents: list[int], steps: int, span: float, base: torc
 @torch.no_grad()
 def interpolate(model: VAE, first: torch.Tensor, second: torch.Tensor, steps: int) -> torch.Tensor:
     """Decodings of ``steps`` evenly spaced points between two images' posterior means, ``[steps, C, H, W]``."""
-    require(model, VAE, "interpolate")
+    require_model_class(model, VAE, "interpolate")
     z = model.encode(torch.cat([first, second]))[0]  # [2, L]
     weights = torch.linspace(0, 1, steps)[:, None]  # [steps, 1]
     return model.decode((1 - weights) * z[0] + weights * z[1])
@@ -139,7 +139,7 @@ def interpolate(model: VAE, first: torch.Tensor, second: torch.Tensor, steps: in
 @torch.no_grad()
 def translate(model: CycleGAN, images: torch.Tensor, direction: str) -> torch.Tensor:
     """CycleGAN translation ``[N, C, H, W]``: a2b with G_AB, b2a with G_BA."""
-    require(model, CycleGAN, "translate")
+    require_model_class(model, CycleGAN, "translate")
     if direction not in ("a2b", "b2a"):
         raise ConfigError(f"direction must be a2b or b2a, got {direction!r}")
     return (model.a_to_b if direction == "a2b" else model.b_to_a)(images)
