@@ -57,6 +57,32 @@ def test_torchrun_two_cpu_processes_train_checkpoint_and_convert(two_speakers):
     assert sf.info(tmp / "converted" / "0.wav").duration == pytest.approx(1.5, abs=0.05)
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("train.log_every=0", "train.log_every=0 must be at least 1"),
+    ("train.checkpoint_every=-1", "train.checkpoint_every=-1 must be at least 1"),
+    ("model.discriminator=nonsense", "unknown discriminator 'nonsense'"),
+    ("model.discriminator_layers=6", "model.discriminator_layers=6 needs images at least 192 high"),
+    ("model.discriminator_layers=3", "data.crop_frames=16 is too narrow"),
+])
+def test_impossible_settings_are_one_line_errors(two_speakers, setting, message):
+    tmp = two_speakers
+    result = subprocess.run([sys.executable, "-m", "voiceconv", "train", tmp / "tiny.yaml", "--speaker-a", tmp / "high",
+                             "--speaker-b", tmp / "low", "--out", tmp / "run", "--set", setting],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("voiceconv train: error: ") and message in last
+
+
+def test_impossible_vae_sizes_are_config_errors():
+    from voiceconv.errors import ConfigError
+    from voiceconv.models.vae import VAEConfig
+
+    for settings in ({"latent": 0}, {"channels": ()}, {"channels": (8, 0)}, {"lr": 0.0}):
+        with pytest.raises(ConfigError, match="model\\."):
+            VAEConfig(**settings)
+
+
 def test_unknown_recipe_key_is_rejected_with_the_valid_ones(two_speakers):
     tmp = two_speakers
     result = subprocess.run([sys.executable, "-m", "voiceconv", "train", tmp / "tiny.yaml", "--speaker-a", tmp / "high",

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import SAMPLES
@@ -116,3 +117,23 @@ def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
     assert 0.76 <= report["baselines"][BASELINE_WORLD]["warp"] < 1.0  # female -> male: formants move down
     assert "| target-vocoded |" in result.stdout and "| world-vc |" in result.stdout
     assert "baseline world-vc: fitted envelope warp" in (out / "report.md").read_text()
+
+
+def test_a_model_at_another_rate_is_scored_at_the_harness_rate():
+    """Converter returns the model's rate (22.05 kHz here); the metrics get audio at the rate they passed."""
+    from types import SimpleNamespace
+
+    from voiceconv.cli.evaluate import scored_at_input_rate
+
+    class TwiceAsFast:  # converts by returning a 22.05 kHz tone of the input's duration
+        features = SimpleNamespace(sample_rate=22050)
+
+        def convert(self, wav, rate, direction, pitch):
+            seconds = len(wav) / rate
+            return np.sin(2 * np.pi * 220 * np.arange(int(seconds * 22050)) / 22050).astype(np.float32)
+
+    convert = scored_at_input_rate(TwiceAsFast(), "a2b", "auto")
+    out = convert(np.zeros(16000, dtype=np.float32), 16000)
+    assert out.dtype == np.float32 and len(out) == 16000  # one second at 16 kHz
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.argmax(spectrum) - 220) <= 1  # still a 220 Hz tone: resampled, not relabelled

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from voiceconv.cli.common import add_pitch
 
@@ -55,7 +58,7 @@ def _run_evaluate(args) -> None:
         converter = Converter(args.model)
         features = converter.features  # the ceiling baseline uses the model's own spectrogram path
         converter.alignment(args.direction, args.pitch)  # a bad --pitch fails before any scoring
-        convert = lambda wav, rate: converter.convert(wav, rate, args.direction, args.pitch)  # noqa: E731
+        convert = scored_at_input_rate(converter, args.direction, args.pitch)
     request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
                                 converted_dir=args.converted, parallel_dir=args.parallel,
                                 transcripts=args.transcripts, baselines=args.baselines,
@@ -66,3 +69,18 @@ def _run_evaluate(args) -> None:
     report = write_report(result, inputs, args.out)
     print(markdown(report).split("\n## ")[0])
     print(f"report written to {args.out}/report.md")
+
+
+def scored_at_input_rate(converter, direction: str, pitch) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``(wav, rate) -> converted wav at rate``: the metrics run at the harness's rate, whatever the model's."""
+
+    def convert(wav: np.ndarray, rate: int) -> np.ndarray:
+        converted = converter.convert(wav, rate, direction, pitch)  # at the model's sample rate
+        model_rate = converter.features.sample_rate
+        if model_rate == rate:
+            return converted
+        import librosa
+
+        return librosa.resample(converted, orig_sr=model_rate, target_sr=rate).astype(np.float32)
+
+    return convert

@@ -95,6 +95,10 @@ class CycleGAN(TrainableModel):
                                            base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
             self.D_B = build_discriminator(config.discriminator, in_ch=channels,
                                            base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
+        smallest = getattr(self.D_A, "min_size", 0)  # PatchGAN: 3 * 2**layers rows of the image
+        if height < smallest:
+            raise ConfigError(f"model.discriminator_layers={config.discriminator_layers} needs images at least "
+                              f"{smallest} high; these are {height} (fewer layers, or more mels)")
         if not 0.0 <= config.ema_decay < 1.0:
             raise ConfigError(f"model.ema_decay={config.ema_decay} must be in [0, 1)")
         # ema[name]: the generator's weights averaged as ema <- decay * ema + (1 - decay) * weights after each step

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from voiceconv.errors import ConfigError
 from voiceconv.losses import (beta_vae_loss, face_classification_loss, gaussian_kl_divergence,
                               pixel_reconstruction_loss, reparameterize)
 from voiceconv.models.base import TrainableModel
@@ -40,6 +41,14 @@ class VAEConfig:
     histogram_bins: int = 10  # per latent, for the resampling density
     smoothing_alpha: float = 1e-3  # alpha: added to each bin's share before inverting (Amini et al. 2019, eq. 4)
     resampling_combine: Literal["max", "product"] = "max"  # how per-latent weights combine (see debiasing_weights)
+
+    def __post_init__(self):
+        if self.latent < 1 or not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"model.latent={self.latent} and model.channels={list(self.channels)} must be positive "
+                              "(at least one layer)")
+        if self.lr <= 0 or self.beta < 0 or self.histogram_bins < 1:
+            raise ConfigError(f"model.lr={self.lr} must be > 0, model.beta={self.beta} >= 0 and "
+                              f"model.histogram_bins={self.histogram_bins} >= 1")
 
 
 class VAE(TrainableModel):

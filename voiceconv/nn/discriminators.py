@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from voiceconv.errors import ConfigError
 from voiceconv.nn.blocks import PatchConv2d
 
 
@@ -31,7 +32,7 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, in_ch: int, base_channels: int = 64, n_layers: int = 3):
         super().__init__()
         if n_layers < 1:
-            raise ValueError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}")
+            raise ConfigError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}")
         self.n_layers = n_layers
         widths = [base_channels * min(2**i, 8) for i in range(n_layers + 1)]  # 64, 128, 256, 512
         layers = [PatchConv2d(in_ch, widths[0], stride=2, norm=False)]
@@ -65,5 +66,5 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 def build_discriminator(name: str, **kwargs) -> nn.Module:
     """The discriminator registered as ``name`` in :data:`DISCRIMINATORS`, built with ``kwargs``."""
     if name not in DISCRIMINATORS:
-        raise ValueError(f"unknown discriminator {name!r}; valid names: {', '.join(DISCRIMINATORS)}")
+        raise ConfigError(f"unknown discriminator {name!r}; valid names: {', '.join(DISCRIMINATORS)}")
     return DISCRIMINATORS[name](**kwargs)

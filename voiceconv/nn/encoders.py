@@ -21,12 +21,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from voiceconv.errors import ConfigError
+
 NORMS = ("batch", "instance", "none")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind not in NORMS:
-        raise ValueError(f"unknown norm {kind!r}; valid names: {', '.join(NORMS)}")
+        raise ConfigError(f"unknown norm {kind!r}; valid names: {', '.join(NORMS)}")
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
@@ -35,11 +37,11 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 def bottleneck_size(height: int, width: int, n_layers: int) -> tuple[int, int]:
-    """``(H / 2^n, W / 2^n)``; ValueError unless both divide evenly and leave at least 1 x 1."""
+    """``(H / 2^n, W / 2^n)``; ConfigError unless both divide evenly and leave at least 1 x 1."""
     step = 2**n_layers
     for name, size in (("height", height), ("width", width)):
         if size % step or size < step:
-            raise ValueError(f"image {name} {size} must be a positive multiple of {step} "
+            raise ConfigError(f"image {name} {size} must be a positive multiple of {step} "
                              f"for {n_layers} stride-2 layers")
     return height // step, width // step
 
@@ -61,7 +63,7 @@ class ConvEncoder(nn.Module):
                  norm: str = "batch", spectral_norm: bool = False):
         super().__init__()
         if not channels:
-            raise ValueError("ConvEncoder needs at least one conv layer (channels is empty)")
+            raise ConfigError("ConvEncoder needs at least one conv layer (channels is empty)")
         self.in_ch, self.size = in_ch, (height, width)
         rows, cols = bottleneck_size(height, width, len(channels))
         wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
@@ -96,7 +98,7 @@ class ConvDecoder(nn.Module):
                  norm: str = "batch"):
         super().__init__()
         if not channels:
-            raise ValueError("ConvDecoder needs at least one upsampling layer (channels is empty)")
+            raise ConfigError("ConvDecoder needs at least one upsampling layer (channels is empty)")
         self.map_shape = (channels[0], *bottleneck_size(height, width, len(channels)))
         self.project = nn.Linear(in_features, channels[0] * self.map_shape[1] * self.map_shape[2],
                                  bias=norm != "batch")

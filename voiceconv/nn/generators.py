@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from voiceconv.errors import ConfigError
 from voiceconv.nn.blocks import Downsample2d, GLUConv2d, ResidualGLU1d, ResnetBlock2d, Upsample2d
 
 #: How a generator's last layer meets its input: ``none`` = the layer's output is the image (the papers);
@@ -79,15 +80,15 @@ class Generator212(nn.Module):
                  frames: int = 1):
         super().__init__()
         if height % 4 or height < 8:
-            raise ValueError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
+            raise ConfigError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
         if output not in OUTPUT_MODES:
-            raise ValueError(f"unknown generator output {output!r}; valid: {', '.join(OUTPUT_MODES)}")
+            raise ConfigError(f"unknown generator output {output!r}; valid: {', '.join(OUTPUT_MODES)}")
         if output != "none" and out_ch > in_ch:
-            raise ValueError(f"a residual output needs out_ch ({out_ch}) <= in_ch ({in_ch})")
+            raise ConfigError(f"a residual output needs out_ch ({out_ch}) <= in_ch ({in_ch})")
         if output == "envelope" and not 1 <= bands <= height:
-            raise ValueError(f"bands={bands} must be in [1, height={height}]")
+            raise ConfigError(f"bands={bands} must be in [1, height={height}]")
         if frames < 1 or frames % 2 == 0:
-            raise ValueError(f"frames={frames} must be an odd number of frames, at least 1")
+            raise ConfigError(f"frames={frames} must be an odd number of frames, at least 1")
         self.in_ch, self.height, self.out_ch, self.output_mode, self.bands = in_ch, height, out_ch, output, bands
         self.frames = frames
         wide = 2 * base_channels  # channels after downsampling
@@ -190,5 +191,5 @@ GENERATORS: dict[str, type[nn.Module]] = {
 def build_generator(name: str, **kwargs) -> nn.Module:
     """The generator registered as ``name`` in :data:`GENERATORS`, built with ``kwargs``."""
     if name not in GENERATORS:
-        raise ValueError(f"unknown generator {name!r}; valid names: {', '.join(GENERATORS)}")
+        raise ConfigError(f"unknown generator {name!r}; valid names: {', '.join(GENERATORS)}")
     return GENERATORS[name](**kwargs)

@@ -106,6 +106,15 @@ def broadcast_parameters(module: nn.Module) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
+def agreed_by_main(flag: bool, topology: Topology) -> bool:
+    """Rank 0's ``flag`` on every rank (one broadcast), so that all ranks take the same branch."""
+    if not topology.distributed:
+        return flag
+    value = torch.tensor([int(flag)], device=topology.device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
 def barrier(topology: Topology) -> None:
     if topology.distributed:
         dist.barrier()

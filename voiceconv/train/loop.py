@@ -3,13 +3,15 @@
 It owns everything around ``model.train_step``: device placement, bf16
 autocast and channels_last on GPU, DistributedDataParallel under ``torchrun``,
 per-step deterministic batches (exact resume on any world size), TensorBoard
-logging, periodic media (spectrograms, audio, faces), atomic checkpoints with
+logging and ``progress.jsonl`` (step, seconds, losses: what the web page's Train
+tab plots), a time budget (``max_minutes``), periodic media (spectrograms, audio, faces), atomic checkpoints with
 resume, Ctrl-C saving, and the final model export. Rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from voiceconv.errors import ConfigError
 from voiceconv.interrupts import sigterm_as_interrupt
 from voiceconv.models.base import TrainableModel
 from voiceconv.train import distributed
@@ -43,6 +46,14 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
     channels_last: bool = True  # used on GPU only
     threads: int = 0  # torch CPU threads per process; 0 = torch's default
+    max_minutes: float = 0.0  # stop (and export, as at the last step) once training has run this long; 0 = no limit
+
+    def __post_init__(self):
+        at_least = {"steps": 0, "batch_size": 1, "log_every": 1, "media_every": 1, "checkpoint_every": 1,
+                    "keep_checkpoints": 1, "export_every": 0, "validate_every": 0, "threads": 0, "max_minutes": 0}
+        for name, lowest in at_least.items():
+            if getattr(self, name) < lowest:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be at least {lowest}")
 
 
 class TrainingTask(Protocol):
@@ -93,7 +104,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
         try:
             if config.validate_every and step == 0 and topology.is_main:  # the untrained model is a candidate too
                 _select(task, writer, run_dir, _export_info(0, 0.0, topology))
-            while step < config.steps:
+            while step < config.steps and not _time_is_up(config, seconds + time.monotonic() - started, topology):
                 batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
                 batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
                 with autocast, data_parallel.step() if data_parallel else contextlib.nullcontext():
@@ -102,6 +113,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
                 progress.update(1)
                 if topology.is_main and step % config.log_every == 0:
                     _log_losses(writer, losses, step, progress)
+                    append_progress(run_dir, step, seconds + time.monotonic() - started, losses)
                 if topology.is_main and step % config.media_every == 0:
                     task.log_media(writer, step)
                 if step % config.checkpoint_every == 0 and topology.is_main:
@@ -178,6 +190,40 @@ def _progress(start: int, total: int, topology: Topology):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=start, disable=not topology.is_main, unit="step", dynamic_ncols=True)
+
+
+def _time_is_up(config: TrainConfig, elapsed: float, topology: Topology) -> bool:
+    """Whether ``max_minutes`` of training have passed; under torchrun rank 0's clock decides for every rank."""
+    if not config.max_minutes:
+        return False
+    return distributed.agreed_by_main(elapsed >= config.max_minutes * 60, topology)
+
+
+PROGRESS_FILE = "progress.jsonl"
+
+
+def append_progress(run_dir: Path, step: int, seconds: float, losses: dict[str, float]) -> None:
+    """One line of ``run_dir/progress.jsonl``: the step, the training seconds so far and the losses."""
+    entry = {"step": step, "seconds": round(seconds, 2), "losses": {k: round(float(v), 5) for k, v in losses.items()}}
+    with open(run_dir / PROGRESS_FILE, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
+def read_progress(run_dir: Path) -> list[dict]:
+    """The entries of ``progress.jsonl``, one per step (a resumed run's repeats replace the earlier ones); a line
+    being written, or damaged, is skipped."""
+    entries: dict[int, dict] = {}
+    try:
+        lines = (run_dir / PROGRESS_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            entries[int(entry["step"])] = entry
+        except (ValueError, KeyError, TypeError):
+            continue
+    return [entries[step] for step in sorted(entries)]
 
 
 def _log_losses(writer, losses: dict[str, float], step: int, progress) -> None:

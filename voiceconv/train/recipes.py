@@ -16,6 +16,7 @@ import yaml
 from voiceconv.config import apply_overrides, load_yaml, save_yaml
 from voiceconv.errors import ConfigError
 from voiceconv.families import VOICE_KIND
+
 R = TypeVar("R")
 
 
@@ -43,17 +44,26 @@ def load_recipe_as(cls: type[R], path: str | Path, overrides: list[str] = (), st
     return recipe
 
 
+#: Loop settings that do not change what is trained: a resumed run may change them.
+REPORTING_SETTINGS = ("steps", "log_every", "media_every", "checkpoint_every", "keep_checkpoints", "export_every",
+                      "validate_every", "threads", "max_minutes")
+
+
 def prepare_run_dir(recipe, run_dir: Path, resume: bool) -> None:
-    """Create ``run_dir`` and save the recipe there; on resume refuse a recipe that differs in more than steps."""
+    """Create ``run_dir`` and save the recipe there; on resume refuse a recipe that differs in what is trained
+    (only the loop's :data:`REPORTING_SETTINGS` may change)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "recipe.yaml"
     if resume and saved.is_file():
         previous = load_yaml(type(recipe), saved)
-        if _without_steps(previous) != _without_steps(recipe):
+        if _trained_part(previous) != _trained_part(recipe):
             raise ConfigError(f"{saved}: the run was started with a different recipe; resume with the same recipe "
-                              "(only the step count may change) or use a new --out folder")
+                              f"(only {', '.join('train.' + k for k in REPORTING_SETTINGS)} may change) "
+                              "or use a new --out folder")
     save_yaml(recipe, saved)
 
 
-def _without_steps(recipe):
-    return replace(recipe, train=replace(recipe.train, steps=0))
+def _trained_part(recipe):
+    """``recipe`` with the reporting settings of its loop reset to their defaults."""
+    defaults = type(recipe.train)()
+    return replace(recipe, train=replace(recipe.train, **{k: getattr(defaults, k) for k in REPORTING_SETTINGS}))

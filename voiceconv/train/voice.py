@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -18,7 +18,7 @@ from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
-from voiceconv.config import load_yaml, save_yaml, to_dict
+from voiceconv.config import to_dict
 from voiceconv.convert import convert_image
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.errors import AudioError, ConfigError
@@ -29,7 +29,7 @@ from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.voice_model import GENERATORS, voice_model_tensors
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
-from voiceconv.train.recipes import load_recipe_as
+from voiceconv.train.recipes import load_recipe_as, prepare_run_dir
 from voiceconv.train.selection import VoiceValidator
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class VoiceConversionTask:
         self.recipe, self.data, self.speakers = recipe, data, data.speakers
         self.model = CycleGAN(channels=1, height=recipe.features.n_mels, config=recipe.model,
                               total_steps=recipe.train.steps, seed=recipe.train.seed)
+        smallest = getattr(self.model.D_A, "min_size", 0)
+        if recipe.data.crop_frames < smallest:
+            raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} is too narrow for "
+                              f"model.discriminator_layers={recipe.model.discriminator_layers}: at least {smallest}")
         self._validator: VoiceValidator | None = None  # built on first use
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -158,9 +162,7 @@ def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: 
     Speakers are named after their folders (the parent folder for generic names such as ``train``)
     unless ``names`` says otherwise.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_resumable(recipe, run_dir, resume)
-    save_yaml(recipe, run_dir / "recipe.yaml")
+    prepare_run_dir(recipe, run_dir, resume)
     data = load_voice_data(recipe, (speaker_a, speaker_b), run_dir / "cache",
                            tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)),
                            alignment_file=run_dir / "alignment.json")
@@ -229,25 +231,3 @@ def speaker_name(folder: Path) -> str:
     folder = folder.resolve()
     generic = {"train", "training", "wav", "wavs", "audio", "data", "clips", "recordings"}
     return folder.parent.name if folder.name.lower() in generic and folder.parent.name else folder.name
-
-
-#: Loop settings that do not change what is trained: a resumed run may change them.
-REPORTING_SETTINGS = ("steps", "log_every", "media_every", "checkpoint_every", "keep_checkpoints", "export_every",
-                      "validate_every", "threads")
-
-
-def _check_resumable(recipe: VoiceRecipe, run_dir: Path, resume: bool) -> None:
-    saved = run_dir / "recipe.yaml"
-    if not resume or not saved.is_file():
-        return
-    previous = load_yaml(VoiceRecipe, saved)
-    if _trained_part(previous) != _trained_part(recipe):
-        raise ConfigError(f"{saved}: the run was started with a different recipe; resume with the same recipe "
-                          f"(only {', '.join('train.' + k for k in REPORTING_SETTINGS)} may change) "
-                          "or use a new --out folder")
-
-
-def _trained_part(recipe: VoiceRecipe) -> VoiceRecipe:
-    """``recipe`` with the reporting settings of its loop reset to their defaults."""
-    defaults = TrainConfig()
-    return replace(recipe, train=replace(recipe.train, **{k: getattr(defaults, k) for k in REPORTING_SETTINGS}))

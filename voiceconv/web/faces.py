@@ -36,7 +36,7 @@ from voiceconv.web.face_views import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debi
                                      interpolation_strip, load_upload_face, sample_grid, slider_latents, traversal_grid)
 from voiceconv.web.limits import Limits, UploadError, user_message
 from voiceconv.web.models import FaceModelInfo
-from voiceconv.web.page import shown_as_message
+from voiceconv.web.messages import shown_as_message
 
 VAE_KINDS = (FACE_VAE, FACE_DBVAE)
 SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_GAN)

@@ -8,7 +8,6 @@ messages on the page (``gr.Error``), never as tracebacks.
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,8 +17,10 @@ import numpy as np
 
 from voiceconv.audio.world import parse_pitch
 from voiceconv.errors import VoiceconvError
+from voiceconv.web.faces import faces_tab
 from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
-from voiceconv.web.limits import MB, Limits, UploadError, user_message
+from voiceconv.web.limits import MB, Limits, UploadError
+from voiceconv.web.messages import shown_as_message
 from voiceconv.web.models import (ConverterCache, FaceModelInfo, ModelInfo, discover_face_models, discover_models,
                                   face_model_summary_markdown, model_documents, model_summary_markdown)
 
@@ -38,8 +39,6 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
     ``models_dir``); ``work_dir`` holds each request's files (a fresh temp
     folder by default). Requests are queued, ``limits.concurrency`` at a time.
     """
-    from voiceconv.web.faces import faces_tab  # imports this module's shown_as_message
-
     models = discover_models(models_dir, [default_model] if default_model else [])
     face_models = discover_face_models(models_dir)
     if not models:
@@ -79,19 +78,6 @@ def launch_app(demo: gr.Blocks, limits: Limits, host: str = "127.0.0.1", port: i
     """Serve the page; Gradio refuses uploads over ``limits.max_upload_mb`` before they reach a handler."""
     demo.launch(server_name=host, server_port=port, share=share, max_file_size=int(limits.max_upload_mb * MB),
                 allowed_paths=[str(p) for p in allowed_paths], show_error=False, **launch_options)
-
-
-def shown_as_message(handler: Callable) -> Callable:
-    """Turn a :class:`VoiceconvError` raised by ``handler`` into a message on the page."""
-
-    @functools.wraps(handler)
-    def wrapper(*args):
-        try:
-            return handler(*args)
-        except VoiceconvError as err:
-            raise gr.Error(user_message(err), print_exception=False) from None
-
-    return wrapper
 
 
 class Handlers:

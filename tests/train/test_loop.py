@@ -1,0 +1,62 @@
+"""The one training loop: progress.jsonl for the page, and the time budget (train.max_minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from voiceconv.errors import ConfigError
+from voiceconv.models.gan import DCGAN, GANConfig
+from voiceconv.train.loop import TrainConfig, fit, read_progress
+
+
+class TinyGANTask:
+    """A 16 x 16 DCGAN on random images: the smallest real task for the loop."""
+
+    def __init__(self):
+        self.model = DCGAN(3, 16, 16, GANConfig(latent=8, generator_channels=(16, 8), discriminator_channels=(8, 16)))
+        self.exported: list[Path] = []
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"images": torch.rand(batch_size, 3, 16, 16, generator=generator) * 2 - 1}
+
+    def log_media(self, writer, step: int) -> None:
+        pass
+
+    def export(self, path: Path, info: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(info["steps"]))
+        self.exported.append(path)
+
+
+def test_progress_lists_every_logged_step_with_losses_and_time(tmp_path):
+    config = TrainConfig(steps=6, batch_size=2, log_every=2, media_every=100, checkpoint_every=3, threads=1)
+    fit(TinyGANTask(), config, tmp_path)
+    entries = read_progress(tmp_path)
+    assert [e["step"] for e in entries] == [2, 4, 6]
+    assert set(entries[0]["losses"]) == {"D", "G"} and 0 < entries[0]["seconds"] <= entries[-1]["seconds"]
+    fit(TinyGANTask(), TrainConfig(**{**config.__dict__, "steps": 8}), tmp_path, resume=True)
+    assert [e["step"] for e in read_progress(tmp_path)] == [2, 4, 6, 8]  # a resume appends, one entry per step
+
+
+def test_a_damaged_progress_line_is_skipped(tmp_path):
+    (tmp_path / "progress.jsonl").write_text('{"step": 1, "seconds": 0.5, "losses": {}}\n{"step": 2, "sec')
+    assert [e["step"] for e in read_progress(tmp_path)] == [1]
+    assert read_progress(tmp_path / "missing") == []
+
+
+def test_the_time_budget_ends_the_run_early_and_exports_the_model(tmp_path):
+    task = TinyGANTask()
+    config = TrainConfig(steps=100_000, batch_size=2, log_every=1, media_every=100_000, checkpoint_every=100_000,
+                         threads=1, max_minutes=0.02)  # 1.2 seconds
+    outcome = fit(task, config, tmp_path)
+    assert not outcome.interrupted and 0 < outcome.steps < 100_000
+    assert outcome.model_path == tmp_path / "model.safetensors" and task.exported == [outcome.model_path]
+    assert 1.2 <= outcome.seconds < 30
+
+
+def test_negative_budget_is_refused():
+    with pytest.raises(ConfigError, match="train.max_minutes=-1"):
+        TrainConfig(max_minutes=-1)
