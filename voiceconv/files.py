@@ -8,6 +8,8 @@ is writing, so a cleanup never pulls a file from under another run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -19,6 +21,14 @@ try:
     import fcntl
 except ImportError:  # not POSIX: no locks, and cleanups cannot tell a running writer's file from an abandoned one
     fcntl = None
+
+
+def fingerprint(files: list[Path], settings: dict) -> str:
+    """16 hex digits that change when any of ``files`` (path, size, modification time) or ``settings`` changes:
+    the key of a cache built from those files."""
+    listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    blob = json.dumps({"settings": settings, "files": listing}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @contextmanager

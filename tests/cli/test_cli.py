@@ -14,9 +14,6 @@ from conftest import SAMPLES
 from voiceconv.audio.io import save_audio
 from voiceconv.audio.pipeline import audio_to_spectrogram_png
 
-VERBS = ["spectrogram", "synthesize"]
-
-
 def voiceconv(*args, check_rc: int | None = 0) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "voiceconv", *map(str, args)], capture_output=True, text=True,
                             timeout=120)
@@ -30,9 +27,15 @@ def digest(path) -> str:
 
 
 def test_version_and_help_for_every_verb():
+    import argparse
+
+    from voiceconv.cli import build_parser
+
+    [verbs] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"spectrogram", "synthesize", "evaluate", "train", "convert", "faces"} <= set(verbs.choices)
     assert voiceconv("--version").stdout.startswith("voiceconv ")
-    for verb in VERBS:
-        assert "usage: voiceconv " + verb in voiceconv(verb, "--help").stdout
+    for verb in verbs.choices:
+        assert "usage: voiceconv " + verb in voiceconv(verb, "--help").stdout, verb
 
 
 def test_spectrogram_then_synthesize_round_trip(tmp_path):

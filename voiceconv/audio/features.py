@@ -117,12 +117,6 @@ def image_to_mel(image: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     return torch.pow(10.0, db / 20.0)
 
 
-def wav_to_image(wav, config: FeatureConfig) -> torch.Tensor:
-    """Convenience: a mono waveform ``[samples]`` (numpy or torch) -> image ``[1, n_mels, frames]``."""
-    wav = torch.as_tensor(wav, dtype=torch.float32)
-    return MelImageEncoder(config)(wav)
-
-
 @dataclass(frozen=True)
 class SpeakerStats:
     """Per-mel-bin mean and standard deviation ``[n_mels]`` of a speaker's log-mel images."""

@@ -15,7 +15,6 @@ becomes an :class:`~voiceconv.errors.ImageFileError` naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -29,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.files import atomic_output
+from voiceconv.files import atomic_output, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +165,12 @@ def load_face_folder(folder: str | Path, size: int, cache_dir: str | Path, min_i
     """All images under ``folder`` at ``size`` x ``size`` (decoded once, then read from the cache in ``cache_dir``)."""
     folder = Path(folder)
     files = image_files(folder)
-    cache = Path(cache_dir) / f"faces-{folder.name}-{_fingerprint(files, size)}.safetensors"
+    cache = Path(cache_dir) / f"faces-{folder.name}-{fingerprint(files, {'size': size})}.safetensors"
     pixels, kept, skipped = _read_cache(cache) if cache.is_file() else _decode_all(files, size, cache)
     if len(kept) < min_images:
         raise VoiceconvError(f"{folder}: only {len(kept)} readable image(s) ({len(files)} found, {len(skipped)} "
                              f"unreadable); at least {min_images} are needed: add images")
     return FaceFolder(name or folder.name, pixels, kept, skipped)
-
-
-def _fingerprint(files: list[Path], size: int) -> str:
-    listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    blob = json.dumps({"size": size, "files": listing}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _decode_all(files: list[Path], size: int, cache: Path) -> tuple[torch.Tensor, list[str], list[str]]:

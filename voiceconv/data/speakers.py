@@ -9,7 +9,6 @@ reported once and skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStat
 from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.config import to_dict
 from voiceconv.errors import AudioError, VoiceconvError
-from voiceconv.files import atomic_output
+from voiceconv.files import atomic_output, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Pat
     """
     folder = Path(folder)
     files = audio_files(folder) if files is None else files
-    key = _fingerprint(files, config, transform_key)
+    key = fingerprint(files, {"features": to_dict(config), "transform": transform_key})
     cache = Path(cache_dir) / f"{folder.name}{'-' + transform_key if transform_key else ''}-{key}.safetensors"
     raw, skipped = _read_cache(cache) if cache.is_file() else _compute(files, config, cache, transform)
     usable = [image for image in raw if image.shape[-1] >= crop_frames]
@@ -87,13 +86,6 @@ def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Pat
             f"{crop_frames}-frame crop); at least {min_seconds:.0f} s are needed: add recordings")
     stats = _statistics(usable)
     return SpeakerCorpus(name or folder.name, [stats.normalize(image) for image in usable], stats, skipped)
-
-
-def _fingerprint(files: list[Path], config: FeatureConfig, transform_key: str = "") -> str:
-    listing = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    blob = json.dumps({"features": to_dict(config), "files": listing, "transform": transform_key},
-                      sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def load_training_audio(path: Path, config: FeatureConfig) -> np.ndarray:
