@@ -26,6 +26,13 @@ def harmonic_tone(seconds: float = 1.0, sample_rate: int = 16000, f0: float = 14
     return (0.3 * wav / np.abs(wav).max()).astype(np.float32)
 
 
+def mel_image(wav, config) -> torch.Tensor:
+    """A mono waveform ``[samples]`` (numpy or torch) -> log-mel image ``[1, n_mels, frames]``."""
+    from voiceconv.audio.features import MelImageEncoder
+
+    return MelImageEncoder(config)(torch.as_tensor(wav, dtype=torch.float32))
+
+
 @pytest.fixture
 def tone() -> np.ndarray:
     return harmonic_tone()

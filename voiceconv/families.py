@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from voiceconv.errors import ConfigError
 
 # The kinds, as recipes and model-file headers spell them; every other module uses these names.
@@ -94,6 +96,22 @@ def family(kind: str) -> ModelFamily:
     if kind not in FAMILIES:
         raise ConfigError(f"unknown recipe kind {kind!r}; valid kinds: {', '.join(FAMILIES)}")
     return FAMILIES[kind]
+
+
+def recipe_kind(path: str | Path) -> str:
+    """The ``kind`` of a recipe YAML (``voice-cyclegan`` when it has none)."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read recipe ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
+    kind = values.get("kind", VOICE_KIND)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}: kind must be a string, got {kind!r}")
+    return kind
 
 
 def faces_tab_kinds() -> dict[str, str]:

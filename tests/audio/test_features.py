@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder, image_to_mel, mel_to_image, wav_to_image
+from conftest import mel_image
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder, image_to_mel, mel_to_image
 from voiceconv.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
 from voiceconv.errors import ConfigError
 
@@ -59,7 +60,7 @@ def test_yaml_round_trip(tmp_path):
 
 def test_image_shape_and_range(tone):
     config = FeatureConfig()
-    image = wav_to_image(tone, config)
+    image = mel_image(tone, config)
     assert image.shape == (1, config.n_mels, config.frames_for(len(tone)))
     assert image.min() >= -1 and image.max() <= 1
     assert image.max() > 0.0  # a 0.3-peak tone is well above the floor
@@ -82,5 +83,5 @@ def test_louder_band_is_brighter_in_its_mel_row():
     config = FeatureConfig()
     t = torch.arange(16000) / 16000
     low, high = torch.sin(2 * torch.pi * 200 * t), torch.sin(2 * torch.pi * 3000 * t)
-    image = wav_to_image(0.5 * low + 0.05 * high, config)[0].mean(-1)  # [n_mels]
+    image = mel_image(0.5 * low + 0.05 * high, config)[0].mean(-1)  # [n_mels]
     assert image.argmax() < config.n_mels // 4  # row 0 is the lowest band

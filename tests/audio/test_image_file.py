@@ -7,19 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder
+from conftest import mel_image
+from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.image_file import load_spectrogram_png, read_png_config, save_spectrogram_png
 from voiceconv.errors import ImageFileError
 
 
-def _image_of(wav, config: FeatureConfig) -> torch.Tensor:
-    """A mono waveform ``[samples]`` -> image ``[1, n_mels, frames]``."""
-    return MelImageEncoder(config)(torch.as_tensor(wav, dtype=torch.float32))
-
-
 def test_round_trip_keeps_pixels_and_parameters(tmp_path, tone):
     config = FeatureConfig(n_mels=64, fmin=40.0)
-    image = _image_of(tone, config)
+    image = mel_image(tone, config)
     save_spectrogram_png(tmp_path / "s.png", image, config)
     loaded, loaded_config = load_spectrogram_png(tmp_path / "s.png")
     assert loaded_config == config
@@ -41,7 +37,7 @@ def test_png_is_16_bit_greyscale_with_low_frequencies_at_the_bottom(tmp_path):
 
 def test_image_edited_in_an_editor_without_metadata_needs_explicit_parameters(tmp_path, tone):
     config = FeatureConfig()
-    save_spectrogram_png(tmp_path / "s.png", _image_of(tone, config), config)
+    save_spectrogram_png(tmp_path / "s.png", mel_image(tone, config), config)
     with Image.open(tmp_path / "s.png") as picture:
         edited = np.asarray(picture).astype(np.uint16)
     edited[:, :10] = 0  # "erase" the first frames

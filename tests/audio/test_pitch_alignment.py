@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import harmonic_tone
+from conftest import harmonic_tone, mel_image
 from voiceconv.audio import world
-from voiceconv.audio.features import FeatureConfig, wav_to_image
+from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import save_audio
 from voiceconv.convert import Converter
 from voiceconv.errors import ConfigError
@@ -25,7 +25,8 @@ from voiceconv.models.base import TrainableModel
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.nn import Generator212
 from voiceconv.train.loop import TrainConfig, fit
-from voiceconv.train.selection import best_entry, proxy_score, read_history, selection_score
+from voiceconv.runlog import read_history
+from voiceconv.train.selection import best_entry, proxy_score, selection_score
 from voiceconv.train.voice import VoiceDataConfig, VoiceRecipe, train_voice
 
 RATE = 16000
@@ -51,7 +52,7 @@ def test_a_speaker_mapped_onto_its_own_statistics_comes_back_nearly_unchanged():
     assert same.shape == wav.shape and same.dtype == np.float32
     assert abs(semitones(median_f0(same) / median_f0(wav))) < 0.1
     features = FeatureConfig(n_mels=64)
-    before, after = wav_to_image(wav, features)[0, :, 4:-4], wav_to_image(same, features)[0, :, 4:-4]
+    before, after = mel_image(wav, features)[0, :, 4:-4], mel_image(same, features)[0, :, 4:-4]
     loud = before > -0.2  # the harmonics, not the noise floor between them
     assert (after[loud] - before[loud]).abs().mean() < 0.06  # under ~3.5 dB on harmonic bins
 

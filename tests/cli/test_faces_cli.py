@@ -201,7 +201,8 @@ def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "recipes").glob("*.yaml")))
 def test_shipped_recipes_load(name):
     from voiceconv.families import FAMILIES
-    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+    from voiceconv.families import recipe_kind
+    from voiceconv.train.recipes import load_recipe_as
 
     path = REPO / "recipes" / f"{name}.yaml"
     kind = recipe_kind(path)

@@ -17,7 +17,7 @@ from voiceconv.audio.io import save_audio
 from voiceconv.cli import main
 from voiceconv.families import FAMILIES
 from voiceconv.modelfile import read_header
-from voiceconv.train.recipes import recipe_kind
+from voiceconv.families import recipe_kind
 
 RECIPES = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
 SMALL_DATA = {  # kind -> overrides that fit the synthetic folders below

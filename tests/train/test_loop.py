@@ -9,7 +9,8 @@ import torch
 
 from voiceconv.errors import ConfigError
 from voiceconv.models.gan import DCGAN, GANConfig
-from voiceconv.train.loop import TrainConfig, fit, read_progress
+from voiceconv.runlog import read_progress
+from voiceconv.train.loop import TrainConfig, fit
 
 
 class TinyGANTask:

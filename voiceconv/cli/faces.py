@@ -12,7 +12,7 @@ from voiceconv.families import FACE_DBVAE
 
 
 def add_verbs(verbs) -> None:
-    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare}`` and ``speech-vae``."""
+    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare,audit}`` and ``speech-vae``."""
     faces = verbs.add_parser("faces", help="face VAE / DB-VAE / GAN / CycleGAN tools: pictures as PNG grids",
                              description="Make pictures with a trained face model (from `voiceconv train` with a "
                                          "face recipe), or run the debiasing comparison.")
@@ -23,6 +23,7 @@ def add_verbs(verbs) -> None:
     _add_interpolate(tools)
     _add_translate(tools)
     _add_compare(tools)
+    _add_audit(tools)
     speech = verbs.add_parser("speech-vae", help="hear a recording through a speech VAE (Griffin-Lim)",
                               description="Tools of a speech VAE trained with a speech-vae recipe.")
     speech_tools = speech.add_subparsers(dest="tool", required=True, metavar="TOOL")
@@ -103,6 +104,27 @@ def _add_compare(tools) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(run=_run_compare)
+
+
+def _add_audit(tools) -> None:
+    p = tools.add_parser("audit", help="flag broken images and non-faces in a face folder (face-vae, face-dbvae)",
+                         description="Reconstruct every image of FOLDER with a face VAE and flag those it "
+                                     "reconstructs far worse than the folder's others (non-faces), and unreadable "
+                                     "ones. Prints a Markdown report; exit status 1 when any image is flagged.")
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of images (searched recursively)")
+    p.add_argument("--model", type=Path, required=True, help="face-vae or face-dbvae model file")
+    p.add_argument("--csv", type=Path, metavar="PATH", help="also write file,flagged,reason for every image")
+    p.set_defaults(run=_run_audit)
+
+
+def _run_audit(args) -> int:
+    from voiceconv.audit_faces import audit_face_folder
+
+    report = audit_face_folder(args.folder, args.model)
+    print(report.markdown())
+    if args.csv:
+        report.write_csv(args.csv)
+    return 1 if report.flagged else 0
 
 
 def _read_images(paths: list[Path], size: int, limit: int):
@@ -189,7 +211,8 @@ def _run_compare(args) -> int:
 
     from voiceconv.train.debias import compare_debiasing, markdown_report
     from voiceconv.train.face_recipes import FaceDBVAERecipe
-    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+    from voiceconv.families import recipe_kind
+    from voiceconv.train.recipes import load_recipe_as
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if recipe_kind(args.recipe) != FACE_DBVAE:

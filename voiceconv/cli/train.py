@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def _add_train(verbs) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override, e.g. --set model.generator_channels=32 (repeatable)")
+    p.add_argument("--no-audit", action="store_true",
+                   help="skip the audit of the speaker folders (a warning line per flagged recording) before training")
     add_train_data_arguments(p)
     p.set_defaults(run=_run_train, usage_error=p.error)
 
@@ -42,12 +45,17 @@ def _add_train(verbs) -> None:
 def _run_train(args) -> int:
     import logging
 
-    from voiceconv.train.recipes import load_recipe_as, recipe_kind
+    from voiceconv.families import recipe_kind
+    from voiceconv.train.recipes import load_recipe_as
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     chosen = check_data_flags(args, recipe_kind(args.recipe))
     recipe = load_recipe_as(chosen.recipe_class(), args.recipe, args.overrides, args.steps)
     options = {dest: getattr(args, dest, None) for dest in chosen.data_options}
+    if chosen.kind == VOICE_KIND and not args.no_audit and os.environ.get("RANK", "0") == "0":  # torchrun: once
+        from voiceconv.cli.audit import warn_about_flagged_recordings
+
+        warn_about_flagged_recordings([options["speaker_a"], options["speaker_b"]], args.out)
     outcome = chosen.train(recipe, args.out, args.resume, options)
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)

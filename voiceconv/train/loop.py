@@ -11,7 +11,6 @@ resume, Ctrl-C saving, and the final model export. Rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from voiceconv.models.base import TrainableModel
 from voiceconv.train import distributed
 from voiceconv.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from voiceconv.train.distributed import Topology
-from voiceconv.train.selection import append_history, best_entry, read_history
+from voiceconv.runlog import append_history, append_progress, read_history
+from voiceconv.train.selection import best_entry
 
 
 @dataclass(frozen=True)
@@ -197,33 +197,6 @@ def _time_is_up(config: TrainConfig, elapsed: float, topology: Topology) -> bool
     if not config.max_minutes:
         return False
     return distributed.agreed_by_main(elapsed >= config.max_minutes * 60, topology)
-
-
-PROGRESS_FILE = "progress.jsonl"
-
-
-def append_progress(run_dir: Path, step: int, seconds: float, losses: dict[str, float]) -> None:
-    """One line of ``run_dir/progress.jsonl``: the step, the training seconds so far and the losses."""
-    entry = {"step": step, "seconds": round(seconds, 2), "losses": {k: round(float(v), 5) for k, v in losses.items()}}
-    with open(run_dir / PROGRESS_FILE, "a", encoding="utf-8") as out:
-        out.write(json.dumps(entry) + "\n")
-
-
-def read_progress(run_dir: Path) -> list[dict]:
-    """The entries of ``progress.jsonl``, one per step (a resumed run's repeats replace the earlier ones); a line
-    being written, or damaged, is skipped."""
-    entries: dict[int, dict] = {}
-    try:
-        lines = (run_dir / PROGRESS_FILE).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            entries[int(entry["step"])] = entry
-        except (ValueError, KeyError, TypeError):
-            continue
-    return [entries[step] for step in sorted(entries)]
 
 
 def _log_losses(writer, losses: dict[str, float], step: int, progress) -> None:

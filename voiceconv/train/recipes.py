@@ -11,29 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-
 from voiceconv.config import apply_overrides, load_yaml, save_yaml
 from voiceconv.errors import ConfigError
-from voiceconv.families import VOICE_KIND
 
 R = TypeVar("R")
-
-
-def recipe_kind(path: str | Path) -> str:
-    """The ``kind`` of a recipe YAML (``voice-cyclegan`` when it has none)."""
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read recipe ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
-    kind = values.get("kind", VOICE_KIND)
-    if not isinstance(kind, str):
-        raise ConfigError(f"{path}: kind must be a string, got {kind!r}")
-    return kind
 
 
 def load_recipe_as(cls: type[R], path: str | Path, overrides: list[str] = (), steps: int | None = None) -> R:

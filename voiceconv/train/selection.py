@@ -29,7 +29,6 @@ input after removing each band's mean (temporal detail kept: the words).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,9 +44,6 @@ from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import AudioError
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
-HISTORY_FILE = "validation.jsonl"
-
-
 def selection_score(margin: float, wer: float, dnsmos: float) -> float:
     """The selection score with the evaluation extra (module docstring)."""
     return margin - wer + QUALITY_WEIGHT * (dnsmos - 3.0)
@@ -63,19 +59,6 @@ def best_entry(history: list[dict]) -> dict | None:
     of equal scores. None when there is none."""
     scored = [entry for entry in history if math.isfinite(entry.get("score", math.nan))]
     return max(scored, key=lambda entry: (entry["score"], -entry["step"])) if scored else None
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    """The validation scores written so far in ``run_dir`` (empty for a new run)."""
-    path = run_dir / HISTORY_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def append_history(run_dir: Path, entry: dict) -> None:
-    with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
 
 
 @dataclass
