@@ -26,14 +26,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from voiceconv.errors import VoiceconvError  # noqa: E402
 from voiceconv.web.limits import Limits  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+REPO = Path(__file__).resolve().parent
+SAMPLES = REPO / "samples"
 AUTH_VARIABLE = "VOICECONV_AUTH"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command-line options of ``python app.py``."""
     defaults = Limits()
-    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Faces, Models).")
+    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Train, Faces, Models).")
     p.add_argument("--model", type=Path, help="model file to select first (added to those in --models-dir)")
     p.add_argument("--models-dir", type=Path, default=SAMPLES / "models",
                    help="folder of *.safetensors voice and face models")
@@ -50,6 +51,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=defaults.max_seconds, help="longest clip converted")
     p.add_argument("--max-batch-files", type=int, default=defaults.max_batch_files, help="most files in one batch")
     p.add_argument("--concurrency", type=int, default=defaults.concurrency, help="requests converted at once")
+    train = p.add_argument_group("the Train tab")
+    train.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "page",
+                       help="where training jobs live, one folder each (default %(default)s)")
+    train.add_argument("--recipes-dir", type=Path, default=REPO / "recipes",
+                       help="voice recipes offered on the Train tab (default %(default)s)")
+    train.add_argument("--no-training", action="store_true", help="serve the page without the Train tab")
+    train.add_argument("--max-training-jobs", type=int, default=defaults.max_training_jobs,
+                       help="training jobs queued or running at once (one trains at a time)")
+    train.add_argument("--max-training-audio-minutes", type=float, default=defaults.max_training_audio_minutes,
+                       help="audio of both speakers together in one job")
+    train.add_argument("--max-training-minutes", type=float, default=defaults.max_training_minutes,
+                       help="the largest time budget of one job")
     return p.parse_args(argv)
 
 
@@ -68,12 +81,17 @@ def main(argv: list[str] | None = None) -> int:
               f"FILE (or {AUTH_VARIABLE}=USER:PASSWORD) to ask for one", file=sys.stderr)
     try:
         from voiceconv.web import build_app, launch_app
+        from voiceconv.web.training import TrainingJobs
 
         limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
-                        max_batch_files=args.max_batch_files, concurrency=args.concurrency)
+                        max_batch_files=args.max_batch_files, concurrency=args.concurrency,
+                        max_training_jobs=args.max_training_jobs,
+                        max_training_audio_minutes=args.max_training_audio_minutes,
+                        max_training_minutes=args.max_training_minutes)
         examples = sorted((SAMPLES / "audio").glob("*.flac"))
         faces = sorted(p for p in (SAMPLES / "faces").glob("*") if p.suffix in (".jpg", ".png"))
-        demo = build_app(args.models_dir, args.model, limits, examples, face_examples=faces)
+        training = None if args.no_training else TrainingJobs(args.runs_dir, args.recipes_dir, limits)
+        demo = build_app(args.models_dir, args.model, limits, examples, face_examples=faces, training=training)
     except VoiceconvError as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1

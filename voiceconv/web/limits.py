@@ -27,6 +27,9 @@ class Limits:
     ratio_check_min_mb: float = 1.0  # members smaller than this are never a zip bomb
     concurrency: int = 2  # requests converted at the same time; the rest wait in the queue
     queue_size: int = 64  # requests waiting beyond that are turned away with a message
+    max_training_jobs: int = 4  # training jobs queued or running at once (one trains at a time)
+    max_training_audio_minutes: float = 60.0  # audio of both speakers together in one training job
+    max_training_minutes: float = 120.0  # the largest time budget of one training job
 
     def __post_init__(self) -> None:
         bad = [f"{name}={value}" for name, value in vars(self).items() if not value > 0]

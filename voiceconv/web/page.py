@@ -8,7 +8,9 @@ messages on the page (``gr.Error``), never as tracebacks.
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,7 +24,11 @@ from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
 from voiceconv.web.limits import MB, Limits, UploadError
 from voiceconv.web.messages import shown_as_message
 from voiceconv.web.models import (ConverterCache, FaceModelInfo, ModelInfo, discover_face_models, discover_models,
-                                  face_model_summary_markdown, model_documents, model_summary_markdown)
+                                  face_model_summary_markdown, model_documents, model_info, model_summary_markdown)
+from voiceconv.web.train_tab import TrainHandlers, train_tab
+from voiceconv.web.training import TrainingJobs
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_KEY = "kathleen_rms"
 FAILURE_HEADERS = ["file", "reason"]  # as in failures.csv
@@ -31,13 +37,15 @@ PITCH_CHOICES = ["auto", "source", "-12", "-7", "-5", "-3", "-2", "-1", "+1", "+
 
 def build_app(models_dir: str | Path | None, default_model: str | Path | None = None, limits: Limits = Limits(),
               examples: Sequence[str | Path] = (), work_dir: str | Path | None = None,
-              face_examples: Sequence[str | Path] = ()) -> gr.Blocks:
+              face_examples: Sequence[str | Path] = (), training: TrainingJobs | None = None) -> gr.Blocks:
     """The page for the voice models in ``models_dir`` plus ``default_model`` (which is selected first).
 
     ``examples`` are audio files offered one click away on the Convert tab,
     ``face_examples`` images on the Faces tab (which uses the face models in
     ``models_dir``); ``work_dir`` holds each request's files (a fresh temp
-    folder by default). Requests are queued, ``limits.concurrency`` at a time.
+    folder by default). With ``training`` the page has a Train tab, and the
+    models its jobs finish join the model list. Requests are queued,
+    ``limits.concurrency`` at a time.
     """
     models = discover_models(models_dir, [default_model] if default_model else [])
     face_models = discover_face_models(models_dir)
@@ -45,12 +53,13 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
         raise VoiceconvError(f"no voice models found in {models_dir}; pass --model or --models-dir")
     if work_dir is None:  # deleted when the process exits
         work_dir = _temporary_work_dir()
-    handlers = Handlers(models, limits, Path(work_dir))
+    handlers = Handlers(models, limits, Path(work_dir), training)
     first = _first_model(models, default_model)
     with gr.Blocks(title="voiceconv", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(_introduction(limits))
         with gr.Row(elem_id="voice-choice") as voice_choice:  # the voice tabs' model and direction; hidden on the Faces tab
-            model = gr.Dropdown([(info.label, key) for key, info in models.items()], value=first.key, label="Model")
+            model = gr.Dropdown([(info.label, key) for key, info in models.items()], value=first.key, label="Model",
+                                allow_custom_value=True)  # the handlers check the key: models trained later join
             direction = gr.Dropdown(first.direction_choices(), value="a2b", label="Direction")
             pitch = gr.Dropdown(PITCH_CHOICES, value="auto", allow_custom_value=True, label="Pitch",
                                 info="auto: the target speaker's pitch; source: keep your own; +N / -N semitones",
@@ -60,12 +69,17 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
             _convert_tab(handlers, [model, direction, pitch], examples)
         with gr.Tab("Batch") as batch:
             _batch_tab(handlers, [model, direction, pitch])
+        with gr.Tab("Train", visible=training is not None) as train:
+            if training is not None:
+                train_tab(TrainHandlers(training))
         with gr.Tab("Faces") as faces:
             faces_tab(face_models, limits, face_examples)
         with gr.Tab("Models") as about_models:
             _models_tab(models, face_models)
-        for tab in (convert, batch, faces, about_models):
-            tab.select(_visibility(tab is not faces), None, voice_choice, api_visibility="private")
+        for tab in (convert, batch, train, faces, about_models):
+            tab.select(_visibility(tab not in (faces, train)), None, voice_choice, api_visibility="private")
+        for tab in (convert, batch):  # models finished on the Train tab join the list
+            tab.select(handlers.model_choices, model, model, api_visibility="private")
     return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
 
 
@@ -83,15 +97,36 @@ def launch_app(demo: gr.Blocks, limits: Limits, host: str = "127.0.0.1", port: i
 class Handlers:
     """The page's event handlers; they resolve the model key to one of the discovered models."""
 
-    def __init__(self, models: dict[str, ModelInfo], limits: Limits, work_root: Path):
-        self.models, self.limits, self.work_root = models, limits, work_root
+    def __init__(self, models: dict[str, ModelInfo], limits: Limits, work_root: Path,
+                 training: TrainingJobs | None = None):
+        self.models, self.limits, self.work_root, self.training = models, limits, work_root, training
         self.converters = ConverterCache()
+        self._adding = threading.Lock()
 
     def model(self, key: str) -> ModelInfo:
-        """The discovered model called ``key``; anything else is refused."""
+        """The discovered model (or finished training job's model) called ``key``; anything else is refused."""
+        if key not in self.models:
+            self._add_trained_models()
         if key not in self.models:
             raise UploadError(f"unknown model {key!r}; choose one of {', '.join(self.models)}")
         return self.models[key]
+
+    def model_choices(self, key: str | None) -> dict:
+        """The model list with the Train tab's finished models added; the selection kept."""
+        self._add_trained_models()
+        return gr.update(choices=[(info.label, k) for k, info in list(self.models.items())],
+                         value=key if key in self.models else next(iter(self.models)))
+
+    def _add_trained_models(self) -> None:
+        if self.training is None:
+            return
+        with self._adding:
+            for key, path in self.training.finished_models().items():
+                if key not in self.models:
+                    try:
+                        self.models[key] = model_info(path, key)
+                    except VoiceconvError as err:
+                        log.warning("skipping the trained model %s: %s", key, err)
 
     @shown_as_message
     def directions(self, key: str) -> dict:

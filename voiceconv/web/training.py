@@ -1,0 +1,531 @@
+"""Training jobs for the page's Train tab, without gradio: one job trains at a time, the others wait in line.
+
+A job is a folder under the runs folder, and everything about it lives there,
+so a page reload or a server restart finds every job again::
+
+    <runs>/<job id>/job.json        names, recipe, budget, state, the training process's id
+                    speakers/a, b    the uploaded recordings (zips unpacked as on the Batch tab)
+                    preview.wav      one recording of speaker A held back from training: the snapshot clip
+                    audit.md         the audit of both speakers' recordings, made before training
+                    train.log        what ``voiceconv train`` printed
+                    run/             ``voiceconv train --out``: checkpoints, progress.jsonl, validation.jsonl,
+                                     exports/, model.safetensors, and model.md (the card) once finished
+
+Training runs as its own process (``python -m voiceconv train``), in a session
+of its own, so it outlives the server; Stop sends it SIGTERM, on which the
+loop saves a checkpoint, and Resume starts it again with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from voiceconv.audio.io import audio_files, audio_info
+from voiceconv.errors import AudioError, ConfigError, VoiceconvError
+from voiceconv.families import VOICE_KIND, recipe_kind
+from voiceconv.files import atomic_output
+from voiceconv.runlog import read_history, read_progress
+from voiceconv.web.jobs import gather_uploads
+from voiceconv.web.limits import Limits, UploadError
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "stopping", "stopped", "finished", "failed")
+ACTIVE = ("queued", "running", "stopping")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # speaker names become file and model names
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+PREVIEW_MIN_SECONDS = 1.0
+
+
+@dataclass
+class Job:
+    """What ``job.json`` records about one training job."""
+
+    id: str
+    name_a: str
+    name_b: str
+    recipe: str  # the recipe's name (its file in the recipes folder, without .yaml)
+    steps: int  # the step budget (0: the recipe's own step count)
+    minutes: float  # the time budget (0: none)
+    created: float
+    state: str = "queued"
+    resume: bool = False  # the next start continues from the newest checkpoint
+    pid: int | None = None
+    started: float | None = None
+    message: str = ""
+
+    @property
+    def key(self) -> str:
+        """The finished model's name in the page's model lists."""
+        return f"{self.name_a}_{self.name_b}_{self.id}"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the Train tab shows it."""
+
+    job: Job
+    step: int
+    total_steps: int
+    elapsed_seconds: float  # training time so far (across resumes)
+    remaining_seconds: float | None  # estimated from the recent pace; None before there is one
+    losses: list[dict] = field(default_factory=list)  # progress.jsonl entries: step, seconds, losses
+    validation: list[dict] = field(default_factory=list)  # validation.jsonl entries: step, score, ...
+    snapshot: Path | None = None  # the newest exported model (the final one once finished)
+    model: Path | None = None  # model.safetensors once finished
+    card: Path | None = None
+    audit: str = ""
+    log_tail: str = ""
+
+    def summary(self) -> str:
+        """One Markdown paragraph: state, steps, elapsed and remaining time."""
+        job = self.job
+        parts = [f"**{job.name_a} <-> {job.name_b}** ({job.recipe}): **{job.state}**",
+                 f"step {self.step} of {self.total_steps}", f"{_clock(self.elapsed_seconds)} trained"]
+        if job.minutes:
+            parts.append(f"budget {job.minutes:g} min")
+        if self.remaining_seconds is not None and job.state in ACTIVE:
+            parts.append(f"about {_clock(self.remaining_seconds)} to go")
+        text = ", ".join(parts) + "."
+        if job.message:
+            text += f"\n\n{job.message}"
+        return text
+
+
+class TrainingJobs:
+    """The jobs under ``runs_dir``: create, start in turn, stop, resume and report them.
+
+    ``recipes_dir`` holds the voice recipes offered (``*.yaml`` without a non-voice ``kind``).
+    Thread-safe; :meth:`refresh` (called by every request and by a background thread) reaps finished
+    processes and starts the next queued job.
+    """
+
+    def __init__(self, runs_dir: Path, recipes_dir: Path, limits: Limits, command: list[str] | None = None,
+                 poll_seconds: float = 2.0):
+        self.runs_dir, self.recipes_dir, self.limits = Path(runs_dir), Path(recipes_dir), limits
+        self.command = command or [sys.executable, "-m", "voiceconv"]
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VoiceconvError(f"{runs_dir}: cannot make the training jobs' folder ({err.strerror})") from None
+        self._lock = threading.RLock()
+        self._children: dict[str, subprocess.Popen] = {}  # processes this server started
+        self._stop = threading.Event()
+        if poll_seconds:
+            threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True, name="training-jobs").start()
+
+    # --- what can be trained -----------------------------------------------------------------------
+    def recipes(self) -> dict[str, Path]:
+        """name -> path of the voice recipes in ``recipes_dir``."""
+        found = {}
+        for path in sorted(self.recipes_dir.glob("*.yaml")):
+            try:
+                if recipe_kind(path) == VOICE_KIND:
+                    found[path.stem] = path
+            except ConfigError as err:
+                log.warning("skipping recipe %s: %s", path.name, err)
+        return found
+
+    # --- creating -----------------------------------------------------------------------------------
+    def create(self, uploads_a: list[str], uploads_b: list[str], name_a: str, name_b: str, recipe: str,
+               steps: int = 0, minutes: float = 0.0) -> Job:
+        """Check the request, unpack the uploads into a new job folder, audit them and queue the job."""
+        name_a, name_b = _checked_name(name_a, "speaker A"), _checked_name(name_b, "speaker B")
+        if name_a == name_b:
+            raise UploadError("the two speakers need different names")
+        if recipe not in self.recipes():
+            raise UploadError(f"unknown recipe {recipe!r}; choose one of {', '.join(self.recipes()) or 'none'}")
+        steps, minutes = self._checked_budget(steps, minutes)
+        with self._lock:
+            waiting = [j for j in self.jobs() if j.state in ACTIVE]
+            if len(waiting) >= self.limits.max_training_jobs:
+                raise UploadError(f"{len(waiting)} training jobs are already queued or running; the server takes "
+                                  f"at most {self.limits.max_training_jobs} (stop one, or wait)")
+            job = Job(_new_job_id(), name_a, name_b, recipe, steps, minutes, created=time.time())
+            folder = self.folder(job.id)
+            folder.mkdir(parents=True)
+        try:
+            self._unpack(folder, {"a": uploads_a, "b": uploads_b})
+            (folder / "audit.md").write_text(self._audit(folder), encoding="utf-8")
+        except VoiceconvError:
+            shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
+            raise
+        self._save(job)
+        self.refresh()
+        return self.job(job.id)
+
+    def audit_uploads(self, uploads_a: list[str], uploads_b: list[str]) -> str:
+        """The audit of two speakers' uploads (Markdown), unpacked into a scratch folder that is removed after."""
+        scratch = Path(tempfile.mkdtemp(prefix=".audit-", dir=self.runs_dir))
+        try:
+            self._unpack(scratch, {"a": uploads_a, "b": uploads_b}, hold_back=False)
+            return self._audit(scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _checked_budget(self, steps: int | float | None, minutes: float | None) -> tuple[int, float]:
+        steps, minutes = _number(steps, "steps"), _number(minutes, "minutes")
+        if steps < 0 or minutes < 0 or steps != int(steps):
+            raise UploadError("the budget is a whole number of steps and/or a number of minutes, not negative")
+        if not steps and not minutes:
+            raise UploadError("give a budget: a number of steps, of minutes, or both")
+        if minutes > self.limits.max_training_minutes:
+            raise UploadError(f"{minutes:g} minutes is over this server's limit of "
+                              f"{self.limits.max_training_minutes:g} minutes per job")
+        return int(steps), float(minutes)
+
+    def _unpack(self, folder: Path, uploads: dict[str, list[str]], hold_back: bool = True) -> None:
+        """Uploads -> ``speakers/a`` and ``speakers/b``; one recording of A moves to ``preview.wav``."""
+        total = 0.0
+        for side, files in uploads.items():
+            speaker = folder / "speakers" / side
+            gather_uploads(files or [], speaker, self.limits)
+            total += _minutes_of_audio(speaker, side)
+            if total > self.limits.max_training_audio_minutes:
+                raise UploadError(f"the uploads hold {total:.1f} minutes of audio; a job is limited to "
+                                  f"{self.limits.max_training_audio_minutes:g} minutes")
+        if hold_back:
+            _hold_back_preview(folder / "speakers" / "a", folder / "preview.wav")
+
+    def _audit(self, folder: Path) -> str:
+        """The audit report of both speaker folders (Markdown)."""
+        try:
+            from voiceconv.audit import audit_folders
+        except ImportError:  # the audit needs nothing beyond the app extra; this guards a broken install only
+            return "*No audit: voiceconv.audit is not available.*"
+        report = audit_folders([folder / "speakers" / "a", folder / "speakers" / "b"])
+        return report.markdown()
+
+    # --- the jobs -----------------------------------------------------------------------------------
+    def folder(self, job_id: str) -> Path:
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            raise UploadError(f"no training job {str(job_id)[:40]!r}")
+        return self.runs_dir / job_id
+
+    def jobs(self) -> list[Job]:
+        """Every job under the runs folder, oldest first; unreadable job files are skipped (and logged)."""
+        found = []
+        for path in sorted(self.runs_dir.glob("*/job.json")):
+            try:
+                found.append(Job(**json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError) as err:
+                log.warning("skipping training job %s: %s", path.parent.name, err)
+        return found
+
+    def job(self, job_id: str) -> Job:
+        path = self.folder(job_id) / "job.json"
+        try:
+            return Job(**json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise UploadError(f"no training job {job_id!r}") from None
+        except (OSError, ValueError, TypeError) as err:
+            raise UploadError(f"training job {job_id}: unreadable job.json ({err})") from None
+
+    def finished_models(self) -> dict[str, Path]:
+        """key -> model file of every finished job (for the Convert tab's list)."""
+        return {job.key: self.folder(job.id) / "run" / "model.safetensors"
+                for job in self.jobs() if job.state == "finished"}
+
+    # --- stop and resume ----------------------------------------------------------------------------
+    def stop(self, job_id: str) -> Job:
+        """A queued job leaves the queue; a running one gets SIGTERM and saves a checkpoint as it stops."""
+        with self._lock:
+            self.refresh()
+            job = self.job(job_id)
+            if job.state == "queued":
+                job.state, job.message = "stopped", "Stopped before it started."
+            elif job.state == "running":
+                _signal_group(job.pid, signal.SIGTERM)
+                job.state, job.message = "stopping", "Saving a checkpoint..."
+            else:
+                raise UploadError(f"job {job_id} is {job.state}; only queued or running jobs can be stopped")
+            self._save(job)
+            return job
+
+    def resume(self, job_id: str) -> Job:
+        """A stopped or failed job goes back in the queue and continues from its newest checkpoint."""
+        with self._lock:
+            job = self.job(job_id)
+            if job.state not in ("stopped", "failed"):
+                raise UploadError(f"job {job_id} is {job.state}; only stopped or failed jobs can be resumed")
+            waiting = [j for j in self.jobs() if j.state in ACTIVE]
+            if len(waiting) >= self.limits.max_training_jobs:
+                raise UploadError(f"{len(waiting)} training jobs are already queued or running; wait for one")
+            job.state, job.resume, job.message = "queued", True, "Waiting to continue from its newest checkpoint."
+            self._save(job)
+        self.refresh()
+        return self.job(job_id)
+
+    # --- the scheduler ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Notice jobs whose process ended, and start the oldest queued job when none is running."""
+        with self._lock:
+            jobs = self.jobs()
+            for job in jobs:
+                if job.state in ("running", "stopping") and not self._alive(job):
+                    self._ended(job)
+            if not any(j.state in ("running", "stopping") for j in self.jobs()):
+                queued = [j for j in self.jobs() if j.state == "queued"]
+                if queued:
+                    self._start(queued[0])
+
+    def close(self) -> None:
+        """Stop the background thread (running jobs go on; a new server finds them)."""
+        self._stop.set()
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the scheduler thread must outlive any one bad job folder
+                log.exception("training job scheduler")
+
+    def _start(self, job: Job) -> None:
+        folder = self.folder(job.id)
+        recipe = self.recipes().get(job.recipe)
+        if recipe is None:
+            job.state, job.message = "failed", f"The recipe {job.recipe} is no longer in the recipes folder."
+            self._save(job)
+            return
+        command = [*self.command, "train", str(recipe), "--speaker-a", str(folder / "speakers" / "a"),
+                   "--speaker-b", str(folder / "speakers" / "b"), "--name-a", job.name_a, "--name-b", job.name_b,
+                   "--out", str(folder / "run")]
+        if job.steps:
+            command += ["--steps", str(job.steps)]
+        if job.minutes:
+            command += ["--set", f"train.max_minutes={job.minutes}"]
+        if job.resume:
+            command.append("--resume")
+        with open(folder / "train.log", "ab") as out:
+            out.write(f"\n$ voiceconv {' '.join(command[len(self.command):])}\n".encode())
+            out.flush()
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=folder, start_new_session=True)
+        self._children[job.id] = process
+        job.state, job.pid, job.started, job.message = "running", process.pid, time.time(), ""
+        self._save(job)
+
+    def _alive(self, job: Job) -> bool:
+        process = self._children.get(job.id)
+        if process is not None:
+            return process.poll() is None
+        return _is_training_process(job.pid, self.folder(job.id))  # started by an earlier server
+
+    def _ended(self, job: Job) -> None:
+        """Decide from the run folder how the process ended."""
+        process = self._children.pop(job.id, None)
+        code = process.returncode if process is not None else None
+        run = self.folder(job.id) / "run"
+        model = run / "model.safetensors"
+        exported = model.is_file() and model.stat().st_mtime >= (job.started or 0) - 1
+        if exported and (code == 0 or (code is None and job.state == "running")):
+            job.state, job.message = "finished", "Finished: the model is in the Convert tab's list."
+            _write_card(self, job)
+        elif job.state == "stopping" or code == 130:
+            job.state, job.message = "stopped", "Stopped; a checkpoint is saved. Resume continues from it."
+        else:
+            job.state = "failed"
+            job.message = f"Training stopped with an error: {_last_error(self.folder(job.id) / 'train.log')}"
+        job.pid = None
+        self._save(job)
+
+    def _save(self, job: Job) -> None:
+        with atomic_output(self.folder(job.id) / "job.json") as tmp:
+            tmp.write_text(json.dumps(asdict(job), indent=1), encoding="utf-8")
+
+    # --- reporting ----------------------------------------------------------------------------------
+    def status(self, job_id: str) -> JobStatus:
+        """The job's state, progress, curves, scores and files."""
+        self.refresh()
+        job, folder = self.job(job_id), self.folder(job_id)
+        run = folder / "run"
+        progress = read_progress(run)
+        step = progress[-1]["step"] if progress else 0
+        elapsed = progress[-1]["seconds"] if progress else 0.0
+        total = job.steps or self._recipe_steps(job)
+        model = run / "model.safetensors"
+        return JobStatus(job, step, total, elapsed, _remaining(progress, total, job.minutes), progress,
+                         read_history(run) if run.is_dir() else [], _newest_snapshot(run),
+                         model if job.state == "finished" and model.is_file() else None,
+                         run / "model.md" if (run / "model.md").is_file() else None,
+                         _read_text(folder / "audit.md"), _tail(folder / "train.log"))
+
+    def _recipe_steps(self, job: Job) -> int:
+        """The run's step count: from its saved recipe (every field written out) or, before it starts, the
+        recipe file's ``train.steps`` (0 when it leaves it to the default)."""
+        saved = self.folder(job.id) / "run" / "recipe.yaml"
+        path = saved if saved.is_file() else self.recipes().get(job.recipe)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
+            return int(values["train"]["steps"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            return 0
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _checked_name(name: str | None, what: str) -> str:
+    name = (name or "").strip()
+    if not NAME.match(name):
+        raise UploadError(f"{what}'s name must be 1-32 letters, digits, '-' or '_' (starting with a letter or "
+                          f"digit), not {name[:40]!r}")
+    return name
+
+
+def _number(value, what: str) -> float:
+    if value in (None, ""):
+        return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UploadError(f"the budget's {what} must be a number, not {str(value)[:20]!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UploadError(f"the budget's {what} must be a finite number")
+    return number
+
+
+def _minutes_of_audio(folder: Path, side: str) -> float:
+    seconds = 0.0
+    for path in audio_files(folder):
+        try:
+            seconds += audio_info(path).duration
+        except AudioError:
+            continue  # the audit reports it; training skips unreadable files
+    if seconds == 0:
+        raise UploadError(f"speaker {side.upper()}'s uploads hold no readable audio")
+    return seconds / 60
+
+
+def _hold_back_preview(speaker: Path, preview: Path) -> None:
+    """Move speaker A's shortest recording of at least a second out of training: the snapshot clip."""
+    candidates = []
+    for path in audio_files(speaker):
+        try:
+            candidates.append((audio_info(path).duration, path))
+        except AudioError:
+            continue
+    usable = sorted((d, p) for d, p in candidates if d >= PREVIEW_MIN_SECONDS)
+    if len(candidates) < 2 or not usable:
+        return  # too few recordings to spare one: no snapshot clip
+    from voiceconv.audio.io import load_audio, save_audio
+
+    duration, path = usable[0]
+    rate = audio_info(path).sample_rate
+    save_audio(preview, load_audio(path, rate), rate)
+    path.unlink()  # a file this job copied from the upload, not the user's original
+
+
+def _signal_group(pid: int | None, sig: int) -> None:
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _is_training_process(pid: int | None, folder: Path) -> bool:
+    """Whether ``pid`` still runs and is the ``voiceconv train`` of this job (not a recycled process id)."""
+    if not pid:
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and str(folder / "speakers" / "a").encode() in command
+
+
+def _remaining(progress: list[dict], total_steps: int, minutes: float) -> float | None:
+    """Seconds to the end of the budget, from the pace of the last ten logged steps."""
+    if len(progress) < 2:
+        return None
+    recent = progress[-10:]
+    steps = recent[-1]["step"] - recent[0]["step"]
+    seconds = recent[-1]["seconds"] - recent[0]["seconds"]
+    if steps <= 0 or seconds <= 0:
+        return None
+    by_steps = max(0, total_steps - recent[-1]["step"]) * seconds / steps
+    by_time = max(0.0, minutes * 60 - recent[-1]["seconds"]) if minutes else by_steps
+    return min(by_steps, by_time)
+
+
+def _newest_snapshot(run: Path) -> Path | None:
+    final = run / "model.safetensors"
+    if final.is_file():
+        return final
+    exports = sorted((run / "exports").glob("model_step*.safetensors")) if (run / "exports").is_dir() else []
+    return exports[-1] if exports else None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    text = _read_text(path)
+    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+
+def _last_error(path: Path) -> str:
+    lines = [line for line in _tail(path, 40).splitlines() if "error" in line.lower()]
+    return lines[-1].strip() if lines else "see train.log"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _write_card(jobs: TrainingJobs, job: Job) -> None:
+    """``run/model.md``: what was trained, on what, for how long, and its held-back scores."""
+    from voiceconv.modelfile import read_header
+
+    folder = jobs.folder(job.id)
+    run = folder / "run"
+    try:
+        training = read_header(run / "model.safetensors").get("training", {})
+    except VoiceconvError:
+        training = {}
+    history = read_history(run)
+    lines = [f"# {job.name_a} <-> {job.name_b}", "",
+             f"Trained on the Train tab of the voiceconv page with the `{job.recipe}` recipe.", "",
+             f"- **steps:** {training.get('steps', '?')}",
+             f"- **training time:** {_clock(float(training.get('training_seconds', 0)))} on "
+             f"{training.get('hardware', 'unknown hardware')}",
+             f"- **budget:** {job.steps or 'the recipe'} steps" + (f", {job.minutes:g} minutes" if job.minutes else ""),
+             f"- **recordings:** {len(audio_files(folder / 'speakers' / 'a'))} of {job.name_a}, "
+             f"{len(audio_files(folder / 'speakers' / 'b'))} of {job.name_b}"]
+    if history:
+        lines += ["", "## Held-back scores (model selection)", "", "| step | " + " | ".join(
+            k for k in history[0] if k != "step") + " |", "|---" * len(history[0]) + "|"]
+        lines += ["| " + " | ".join(str(entry.get(k, "")) for k in history[0]) + " |" for entry in history]
+    audit = _read_text(folder / "audit.md")
+    if audit:
+        lines += ["", "## Audit of the training recordings", "", audit]
+    lines += ["", "These figures come from the training run only; judge the model with `voiceconv evaluate` on "
+              "recordings it has never seen."]
+    with atomic_output(run / "model.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
