@@ -261,3 +261,21 @@ def test_a_worker_that_dies_fails_only_its_own_file(tmp_path, monkeypatch):
     results = dict(in_worker_pool(names, 2, (crashing_task.start, ()), crashing_task.convert))
     assert results.pop("crash.wav").reason == WORKER_DIED
     assert results == {name: name.upper() for name in names if name != "crash.wav"}
+
+
+def test_every_file_converted_or_failed_reports_progress(tmp_path):
+    """The page's progress bar: on_file(done, total) after each file, failures included, ending at total."""
+    from voiceconv.batch import run_batch
+    from voiceconv.web.page import _progress_reporter
+
+    write_tone(tmp_path / "in" / "a.wav", 1.2)
+    write_tone(tmp_path / "in" / "b.wav", 1.2, seed=1)
+    (tmp_path / "in" / "broken.wav").write_bytes(b"not audio")
+    items, failures = plan_batch([tmp_path / "in"], tmp_path / "out", glob="*", audio_format="wav")
+    calls, shown = [], []
+    reporter = _progress_reporter(lambda fraction, desc, unit: shown.append((fraction, desc, unit)))
+    report = run_batch(MODEL, items, progress=False, planning_failures=failures,
+                       on_file=lambda done, total: (calls.append((done, total)), reporter(done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)] and len(report.converted) == 2 and len(report.failures) == 1
+    assert shown[0][0] == (1, 3) and shown[0][2] == "files" and "s left" in shown[0][1]
+    assert shown[-1][1] == "3 of 3 files converted"

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +55,8 @@ class BatchReport:
 def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str = "a2b", *, overwrite: bool = False,
               jobs: int = 1, sample_rate: int | None = None, progress: bool = True,
               planning_failures: Iterable[Failure] = (), converter: Converter | None = None,
-              device: str = "cpu", pitch: str | float | None = "auto") -> BatchReport:
+              device: str = "cpu", pitch: str | float | None = "auto",
+              on_file: Callable[[int, int], None] | None = None) -> BatchReport:
     """Convert ``items`` with the model; outputs that already exist are skipped unless ``overwrite``.
 
     ``jobs`` > 1 converts in that many spawned worker processes, each loading
@@ -66,7 +67,8 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     failures; ``converter``, an already loaded model, saves loading
     ``model_path`` in this process. ``device`` (see :func:`resolve_device`)
     places the model; on a GPU the files go through it one after another and
-    ``jobs`` is not used. ``pitch`` is :meth:`Converter.convert`'s. Ctrl-C (KeyboardInterrupt) stops the
+    ``jobs`` is not used. ``pitch`` is :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
+    after each file, converted or failed (the page's progress bar). Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
     Raises :class:`~voiceconv.modelfile.ModelFileError` before converting
     anything when the model cannot be loaded.
@@ -88,11 +90,13 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     for source, reason in report.failures:
         show(f"failed: {source}: {reason}", file=sys.stderr)
     try:
-        for item, outcome in results:
+        for done, (item, outcome) in enumerate(results, 1):
             _record(report, item, outcome)
             if outcome.reason is not None:
                 show(f"failed: {item.source}: {outcome.reason}", file=sys.stderr)
             bar.update()
+            if on_file is not None:
+                on_file(done, len(todo))
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,19 +106,21 @@ def gather_uploads(uploads: Sequence[str | Path], folder: Path, limits: Limits) 
 
 
 def convert_batch(converter: Converter, uploads: Sequence[str | Path], direction: str, limits: Limits,
-                  job_dir: Path, pitch: str | float = "auto") -> BatchResult:
+                  job_dir: Path, pitch: str | float = "auto",
+                  on_file: Callable[[int, int], None] | None = None) -> BatchResult:
     """Convert every uploaded file (zips unpacked) to wav; the result zip holds them and ``failures.csv``.
 
     Files that are not audio, are damaged, or are longer than
     ``limits.max_seconds`` are failures, listed with the reason; the others
-    still convert. Paths in the report are the names inside the upload.
+    still convert. Paths in the report are the names inside the upload. ``on_file(done, total)`` follows the
+    conversions (see :func:`voiceconv.batch.run_batch`).
     """
     inputs = gather_uploads(uploads, job_dir / "inputs", limits)
     out_dir = job_dir / "converted"
     items, failures = plan_batch([inputs], out_dir, glob="*", audio_format="wav")
     items, too_long = _within_duration(items, limits)
     report = run_batch(converter.path, items, direction, progress=False, converter=converter,
-                       planning_failures=[*failures, *too_long], pitch=pitch)
+                       planning_failures=[*failures, *too_long], pitch=pitch, on_file=on_file)
     failures = [(_shown_path(source, inputs), reason) for source, reason in report.failures]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_failures(out_dir, failures)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -143,13 +144,26 @@ class Handlers:
         return str(result.audio), result.input_picture, result.output_picture
 
     @shown_as_message
-    def convert_batch(self, files: list[str] | None, key: str, direction: str,
-                      pitch: str = "auto") -> tuple[str, list[list[str]], str]:
-        """(zip of converted files with failures.csv, failure table rows, summary) for several uploads."""
+    def convert_batch(self, files: list[str] | None, key: str, direction: str, pitch: str = "auto",
+                      progress=gr.Progress()) -> tuple[str, list[list[str]], str]:
+        """(zip of converted files with failures.csv, failure table rows, summary) for several uploads; the page
+        shows a progress bar with the files done and the time remaining."""
         converter = self.converters.get(self.model(key).path)
         result = convert_batch(converter, files or [], _checked(direction), self.limits, new_job_dir(self.work_root),
-                               _checked_pitch(pitch))
+                               _checked_pitch(pitch), on_file=_progress_reporter(progress))
         return str(result.archive), result.failure_rows, result.summary
+
+
+def _progress_reporter(progress) -> Callable[[int, int], None]:
+    """``on_file(done, total)`` -> the page's progress bar, with the time remaining at the pace so far."""
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        remaining = (time.monotonic() - started) / done * (total - done) if done else None
+        left = f", about {remaining:.0f} s left" if remaining is not None and done < total else ""
+        progress((done, total), desc=f"{done} of {total} files converted{left}", unit="files")
+
+    return report
 
 
 def _convert_tab(handlers: Handlers, voice: list[gr.Dropdown], examples: Sequence) -> None:

@@ -208,8 +208,11 @@ class TrainingJobs:
             from voiceconv.audit import audit_folders
         except ImportError:  # the audit needs nothing beyond the app extra; this guards a broken install only
             return "*No audit: voiceconv.audit is not available.*"
-        report = audit_folders([folder / "speakers" / "a", folder / "speakers" / "b"])
-        return report.markdown()
+        speakers = [folder / "speakers" / side for side in "ab"]
+        text = audit_folders(speakers).markdown()
+        for side, speaker in zip("AB", speakers):  # the server's folders are nobody's business: name the uploads
+            text = text.replace(f"{speaker}/", f"{side}/").replace(str(speaker), f"uploads of {side}")
+        return text
 
     # --- the jobs -----------------------------------------------------------------------------------
     def folder(self, job_id: str) -> Path:
