@@ -121,7 +121,7 @@ def _run_audit(args) -> int:
     from voiceconv.audit_faces import audit_face_folder
 
     report = audit_face_folder(args.folder, args.model)
-    print(report.markdown())
+    print(report.markdown(), end="")
     if args.csv:
         report.write_csv(args.csv)
     return 1 if report.flagged else 0
