@@ -47,8 +47,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from voiceconv import audit  # noqa: E402
-from voiceconv.audio.io import audio_files, load_audio  # noqa: E402
+from voiceconv import audit
+from voiceconv.audio.io import audio_files, load_audio
 
 SHARED = REPO.parent / "shared" / "data"
 VCC = SHARED / "vcc2016" / "train"
@@ -184,8 +184,8 @@ class SpectrogramVAEConfig:
     seed: int = 0
 
 
-def file_crops(waves: dict[Path, np.ndarray], config: SpectrogramVAEConfig) -> dict[Path, "torch.Tensor"]:
-    """{path: non-overlapping log-mel crops ``[K, 1, n_mels, crop_frames]``} (a short file: one padded crop)."""
+def file_crops(waves: dict[Path, np.ndarray], config: SpectrogramVAEConfig) -> dict:
+    """{path: non-overlapping log-mel crops ``[K, 1, n_mels, crop_frames]`` (torch)} (a short file: one padded crop)."""
     import torch
     import torch.nn.functional as F
 

@@ -310,8 +310,9 @@ def _encoder_or_fallback(methods: tuple[str, ...]):
         return SpeakerEncoder(), methods, []
     except MissingExtraError as err:
         fallback = tuple(m for m in METHODS if m != "embedding" and m in (*methods, "likelihood"))
-        return None, fallback, [f"speaker-embedding check skipped: {err}; the spectrogram-likelihood check runs "
-                                "instead (it finds music and tones, misses most other voices)"]
+        note = (f"speaker-embedding check skipped: {err}; the spectrogram-likelihood check runs instead (it finds "
+                "music and tones, misses most other voices)")
+        return None, fallback, [note]
 
 
 def embed_files(waves: dict[Path, np.ndarray], encoder) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
@@ -532,8 +533,8 @@ def _markdown(report: AuditReport) -> str:
         lines += ["", "## Flagged files", "", "| file | reason |", "|---|---|"]
         lines += [f"| {_cell(str(f.path))} | {_cell(f.reason)} |" for f in report.flagged]
     lines += ["", "## Every file", "",
-              "| file | speaker | seconds | Hz | LUFS | clipped % | silence % | SNR dB | embedding distance "
-              "| flagged | reason |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              ("| file | speaker | seconds | Hz | LUFS | clipped % | silence % | SNR dB | embedding distance "
+               "| flagged | reason |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in report.files:
         lines.append(f"| {_cell(str(f.path))} | {_cell(f.speaker)} | {_number(f.seconds, 2)} | {f.sample_rate or ''} "
                      f"| {_number(f.loudness_lufs)} | {_number(f.clipped_share, 2, 100)} "

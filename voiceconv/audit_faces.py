@@ -63,8 +63,8 @@ class FaceAuditReport:
     def markdown(self) -> str:
         cut = f"{self.cut:.4f}" if self.cut is not None else "none (too few readable images)"
         lines = ["# Face folder audit", "",
-                 f"Model: {self.model}. Reconstruction-error cut: {cut}. "
-                 f"{len(self.flagged)} of {len(self.files)} image(s) flagged.", "",
+                 (f"Model: {self.model}. Reconstruction-error cut: {cut}. "
+                  f"{len(self.flagged)} of {len(self.files)} image(s) flagged."), "",
                  "| file | reconstruction error | flagged | reason |", "|---|---|---|---|"]
         for f in self.files:
             error = "" if f.reconstruction_error is None else f"{f.reconstruction_error:.4f}"
