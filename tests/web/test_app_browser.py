@@ -138,3 +138,38 @@ def test_browser_faces_tab_samples_faces_and_hides_the_voice_choice(browser, ser
     save_screenshot(browser, tmp_path, "faces_tab.png")
     browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Convert')]").click()
     wait.until(visible.visibility_of_element_located((By.ID, "voice-choice")))
+
+
+def test_browser_trains_a_pair_from_uploads_to_a_downloadable_model(browser, tmp_path):
+    """A new user's path on the Train tab: upload two speakers, check them, train, and get the model."""
+    from test_app_train import TINY_RECIPE  # the same tiny recipe as the API test
+
+    from conftest import harmonic_tone
+    from voiceconv.audio.io import save_audio
+
+    paths = {}
+    for name, f0 in (("alice", 240.0), ("bob", 100.0)):
+        paths[name] = [str(save_audio(tmp_path / name / f"{name}{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i),
+                                      16000)) for i in range(4)]
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "tiny.yaml").write_text(TINY_RECIPE.replace("steps: 400", "steps: 60"))
+    with running_app(tmp_path, "--runs-dir", str(tmp_path / "runs"), "--recipes-dir", str(tmp_path / "recipes")) as url:
+        wait = open_page(browser, url)
+        browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Train')]").click()
+        wait.until(visible.visibility_of_element_located((By.ID, "train-start")))
+        for side, name in (("a", "alice"), ("b", "bob")):
+            browser.find_element(By.CSS_SELECTOR, f"#train-files-{side} input[type=file]").send_keys(
+                "\n".join(paths[name]))
+            wait.until(visible.text_to_be_present_in_element((By.ID, f"train-files-{side}"), f"{name}3"))  # uploaded
+            browser.find_element(By.CSS_SELECTOR, f"#train-name-{side} textarea, #train-name-{side} input").send_keys(name)
+        browser.find_element(By.ID, "train-audit-button").click()
+        wait.until(visible.text_to_be_present_in_element((By.ID, "train-audit"), "alice0.wav"))
+        browser.find_element(By.ID, "train-start").click()
+        wait.until(visible.text_to_be_present_in_element((By.ID, "train-status"), "finished"))
+        link = wait.until(visible.presence_of_element_located(
+            (By.XPATH, "//*[@id='train-download']//a[contains(@href, 'model.safetensors')]")))
+        wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "#train-snapshot-spectrogram img")))
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "train-status"))
+        save_screenshot(browser, tmp_path, "train_tab.png")
+        assert "step 60 of 60" in browser.find_element(By.ID, "train-status").text
+        assert link.get_attribute("href")

@@ -57,11 +57,16 @@ def test_train_stop_resume_convert_and_restart_through_the_page(setup):
 
     options = ("--runs-dir", str(setup / "runs"), "--recipes-dir", str(setup / "recipes"),
                "--models-dir", str(SAMPLES / "models"))
+    (setup / "broken.wav").write_bytes(b"RIFF....WAVEfmt this recording broke off")
     files = {name: [handle_file(p) for p in uploads(setup, name)] for name in ("high", "low")}
+    files["high"].append(handle_file(str(setup / "broken.wav")))  # a broken recording among A's
     with running_app(setup, *options) as url:
         client = Client(url, verbose=False, download_files=str(setup / "downloads"))
-        audit = client.predict(files["high"], files["low"], api_name="/audit_training_data")
-        assert "high0.wav" in audit and "low0.wav" in audit  # every file is listed
+        audit = client.predict(files["high"], "high", files["low"], "", api_name="/audit_training_data")
+        assert "high/high0.wav" in audit and "B/low0.wav" in audit  # every file, named by speaker (B: no name yet)
+        assert str(setup / "runs") not in audit  # never the server's folders
+        flagged = audit.split("## Flagged files")[1]
+        assert "high/broken.wav" in flagged  # the audit runs before any training
         job, summary, _ = client.predict(files["high"], "high", files["low"], "low", "tiny", 400, 0,
                                          api_name="/start_training")
         assert "**high <-> low** (tiny)" in summary
@@ -128,7 +133,7 @@ def test_queue_limit_one_running_job_and_stopping_a_queued_job(setup):
             jobs.create(**request)
         assert jobs.stop(second.id).state == "stopped"  # a queued job just leaves the line
         assert (setup / "runs" / first.id / "preview.wav").is_file()  # A's held-back snapshot clip
-        assert len(list((setup / "runs" / first.id / "speakers" / "a").iterdir())) == 3
+        assert len(list((setup / "runs" / first.id / "speakers" / "high").iterdir())) == 3
     finally:
         jobs.stop(first.id)
         wait_for(lambda: jobs.refresh() or jobs.job(first.id).state == "stopped", "the running job to stop")

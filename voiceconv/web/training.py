@@ -4,7 +4,8 @@ A job is a folder under the runs folder, and everything about it lives there,
 so a page reload or a server restart finds every job again::
 
     <runs>/<job id>/job.json        names, recipe, budget, state, the training process's id
-                    speakers/a, b    the uploaded recordings (zips unpacked as on the Batch tab)
+                    speakers/<A>, <B> the uploaded recordings, one folder per speaker name (zips unpacked
+                                     as on the Batch tab)
                     preview.wav      one recording of speaker A held back from training: the snapshot clip
                     audit.md         the audit of both speakers' recordings, made before training
                     train.log        what ``voiceconv train`` printed
@@ -160,8 +161,8 @@ class TrainingJobs:
             folder = self.folder(job.id)
             folder.mkdir(parents=True)
         try:
-            self._unpack(folder, {"a": uploads_a, "b": uploads_b})
-            (folder / "audit.md").write_text(self._audit(folder), encoding="utf-8")
+            self._unpack(folder, {name_a: uploads_a, name_b: uploads_b})
+            (folder / "audit.md").write_text(self._audit(folder, [name_a, name_b]), encoding="utf-8")
         except VoiceconvError:
             shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
             raise
@@ -169,12 +170,17 @@ class TrainingJobs:
         self.refresh()
         return self.job(job.id)
 
-    def audit_uploads(self, uploads_a: list[str], uploads_b: list[str]) -> str:
-        """The audit of two speakers' uploads (Markdown), unpacked into a scratch folder that is removed after."""
+    def audit_uploads(self, uploads_a: list[str], uploads_b: list[str], name_a: str = "", name_b: str = "") -> str:
+        """The audit of two speakers' uploads (Markdown), unpacked into a scratch folder that is removed after;
+        speakers without a name yet are called A and B."""
+        names = [_checked_name(name_a, "speaker A") if name_a else "A", _checked_name(name_b, "speaker B") if name_b
+                 else "B"]
+        if names[0] == names[1]:
+            raise UploadError("the two speakers need different names")
         scratch = Path(tempfile.mkdtemp(prefix=".audit-", dir=self.runs_dir))
         try:
-            self._unpack(scratch, {"a": uploads_a, "b": uploads_b}, hold_back=False)
-            return self._audit(scratch)
+            self._unpack(scratch, dict(zip(names, (uploads_a, uploads_b))), hold_back=False)
+            return self._audit(scratch, names)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -190,28 +196,28 @@ class TrainingJobs:
         return int(steps), float(minutes)
 
     def _unpack(self, folder: Path, uploads: dict[str, list[str]], hold_back: bool = True) -> None:
-        """Uploads -> ``speakers/a`` and ``speakers/b``; one recording of A moves to ``preview.wav``."""
+        """Uploads -> ``speakers/<name>`` (A's, then B's); one recording of A moves to ``preview.wav``."""
         total = 0.0
-        for side, files in uploads.items():
-            speaker = folder / "speakers" / side
+        for name, files in uploads.items():
+            speaker = folder / "speakers" / name
             gather_uploads(files or [], speaker, self.limits)
-            total += _minutes_of_audio(speaker, side)
+            total += _minutes_of_audio(speaker, name)
             if total > self.limits.max_training_audio_minutes:
                 raise UploadError(f"the uploads hold {total:.1f} minutes of audio; a job is limited to "
                                   f"{self.limits.max_training_audio_minutes:g} minutes")
         if hold_back:
-            _hold_back_preview(folder / "speakers" / "a", folder / "preview.wav")
+            _hold_back_preview(folder / "speakers" / next(iter(uploads)), folder / "preview.wav")
 
-    def _audit(self, folder: Path) -> str:
+    def _audit(self, folder: Path, names: list[str]) -> str:
         """The audit report of both speaker folders (Markdown)."""
         try:
             from voiceconv.audit import audit_folders
         except ImportError:  # the audit needs nothing beyond the app extra; this guards a broken install only
             return "*No audit: voiceconv.audit is not available.*"
-        speakers = [folder / "speakers" / side for side in "ab"]
+        speakers = [folder / "speakers" / name for name in names]
         text = audit_folders(speakers).markdown()
-        for side, speaker in zip("AB", speakers):  # the server's folders are nobody's business: name the uploads
-            text = text.replace(f"{speaker}/", f"{side}/").replace(str(speaker), f"uploads of {side}")
+        for name, speaker in zip(names, speakers):  # the server's folders are nobody's business: name the uploads
+            text = text.replace(f"{speaker}/", f"{name}/").replace(str(speaker), f"uploads of {name}")
         return text
 
     # --- the jobs -----------------------------------------------------------------------------------
@@ -305,8 +311,8 @@ class TrainingJobs:
             job.state, job.message = "failed", f"The recipe {job.recipe} is no longer in the recipes folder."
             self._save(job)
             return
-        command = [*self.command, "train", str(recipe), "--speaker-a", str(folder / "speakers" / "a"),
-                   "--speaker-b", str(folder / "speakers" / "b"), "--name-a", job.name_a, "--name-b", job.name_b,
+        command = [*self.command, "train", str(recipe), "--speaker-a", str(folder / "speakers" / job.name_a),
+                   "--speaker-b", str(folder / "speakers" / job.name_b), "--name-a", job.name_a, "--name-b", job.name_b,
                    "--out", str(folder / "run")]
         if job.steps:
             command += ["--steps", str(job.steps)]
@@ -405,7 +411,7 @@ def _number(value, what: str) -> float:
     return number
 
 
-def _minutes_of_audio(folder: Path, side: str) -> float:
+def _minutes_of_audio(folder: Path, name: str) -> float:
     seconds = 0.0
     for path in audio_files(folder):
         try:
@@ -413,7 +419,7 @@ def _minutes_of_audio(folder: Path, side: str) -> float:
         except AudioError:
             continue  # the audit reports it; training skips unreadable files
     if seconds == 0:
-        raise UploadError(f"speaker {side.upper()}'s uploads hold no readable audio")
+        raise UploadError(f"the uploads of {name} hold no readable audio")
     return seconds / 60
 
 
@@ -454,7 +460,7 @@ def _is_training_process(pid: int | None, folder: Path) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and str(folder / "speakers" / "a").encode() in command
+    return state != "Z" and str(folder / "run").encode() in command  # its --out
 
 
 def _remaining(progress: list[dict], total_steps: int, minutes: float) -> float | None:
@@ -519,8 +525,8 @@ def _write_card(jobs: TrainingJobs, job: Job) -> None:
              f"- **training time:** {_clock(float(training.get('training_seconds', 0)))} on "
              f"{training.get('hardware', 'unknown hardware')}",
              f"- **budget:** {job.steps or 'the recipe'} steps" + (f", {job.minutes:g} minutes" if job.minutes else ""),
-             f"- **recordings:** {len(audio_files(folder / 'speakers' / 'a'))} of {job.name_a}, "
-             f"{len(audio_files(folder / 'speakers' / 'b'))} of {job.name_b}"]
+             f"- **recordings:** {len(audio_files(folder / 'speakers' / job.name_a))} of {job.name_a}, "
+             f"{len(audio_files(folder / 'speakers' / job.name_b))} of {job.name_b}"]
     if history:
         lines += ["", "## Held-back scores (model selection)", "", "| step | " + " | ".join(
             k for k in history[0] if k != "step") + " |", "|---" * len(history[0]) + "|"]
