@@ -74,8 +74,21 @@ class AuditSettings:
     likelihood_mels: int = 40
 
 
+class Flags:
+    """What an audited file's ``reasons`` (list of text) say: whether it is flagged, and why."""
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def reason(self) -> str:
+        """Every reason, ``; ``-joined; '' when the file is clean."""
+        return "; ".join(self.reasons)
+
+
 @dataclass
-class FileAudit:
+class FileAudit(Flags):
     """One recording: its measurements (None where unreadable) and the reasons it is flagged."""
 
     path: Path
@@ -90,15 +103,6 @@ class FileAudit:
     embedding_distance: float | None = None  # cosine distance to the folder's speaker centroid
     likelihood_score: float | None = None  # mean negative log-likelihood of its log-mel frames (folder Gaussian)
     reasons: list[str] = field(default_factory=list)
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.reasons)
-
-    @property
-    def reason(self) -> str:
-        """Every reason, ``; ``-joined; '' when the file is clean."""
-        return "; ".join(self.reasons)
 
     @property
     def readable(self) -> bool:

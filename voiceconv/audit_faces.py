@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceconv.audit import robust_threshold, table_csv, write_text
+from voiceconv.audit import Flags, robust_threshold, table_csv, write_text
 from voiceconv.errors import ImageFileError, VoiceconvError
 
 BATCH = 64  # images reconstructed at once
@@ -27,20 +27,12 @@ class FaceAuditSettings:
 
 
 @dataclass
-class ImageAudit:
+class ImageAudit(Flags):
     """One image: the VAE's reconstruction error (None where unreadable) and the reasons it is flagged."""
 
     path: Path
     reconstruction_error: float | None = None
     reasons: list[str] = field(default_factory=list)
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.reasons)
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.reasons)
 
 
 @dataclass

@@ -493,8 +493,11 @@ def _read_text(path: Path) -> str:
 
 
 def _tail(path: Path, lines: int = 12) -> str:
-    text = _read_text(path)
-    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+    """The log's last ``lines`` lines, of the progress bar's many redraws only the newest."""
+    text = [line for line in _read_text(path).replace("\r", "\n").splitlines() if line.strip()]
+    bars = [i for i, line in enumerate(text) if "step/s" in line or "s/step" in line]
+    kept = [line for i, line in enumerate(text) if i not in bars[:-1]]
+    return "\n".join(kept[-lines:])
 
 
 def _last_error(path: Path) -> str:
