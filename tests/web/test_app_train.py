@@ -134,6 +134,13 @@ def test_queue_limit_one_running_job_and_stopping_a_queued_job(setup):
         assert jobs.stop(second.id).state == "stopped"  # a queued job just leaves the line
         assert (setup / "runs" / first.id / "preview.wav").is_file()  # A's held-back snapshot clip
         assert len(list((setup / "runs" / first.id / "speakers" / "high").iterdir())) == 3
+        restarted = TrainingJobs(setup / "runs", setup / "recipes", Limits(max_training_jobs=2), poll_seconds=0)
+        wait_for(lambda: restarted.status(first.id).step > 0, "the first steps, seen by a new server")
+        assert restarted.status(first.id).job.state == "running"  # its process is found again by its id
+        restarted.stop(first.id)  # and stopped from the new server
+        wait_for(lambda: restarted.refresh() or restarted.job(first.id).state == "stopped", "the job to stop")
+        assert list((setup / "runs" / first.id / "run" / "checkpoints").glob("step_*.pt"))  # SIGTERM saved one
     finally:
-        jobs.stop(first.id)
-        wait_for(lambda: jobs.refresh() or jobs.job(first.id).state == "stopped", "the running job to stop")
+        if jobs.job(first.id).state == "running":
+            jobs.stop(first.id)
+            wait_for(lambda: jobs.refresh() or jobs.job(first.id).state == "stopped", "the running job to stop")
