@@ -313,7 +313,7 @@ class TrainingJobs:
             return
         command = [*self.command, "train", str(recipe), "--speaker-a", str(folder / "speakers" / job.name_a),
                    "--speaker-b", str(folder / "speakers" / job.name_b), "--name-a", job.name_a, "--name-b", job.name_b,
-                   "--out", str(folder / "run")]
+                   "--out", str(folder / "run"), "--no-audit"]  # audited when the job was made (audit.md)
         if job.steps:
             command += ["--steps", str(job.steps)]
         if job.minutes:
