@@ -23,6 +23,7 @@ from voiceconv.errors import VoiceconvError
 from voiceconv.web.faces import faces_tab
 from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
 from voiceconv.web.limits import MB, Limits, UploadError
+from voiceconv.web.live import live_tab
 from voiceconv.web.messages import shown_as_message
 from voiceconv.web.models import (ConverterCache, FaceModelInfo, ModelInfo, discover_face_models, discover_models,
                                   face_model_summary_markdown, model_documents, model_info, model_summary_markdown)
@@ -70,6 +71,8 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
             _convert_tab(handlers, [model, direction, pitch], examples)
         with gr.Tab("Batch") as batch:
             _batch_tab(handlers, [model, direction, pitch])
+        with gr.Tab("Live") as live:
+            live_tab(handlers, [model, direction, pitch])
         with gr.Tab("Train", visible=training is not None) as train:
             if training is not None:
                 train_tab(TrainHandlers(training))
@@ -77,7 +80,7 @@ def build_app(models_dir: str | Path | None, default_model: str | Path | None = 
             faces_tab(face_models, limits, face_examples)
         with gr.Tab("Models") as about_models:
             _models_tab(models, face_models)
-        for tab in (convert, batch, train, faces, about_models):
+        for tab in (convert, batch, live, train, faces, about_models):
             tab.select(_visibility(tab not in (faces, train)), None, voice_choice, api_visibility="private")
         for tab in (convert, batch):  # models finished on the Train tab join the list
             tab.select(handlers.model_choices, model, model, api_visibility="private")

@@ -1,0 +1,141 @@
+"""Live conversion: a stream pushed block by block gives the file conversion's samples, bit for bit.
+
+``Converter.open_stream`` runs the file conversion's own stages (resampler,
+WORLD chunks cut at quiet moments, windows, cross-fades, loudness matching)
+one block at a time, so the tolerance is zero: whatever the block sizes, the
+pushes' and finish's outputs joined are exactly ``Converter.convert`` of the
+whole input with the same windowing. The web page's bounds on live streams
+(one per session, a few at once, a maximum length) are tested here too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+from voiceconv.audio.io import load_audio
+from voiceconv.convert import LIVE_WINDOWING, Converter, Windowing
+from voiceconv.errors import EmptyAudioError, NonFiniteAudioError, SilentAudioError, TooShortError, VoiceconvError
+
+MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
+CLIP = SAMPLES / "audio" / "kathleen_arctic_a0591.flac"  # 1.8 s
+OTHER_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0592.flac"  # 2.6 s
+MICROPHONE_RATE = 48000  # what a browser delivers: the stream resamples it
+
+
+@pytest.fixture(scope="module")
+def converter() -> Converter:
+    return Converter(MODEL)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(CLIP, MICROPHONE_RATE)
+
+
+def streamed(converter: Converter, wav: np.ndarray, rate: int, block: int, **options) -> np.ndarray:
+    """``wav`` pushed ``block`` samples at a time, then finished; every output joined."""
+    stream = converter.open_stream(rate, **options)
+    outputs = [stream.push(wav[start : start + block]) for start in range(0, len(wav), block)]
+    return np.concatenate([*outputs, stream.finish()])
+
+
+@pytest.mark.parametrize("block", [1, 137, 4800, 10**9], ids=["1 sample", "137 samples", "100 ms", "one block"])
+def test_stream_equals_the_file_conversion_whatever_the_blocks(converter, speech, block):
+    expected = converter.convert(speech, MICROPHONE_RATE, windowing=LIVE_WINDOWING)
+    np.testing.assert_array_equal(streamed(converter, speech, MICROPHONE_RATE, block), expected)
+
+
+def test_stream_equals_the_file_conversion_in_any_windowing_direction_and_pitch(converter):
+    wav = load_audio(OTHER_CLIP, converter.features.sample_rate)
+    windowing = Windowing(window=0.5, context=0.1, crossfade=0.05, align_chunk=0.3, align_context=0.1)
+    expected = converter.convert(wav, converter.features.sample_rate, "b2a", "+3", windowing)
+    got = streamed(converter, wav, converter.features.sample_rate, 1000, direction="b2a", pitch="+3",
+                   windowing=windowing)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_two_streams_keep_their_own_state(converter, speech):
+    """Interleaved pushes into two streams (different input, direction and pitch) give each its own conversion."""
+    other = load_audio(OTHER_CLIP, MICROPHONE_RATE)
+    first = converter.open_stream(MICROPHONE_RATE, "a2b", "auto")
+    second = converter.open_stream(MICROPHONE_RATE, "b2a", "source")
+    outputs: dict[str, list[np.ndarray]] = {"first": [], "second": []}
+    for start in range(0, max(len(speech), len(other)), 2400):
+        outputs["first"].append(first.push(speech[start : start + 2400]))
+        outputs["second"].append(second.push(other[start : start + 2400]))
+    outputs["first"].append(first.finish())
+    outputs["second"].append(second.finish())
+    np.testing.assert_array_equal(np.concatenate(outputs["first"]),
+                                  converter.convert(speech, MICROPHONE_RATE, "a2b", "auto", LIVE_WINDOWING))
+    np.testing.assert_array_equal(np.concatenate(outputs["second"]),
+                                  converter.convert(other, MICROPHONE_RATE, "b2a", "source", LIVE_WINDOWING))
+
+
+def test_live_stream_holds_back_no_more_than_its_windowing_says(converter):
+    rate, block = converter.features.sample_rate, 1600  # no resampling; 100 ms blocks
+    wav = load_audio(OTHER_CLIP, rate)
+    stream = converter.open_stream(rate)
+    bound = LIVE_WINDOWING.max_held_back_seconds(converter.features) + block / rate
+    held_back = []
+    for start in range(0, len(wav), block):
+        stream.push(wav[start : start + block])
+        held_back.append(stream.held_back_seconds)
+    assert 0.0 < max(held_back) <= bound < 1.0
+    stream.finish()
+    assert stream.samples_out == len(wav) and stream.held_back_seconds == 0.0
+
+
+@pytest.mark.parametrize("wav,error", [(np.zeros(0, np.float32), EmptyAudioError),
+                                       (np.full(300, 0.1, np.float32), TooShortError),
+                                       (np.zeros(16000, np.float32), SilentAudioError)],
+                         ids=["empty", "shorter than the minimum", "silent"])
+def test_stream_refuses_at_finish_what_the_file_conversion_refuses(converter, wav, error):
+    with pytest.raises(error):
+        converter.convert(wav, converter.features.sample_rate, windowing=LIVE_WINDOWING)
+    stream = converter.open_stream(converter.features.sample_rate, name="microphone")
+    assert np.abs(stream.push(wav)).max(initial=0.0) < 1e-4  # nothing to hear before finish refuses it
+    with pytest.raises(error, match="microphone"):
+        stream.finish()
+
+
+def test_finished_or_broken_stream_takes_nothing_more(converter, speech):
+    stream = converter.open_stream(MICROPHONE_RATE)
+    stream.push(speech)
+    stream.finish()
+    with pytest.raises(VoiceconvError, match="finished"):
+        stream.push(speech[:100])
+    broken = converter.open_stream(MICROPHONE_RATE)
+    with pytest.raises(NonFiniteAudioError):
+        broken.push(np.array([0.1, np.nan], np.float32))
+    with pytest.raises(VoiceconvError, match="finished"):
+        broken.finish()
+    with pytest.raises(VoiceconvError, match="direction"):
+        converter.open_stream(MICROPHONE_RATE, direction="sideways")
+
+
+def test_page_bounds_live_streams(converter, speech):
+    """One stream per session (a new one replaces it), at most ``max_streams`` at once, each cut at ``max_seconds``
+    of input and then finished; dropping a session forgets it."""
+    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
+    from voiceconv.web.limits import UploadError
+    from voiceconv.web.live import LiveStreams
+
+    streams = LiveStreams(max_streams=2, max_seconds=1.0)
+    open_stream = lambda: converter.open_stream(MICROPHONE_RATE)  # noqa: E731
+    first = streams.open("alice", open_stream)
+    assert streams.open("alice", open_stream) is not first and len(streams) == 1  # a new take replaces the old
+    streams.open("bob", open_stream)
+    with pytest.raises(UploadError, match="2 live conversions are running"):
+        streams.open("carol", open_stream)
+    alice = streams.get("alice")
+    half = MICROPHONE_RATE // 2
+    (start, first_half), (second_start, rest) = streams.push(alice, speech[:half]), streams.push(alice, speech[half:])
+    assert alice.stream is None and alice.stopped_at_limit  # 1.8 s pushed, cut at 1 s and finished
+    assert start == 0.0 and second_start == len(first_half) / converter.features.sample_rate
+    np.testing.assert_array_equal(np.concatenate([first_half, rest]),
+                                  converter.convert(speech[:MICROPHONE_RATE], MICROPHONE_RATE, windowing=LIVE_WINDOWING))
+    assert len(streams.push(alice, speech)[1]) == 0 and len(streams.finish(alice)[1]) == 0
+    streams.drop("bob")
+    assert streams.get("bob") is None and len(streams) == 1
