@@ -1,8 +1,9 @@
-"""The Gradio page: Convert, Batch, Faces and Models tabs over the discovered voice and face models.
+"""The Gradio page: Convert, Batch, Live, Train, Faces and Models tabs over the discovered voice and face models.
 
 Every button has an ``api_name``, so ``gradio_client`` can drive the page
-(``/convert``, ``/convert_batch``, and the Faces tab's endpoints listed in
-:mod:`voiceconv.web.faces`). Errors a user can act on appear as
+(``/convert``, ``/convert_batch``, and the endpoints of the Live tab in
+:mod:`voiceconv.web.live`, the Train tab in :mod:`voiceconv.web.train_tab` and
+the Faces tab in :mod:`voiceconv.web.faces`). Errors a user can act on appear as
 messages on the page (``gr.Error``), never as tracebacks.
 """
 
