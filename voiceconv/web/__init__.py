@@ -1,4 +1,5 @@
-"""The web page: a Gradio app over the conversion API and the face models (Convert, Batch, Faces, Models tabs).
+"""The web page: a Gradio app over the conversion API, training jobs and the face models (Convert, Batch, Live,
+Train, Faces, Models tabs).
 
 ``build_app`` lives in :mod:`voiceconv.web.page` and is imported lazily, so the
 gradio-free parts (upload limits, zip checks, model discovery, spectrogram
