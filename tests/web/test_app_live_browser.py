@@ -109,36 +109,12 @@ def played_enough(driver: webdriver.Chrome) -> dict | None:
 
 
 def heard_delays(state: dict) -> np.ndarray:
-    """Seconds from speaking to hearing, per played block. Input second ``t`` (as the server received it) was spoken
-    at ``origin + t``: the block that completed the input up to ``end`` was uploaded the moment its last sample was
-    spoken, or a little later when the page was busy, so the earliest ``upload - end`` is the origin."""
-    uploads = state["uploads"]
-    played = [p for p in state["played"] if not p["final"]]
-    assert max(p["block"] for p in played) <= len(uploads), "more server blocks than uploads: the timing is off"
-    origin = min(uploads[p["block"] - 1] / 1000 - p["end"] for p in played)
-    return np.array([p["playsAt"] / 1000 - (origin + p["start"]) for p in played])
-
-
-def describe(delays: np.ndarray) -> str:
-    return f"{np.median(delays):.2f} / {np.percentile(delays, 95):.2f} / {delays.max():.2f} s"
-
-
-def played_enough(driver: webdriver.Chrome) -> dict | None:
-    state = driver.execute_script(PLAYER_STATE_JS)
-    return state if state and state["seconds"] >= PLAYED_SECONDS else None
-
-
-def heard_delays(state: dict) -> np.ndarray:
     """Seconds from speaking to hearing, per played block: its first sample was spoken ``end - start`` seconds before
     the input block that completed it set off."""
     uploads = state["uploads"]
     played = [p for p in state["played"] if not p["final"]]
     assert max(p["block"] for p in played) <= len(uploads), "more server blocks than uploads: the timing is off"
     return np.array([(p["playsAt"] - uploads[p["block"] - 1]) / 1000 + p["end"] - p["start"] for p in played])
-
-
-def describe(delays: np.ndarray) -> str:
-    return f"{np.median(delays):.2f} / {np.percentile(delays, 95):.2f} / {delays.max():.2f} s"
 
 
 def test_live_tab_plays_the_converted_microphone_while_it_records(browser, server, tmp_path):
