@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="audio of both speakers together in one job")
     train.add_argument("--max-training-minutes", type=float, default=defaults.max_training_minutes,
                        help="the largest time budget of one job")
+    train.add_argument("--max-training-files", type=int, default=defaults.max_training_files,
+                       help="recordings of one speaker in one job")
     return p.parse_args(argv)
 
 
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         max_batch_files=args.max_batch_files, concurrency=args.concurrency,
                         max_training_jobs=args.max_training_jobs,
                         max_training_audio_minutes=args.max_training_audio_minutes,
-                        max_training_minutes=args.max_training_minutes)
+                        max_training_minutes=args.max_training_minutes, max_training_files=args.max_training_files)
         examples = sorted((SAMPLES / "audio").glob("*.flac"))
         faces = sorted(p for p in (SAMPLES / "faces").glob("*") if p.suffix in (".jpg", ".png"))
         training = None if args.no_training else TrainingJobs(args.runs_dir, args.recipes_dir, limits)

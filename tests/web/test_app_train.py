@@ -122,6 +122,17 @@ def test_refusals_are_messages_and_leave_nothing_behind(setup):
     assert sorted(Path(p).name for p in high) == ["high0.wav", "high1.wav", "high2.wav", "high3.wav"]  # untouched
 
 
+def test_a_speaker_may_upload_more_files_than_a_batch_but_not_more_than_the_training_limit(setup):
+    request = dict(uploads_a=uploads(setup, "high"), uploads_b=uploads(setup, "low"), name_a="high", name_b="low",
+                   recipe="tiny", steps=10)
+    jobs = TrainingJobs(setup / "runs", setup / "recipes", Limits(max_batch_files=2, max_training_files=3),
+                        poll_seconds=0)
+    with pytest.raises(UploadError, match="4 files uploaded; one speaker's upload is limited to 3"):
+        jobs.create(**request)
+    jobs = TrainingJobs(setup / "runs", setup / "recipes", Limits(max_batch_files=2), poll_seconds=0)
+    assert "high/high0.wav" in jobs.audit_uploads(request["uploads_a"], request["uploads_b"], "high", "low")
+
+
 def test_queue_limit_one_running_job_and_stopping_a_queued_job(setup):
     jobs = TrainingJobs(setup / "runs", setup / "recipes", Limits(max_training_jobs=2), poll_seconds=0)
     request = dict(uploads_a=uploads(setup, "high"), uploads_b=uploads(setup, "low"), name_a="high", name_b="low",

@@ -41,7 +41,8 @@ def check_zip(path: str | Path, limits: Limits) -> list[zipfile.ZipInfo]:
         _check_member(name, info, limits)
     files = [info for info in members if not info.is_dir()]
     if len(files) > limits.max_batch_files:
-        raise UnsafeArchiveError(f"{name} holds {len(files)} files; a batch is limited to {limits.max_batch_files}")
+        raise UnsafeArchiveError(f"{name} holds {len(files)} files; {limits.files_limit_name} is limited to "
+                                 f"{limits.max_batch_files}")
     total = sum(info.file_size for info in files)
     if total > limits.max_zip_total_mb * MB:
         raise UnsafeArchiveError(f"{name} unpacks to {total / MB:.1f} MB; the limit is {limits.max_zip_total_mb:g} MB")

@@ -98,8 +98,8 @@ def gather_uploads(uploads: Sequence[str | Path], folder: Path, limits: Limits) 
             copy_upload(upload, folder)
             count += 1
         if count > limits.max_batch_files:
-            raise UploadError(f"more than {limits.max_batch_files} files uploaded; a batch is limited to "
-                              f"{limits.max_batch_files}")
+            raise UploadError(f"{count} files uploaded; {limits.files_limit_name} is limited "
+                              f"to {limits.max_batch_files}")
     if count == 0:
         raise UploadError("the uploads hold no files to convert (an empty zip?)")
     return folder

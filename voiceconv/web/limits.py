@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from voiceconv.errors import AudioError, ImageFileError, VoiceconvError
@@ -30,9 +30,15 @@ class Limits:
     max_training_jobs: int = 4  # training jobs queued or running at once (one trains at a time)
     max_training_audio_minutes: float = 60.0  # audio of both speakers together in one training job
     max_training_minutes: float = 120.0  # the largest time budget of one training job
+    max_training_files: int = 2000  # recordings of one speaker in a training job (the minutes bound them too)
+    files_limit_name: str = "a batch"  # what max_batch_files limits, for messages (see for_training)
+
+    def for_training(self) -> Limits:
+        """These limits for one speaker's training uploads: ``max_training_files`` instead of the batch's count."""
+        return replace(self, max_batch_files=self.max_training_files, files_limit_name="one speaker's upload")
 
     def __post_init__(self) -> None:
-        bad = [f"{name}={value}" for name, value in vars(self).items() if not value > 0]
+        bad = [f"{name}={value}" for name, value in vars(self).items() if not isinstance(value, str) and not value > 0]
         if bad:
             raise VoiceconvError(f"web limits must be positive: {', '.join(bad)}")
 

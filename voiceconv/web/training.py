@@ -200,7 +200,7 @@ class TrainingJobs:
         total = 0.0
         for name, files in uploads.items():
             speaker = folder / "speakers" / name
-            gather_uploads(files or [], speaker, self.limits)
+            gather_uploads(files or [], speaker, self.limits.for_training())
             total += _minutes_of_audio(speaker, name)
             if total > self.limits.max_training_audio_minutes:
                 raise UploadError(f"the uploads hold {total:.1f} minutes of audio; a job is limited to "
