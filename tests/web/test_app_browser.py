@@ -167,7 +167,7 @@ def test_browser_trains_a_pair_from_uploads_to_a_downloadable_model(browser, tmp
         browser.find_element(By.ID, "train-start").click()
         wait.until(visible.text_to_be_present_in_element((By.ID, "train-status"), "finished"))
         link = wait.until(visible.presence_of_element_located(
-            (By.XPATH, "//*[@id='train-download']//a[contains(@href, 'model.safetensors')]")))
+            (By.XPATH, "//*[@id='train-download']//a[contains(@href, 'alice_bob.safetensors')]")))
         wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "#train-snapshot-spectrogram img")))
         browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "train-status"))
         save_screenshot(browser, tmp_path, "train_tab.png")

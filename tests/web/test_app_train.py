@@ -87,7 +87,7 @@ def test_train_stop_resume_convert_and_restart_through_the_page(setup):
         assert "step 400 of 400" in summary
         assert "--resume" in log_tail or "interrupted" in (setup / "runs" / job / "train.log").read_text()
         assert snapshot_audio and sf.info(snapshot_audio).duration > 1.0  # the held-back clip, converted
-        assert sorted(Path(f).name for f in downloads) == ["model.md", "model.safetensors"]
+        assert sorted(Path(f).name for f in downloads) == ["high_low.md", "high_low.safetensors"]
         key = f"high_low_{job}"
         converted = client.predict(handle_file(uploads(setup, "high")[1]), key, "a2b", "auto", api_name="/convert")[0]
         assert sf.info(converted).duration == pytest.approx(1.5, abs=0.05)

@@ -95,6 +95,7 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     autocast = _autocast(topology, config)
     interrupted, started = False, time.monotonic()
     progress = _progress(step, config.steps, topology)
+    losses: dict[str, float] = {}
 
     def state() -> dict:
         return {"step": step, "seconds": seconds + time.monotonic() - started, "model": model.state_dict(),
@@ -127,6 +128,8 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
             interrupted = True
     if topology.is_main:
         save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
+        if losses and step % config.log_every:  # the last step, for the progress log, when it was not logged
+            append_progress(run_dir, step, seconds + time.monotonic() - started, losses)
     total_seconds = seconds + time.monotonic() - started
     model_path = None
     if topology.is_main and not interrupted:

@@ -10,7 +10,9 @@ so a page reload or a server restart finds every job again::
                     audit.md         the audit of both speakers' recordings, made before training
                     train.log        what ``voiceconv train`` printed
                     run/             ``voiceconv train --out``: checkpoints, progress.jsonl, validation.jsonl,
-                                     exports/, model.safetensors, and model.md (the card) once finished
+                                     exports/, model.safetensors, best.safetensors (selection), and once
+                                     finished <A>_<B>.safetensors (the delivered model: the selected one when
+                                     the recipe selects, else the last) with its card <A>_<B>.md
 
 Training runs as its own process (``python -m voiceconv train``), in a session
 of its own, so it outlives the server; Stop sends it SIGTERM, on which the
@@ -88,7 +90,7 @@ class JobStatus:
     losses: list[dict] = field(default_factory=list)  # progress.jsonl entries: step, seconds, losses
     validation: list[dict] = field(default_factory=list)  # validation.jsonl entries: step, score, ...
     snapshot: Path | None = None  # the newest exported model (the final one once finished)
-    model: Path | None = None  # model.safetensors once finished
+    model: Path | None = None  # the delivered model once finished
     card: Path | None = None
     audit: str = ""
     log_tail: str = ""
@@ -96,8 +98,11 @@ class JobStatus:
     def summary(self) -> str:
         """One Markdown paragraph: state, steps, elapsed and remaining time."""
         job = self.job
-        parts = [f"**{job.name_a} <-> {job.name_b}** ({job.recipe}): **{job.state}**",
-                 f"step {self.step} of {self.total_steps}", f"{_clock(self.elapsed_seconds)} trained"]
+        steps = f"step {self.step} of {self.total_steps}"
+        if job.state == "finished" and self.step < self.total_steps:
+            steps = f"step {self.step} (the time budget ended it)"
+        parts = [f"**{job.name_a} <-> {job.name_b}** ({job.recipe}): **{job.state}**", steps,
+                 f"{_clock(self.elapsed_seconds)} trained"]
         if job.minutes:
             parts.append(f"budget {job.minutes:g} min")
         if self.remaining_seconds is not None and job.state in ACTIVE:
@@ -247,8 +252,11 @@ class TrainingJobs:
 
     def finished_models(self) -> dict[str, Path]:
         """key -> model file of every finished job (for the Convert tab's list)."""
-        return {job.key: self.folder(job.id) / "run" / "model.safetensors"
-                for job in self.jobs() if job.state == "finished"}
+        return {job.key: self.delivered(job) for job in self.jobs() if job.state == "finished"}
+
+    def delivered(self, job: Job) -> Path:
+        """The finished job's model file, ``run/<A>_<B>.safetensors`` (its card beside it, ``.md``)."""
+        return self.folder(job.id) / "run" / f"{job.name_a}_{job.name_b}.safetensors"
 
     # --- stop and resume ----------------------------------------------------------------------------
     def stop(self, job_id: str) -> Job:
@@ -344,7 +352,7 @@ class TrainingJobs:
         exported = model.is_file() and model.stat().st_mtime >= (job.started or 0) - 1
         if exported and (code == 0 or (code is None and job.state == "running")):
             job.state, job.message = "finished", "Finished: the model is in the Convert tab's list."
-            _write_card(self, job)
+            _deliver(self, job)
         elif job.state == "stopping" or code == 130:
             job.state, job.message = "stopped", "Stopped; a checkpoint is saved. Resume continues from it."
         else:
@@ -367,11 +375,11 @@ class TrainingJobs:
         step = progress[-1]["step"] if progress else 0
         elapsed = progress[-1]["seconds"] if progress else 0.0
         total = job.steps or self._recipe_steps(job)
-        model = run / "model.safetensors"
+        model = self.delivered(job)
+        finished = job.state == "finished" and model.is_file()
         return JobStatus(job, step, total, elapsed, _remaining(progress, total, job.minutes), progress,
-                         read_history(run) if run.is_dir() else [], _newest_snapshot(run),
-                         model if job.state == "finished" and model.is_file() else None,
-                         run / "model.md" if (run / "model.md").is_file() else None,
+                         read_history(run) if run.is_dir() else [], model if finished else _newest_snapshot(run),
+                         model if finished else None, model.with_suffix(".md") if finished else None,
                          _read_text(folder / "audit.md"), _tail(folder / "train.log"))
 
     def _recipe_steps(self, job: Job) -> int:
@@ -511,33 +519,55 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _write_card(jobs: TrainingJobs, job: Job) -> None:
-    """``run/model.md``: what was trained, on what, for how long, and its held-back scores."""
+def _deliver(jobs: TrainingJobs, job: Job) -> None:
+    """Copy the model to deliver (``best.safetensors`` when held-back selection ran, else the last) to
+    ``run/<A>_<B>.safetensors`` and write its card beside it."""
+    run = jobs.folder(job.id) / "run"
+    chosen = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "model.safetensors"
+    target = jobs.delivered(job)
+    with atomic_output(target) as tmp:
+        shutil.copyfile(chosen, tmp)
+    _write_card(jobs, job, target)
+
+
+def _write_card(jobs: TrainingJobs, job: Job, model: Path) -> None:
+    """``<model>.md``: what was trained, on what, for how long, which step was chosen, the held-back scores and the
+    audit."""
     from voiceconv.modelfile import read_header
 
     folder = jobs.folder(job.id)
     run = folder / "run"
     try:
-        training = read_header(run / "model.safetensors").get("training", {})
+        training = read_header(model).get("training", {})
+        trained = read_header(run / "model.safetensors").get("training", {})
     except VoiceconvError:
-        training = {}
-    history = read_history(run)
+        training = trained = {}
+    budget = [f"{job.steps} steps"] if job.steps else []
+    budget += [f"{job.minutes:g} minutes"] if job.minutes else []
     lines = [f"# {job.name_a} <-> {job.name_b}", "",
              f"Trained on the Train tab of the voiceconv page with the `{job.recipe}` recipe.", "",
-             f"- **steps:** {training.get('steps', '?')}",
-             f"- **training time:** {_clock(float(training.get('training_seconds', 0)))} on "
-             f"{training.get('hardware', 'unknown hardware')}",
-             f"- **budget:** {job.steps or 'the recipe'} steps" + (f", {job.minutes:g} minutes" if job.minutes else ""),
+             f"- **trained:** {trained.get('steps', '?')} steps in {_clock(float(trained.get('training_seconds', 0)))} "
+             f"on {trained.get('hardware', 'unknown hardware')} (budget: {' and '.join(budget)})",
+             f"- **this file:** step {training.get('steps', '?')}"
+             + (", the best held-back score" if "selected" in training else ", the last step"),
              f"- **recordings:** {len(audio_files(folder / 'speakers' / job.name_a))} of {job.name_a}, "
-             f"{len(audio_files(folder / 'speakers' / job.name_b))} of {job.name_b}"]
+             f"{len(audio_files(folder / 'speakers' / job.name_b))} of {job.name_b} (one of {job.name_a}'s held back "
+             "for the snapshots)"]
+    history = read_history(run)
     if history:
-        lines += ["", "## Held-back scores (model selection)", "", "| step | " + " | ".join(
-            k for k in history[0] if k != "step") + " |", "|---" * len(history[0]) + "|"]
-        lines += ["| " + " | ".join(str(entry.get(k, "")) for k in history[0]) + " |" for entry in history]
+        columns = list(history[0])
+        lines += ["", "## Held-back scores (model selection)", "", "| " + " | ".join(columns) + " |",
+                  "|---" * len(columns) + "|"]
+        lines += ["| " + " | ".join(_shown(entry.get(k, "")) for k in columns) + " |" for entry in history]
     audit = _read_text(folder / "audit.md")
-    if audit:
-        lines += ["", "## Audit of the training recordings", "", audit]
+    if audit:  # under the card's own heading, its sections one level down
+        body = audit.split("\n", 1)[1] if audit.startswith("# ") else audit
+        lines += ["", "## Audit of the training recordings", "", body.strip().replace("\n## ", "\n### ")]
     lines += ["", "These figures come from the training run only; judge the model with `voiceconv evaluate` on "
               "recordings it has never seen."]
-    with atomic_output(run / "model.md") as tmp:
+    with atomic_output(model.with_suffix(".md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _shown(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
