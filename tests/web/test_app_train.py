@@ -62,9 +62,10 @@ def test_train_stop_resume_convert_and_restart_through_the_page(setup):
     files["high"].append(handle_file(str(setup / "broken.wav")))  # a broken recording among A's
     with running_app(setup, *options) as url:
         client = Client(url, verbose=False, download_files=str(setup / "downloads"))
-        audit = client.predict(files["high"], "high", files["low"], "", api_name="/audit_training_data")
+        audit = client.predict(files["high"], "high", files["low"], "", "tiny", api_name="/audit_training_data")
         assert "high/high0.wav" in audit and "B/low0.wav" in audit  # every file, named by speaker (B: no name yet)
         assert str(setup / "runs") not in audit  # never the server's folders
+        assert f"| {2 / 60:g} |" in audit  # the minutes needed: the tiny recipe's data.min_seconds (2 s)
         flagged = audit.split("## Flagged files")[1]
         assert "high/broken.wav" in flagged  # the audit runs before any training
         job, summary, _ = client.predict(files["high"], "high", files["low"], "low", "tiny", 400, 0,
@@ -116,10 +117,27 @@ def test_refusals_are_messages_and_leave_nothing_behind(setup):
         request = dict(uploads_a=high, uploads_b=low, name_a="high", name_b="low", recipe="tiny", steps=10, minutes=0)
         with pytest.raises(UploadError, match=message):
             jobs.create(**{**request, **change})
-    assert jobs.jobs() == [] and [p.name for p in (setup / "runs").iterdir()] == []
+    assert jobs.jobs() == [] and [p.name for p in (setup / "runs").iterdir()] == [".jobs.lock"]
     with pytest.raises(UploadError, match="no training job"):
         jobs.status("../../etc")
     assert sorted(Path(p).name for p in high) == ["high0.wav", "high1.wav", "high2.wav", "high3.wav"]  # untouched
+
+
+def test_a_second_server_on_the_same_runs_folder_leaves_a_running_job_alone(setup):
+    request = dict(uploads_a=uploads(setup, "high"), uploads_b=uploads(setup, "low"), name_a="high", name_b="low",
+                   recipe="tiny", steps=100_000)
+    first = TrainingJobs(setup / "runs", setup / "recipes", Limits(), poll_seconds=0)
+    second = TrainingJobs(setup / "runs", setup / "recipes", Limits(), poll_seconds=0)
+    job = first.create(**request)
+    try:
+        second.refresh()  # sees the job running (the first server's child): starts nothing
+        first.refresh()
+        assert [j.state for j in second.jobs()] == ["running"]
+        assert "$ voiceconv train" in (setup / "runs" / job.id / "train.log").read_text()
+        assert (setup / "runs" / job.id / "train.log").read_text().count("$ voiceconv train") == 1
+    finally:
+        first.stop(job.id)
+        wait_for(lambda: first.refresh() or first.job(job.id).state == "stopped", "the job to stop")
 
 
 def test_a_speaker_may_upload_more_files_than_a_batch_but_not_more_than_the_training_limit(setup):

@@ -29,9 +29,10 @@ class TrainHandlers:
         self._snapshot_lock = threading.Lock()
 
     @shown_as_message
-    def audit(self, files_a: list[str] | None, name_a: str, files_b: list[str] | None, name_b: str) -> str:
-        """The audit of both speakers' uploads (Markdown), before anything is trained."""
-        return self.jobs.audit_uploads(files_a or [], files_b or [], name_a or "", name_b or "")
+    def audit(self, files_a: list[str] | None, name_a: str, files_b: list[str] | None, name_b: str,
+              recipe: str | None = None) -> str:
+        """The audit of both speakers' uploads (Markdown) against the recipe's needs, before anything is trained."""
+        return self.jobs.audit_uploads(files_a or [], files_b or [], name_a or "", name_b or "", recipe)
 
     @shown_as_message
     def start(self, files_a: list[str] | None, name_a: str, files_b: list[str] | None, name_b: str, recipe: str,
@@ -138,7 +139,8 @@ def train_tab(handlers: TrainHandlers) -> None:
     log_tail = gr.Textbox(label="Training log (last lines)", lines=6, interactive=False, elem_id="train-log")
 
     shown = [summary, losses, validation, snapshot_audio, snapshot_picture, downloads, log_tail]
-    audit_button.click(handlers.audit, [files_a, name_a, files_b, name_b], audit, api_name="audit_training_data")
+    audit_button.click(handlers.audit, [files_a, name_a, files_b, name_b, recipe], audit,
+                       api_name="audit_training_data")
     started = gr.Textbox(visible=False, elem_id="train-started-job")  # the new job's id, for the list
     start_button.click(handlers.start, [files_a, name_a, files_b, name_b, recipe, steps, minutes],
                        [started, summary, audit], api_name="start_training"

@@ -21,6 +21,7 @@ loop saves a checkpoint, and Resume starts it again with ``--resume``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -129,7 +130,7 @@ class TrainingJobs:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise VoiceconvError(f"{runs_dir}: cannot make the training jobs' folder ({err.strerror})") from None
-        self._lock = threading.RLock()
+        self._lock = _ExclusiveLock(self.runs_dir / ".jobs.lock")  # threads of this server and other servers
         self._children: dict[str, subprocess.Popen] = {}  # processes this server started
         self._stop = threading.Event()
         if poll_seconds:
@@ -167,7 +168,7 @@ class TrainingJobs:
             folder.mkdir(parents=True)
         try:
             self._unpack(folder, {name_a: uploads_a, name_b: uploads_b})
-            (folder / "audit.md").write_text(self._audit(folder, [name_a, name_b]), encoding="utf-8")
+            (folder / "audit.md").write_text(self._audit(folder, [name_a, name_b], recipe), encoding="utf-8")
         except VoiceconvError:
             shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
             raise
@@ -175,9 +176,10 @@ class TrainingJobs:
         self.refresh()
         return self.job(job.id)
 
-    def audit_uploads(self, uploads_a: list[str], uploads_b: list[str], name_a: str = "", name_b: str = "") -> str:
+    def audit_uploads(self, uploads_a: list[str], uploads_b: list[str], name_a: str = "", name_b: str = "",
+                      recipe: str | None = None) -> str:
         """The audit of two speakers' uploads (Markdown), unpacked into a scratch folder that is removed after;
-        speakers without a name yet are called A and B."""
+        speakers without a name yet are called A and B; the minutes needed are ``recipe``'s."""
         names = [_checked_name(name_a, "speaker A") if name_a else "A", _checked_name(name_b, "speaker B") if name_b
                  else "B"]
         if names[0] == names[1]:
@@ -185,7 +187,7 @@ class TrainingJobs:
         scratch = Path(tempfile.mkdtemp(prefix=".audit-", dir=self.runs_dir))
         try:
             self._unpack(scratch, dict(zip(names, (uploads_a, uploads_b))), hold_back=False)
-            return self._audit(scratch, names)
+            return self._audit(scratch, names, recipe)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -213,14 +215,14 @@ class TrainingJobs:
         if hold_back:
             _hold_back_preview(folder / "speakers" / next(iter(uploads)), folder / "preview.wav")
 
-    def _audit(self, folder: Path, names: list[str]) -> str:
-        """The audit report of both speaker folders (Markdown)."""
+    def _audit(self, folder: Path, names: list[str], recipe: str | None = None) -> str:
+        """The audit report of both speaker folders (Markdown), against the minutes ``recipe`` needs."""
         try:
             from voiceconv.audit import audit_folders
         except ImportError:  # the audit needs nothing beyond the app extra; this guards a broken install only
             return "*No audit: voiceconv.audit is not available.*"
         speakers = [folder / "speakers" / name for name in names]
-        text = audit_folders(speakers).markdown()
+        text = audit_folders(speakers, **self._needed_minutes(recipe)).markdown()
         for name, speaker in zip(names, speakers):  # the server's folders are nobody's business: name the uploads
             text = text.replace(f"{speaker}/", f"{name}/").replace(str(speaker), f"uploads of {name}")
         return text
@@ -382,6 +384,16 @@ class TrainingJobs:
                          model if finished else None, model.with_suffix(".md") if finished else None,
                          _read_text(folder / "audit.md"), _tail(folder / "train.log"))
 
+    def _needed_minutes(self, recipe: str | None) -> dict:
+        """``{"needed_minutes": ...}`` from the recipe's ``data.min_seconds``, as ``voiceconv audit --recipe``
+        does; {} (the audit's default) when the recipe leaves it out or is unknown."""
+        path = self.recipes().get(recipe) if recipe else None
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
+            return {"needed_minutes": float(values["data"]["min_seconds"]) / 60}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            return {}
+
     def _recipe_steps(self, job: Job) -> int:
         """The run's step count: from its saved recipe (every field written out) or, before it starts, the
         recipe file's ``train.steps`` (0 when it leaves it to the default)."""
@@ -395,6 +407,30 @@ class TrainingJobs:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+class _ExclusiveLock:
+    """Re-entrant for this process's threads, exclusive across processes (``flock`` on ``path``): two servers on
+    one runs folder never start the same job twice or judge one job's end twice."""
+
+    def __init__(self, path: Path):
+        self.path, self._threads, self._depth, self._file = path, threading.RLock(), 0, None
+
+    def __enter__(self):
+        self._threads.acquire()
+        if self._depth == 0:
+            self._file = open(self.path, "a")  # noqa: SIM115 - held for the length of the lock
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+        self._threads.release()
+
+
+
 def _new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
