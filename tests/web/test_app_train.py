@@ -75,7 +75,8 @@ def test_train_stop_resume_convert_and_restart_through_the_page(setup):
         def status():
             return client.predict(job, api_name="/training_status")
 
-        wait_for(lambda: "**running**" in status()[0] and "step 0 of" not in status()[0], "the first steps")
+        wait_for(lambda: (s := status()[0]) and "**running**" in s and "step " in s and "step 0 of" not in s,
+                 "the first steps")
         client.predict(job, api_name="/stop_training")
         stopped = wait_for(lambda: (s := status()) and "**stopped**" in s[0] and s, "the job to stop")
         step_at_stop = int(stopped[0].split("step ")[1].split(" of")[0])

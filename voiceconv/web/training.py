@@ -104,6 +104,8 @@ class JobStatus:
             steps = f"step {self.step} (the time budget ended it)"
         parts = [f"**{job.name_a} <-> {job.name_b}** ({job.recipe}): **{job.state}**", steps,
                  f"{_clock(self.elapsed_seconds)} trained"]
+        if job.state == "running" and not self.losses:
+            parts[1:] = ["preparing: reading the recordings, fitting the pitch alignment, scoring the untrained model"]
         if job.minutes:
             parts.append(f"budget {job.minutes:g} min")
         if self.remaining_seconds is not None and job.state in ACTIVE:
