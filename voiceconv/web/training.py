@@ -243,7 +243,7 @@ class TrainingJobs:
                 found.append(Job(**json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, TypeError) as err:
                 log.warning("skipping training job %s: %s", path.parent.name, err)
-        return found
+        return sorted(found, key=lambda job: (job.created, job.id))  # ids of one second sort at random
 
     def job(self, job_id: str) -> Job:
         path = self.folder(job_id) / "job.json"
