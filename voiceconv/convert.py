@@ -55,7 +55,7 @@ from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, pa
 from voiceconv.errors import VoiceconvError
 from voiceconv.modelcheck import check_output, load_voice_model
 from voiceconv.modelfile import ModelFileError
-from voiceconv.models.cyclegan import apply_generator, build_image_generator
+from voiceconv.models.cyclegan import apply_generator, build_image_generator, checked_direction
 from voiceconv.models.voice_model import ALIGNED_INPUTS, GENERATORS, SPEAKERS, generator_weights, read_stats
 
 Direction = Literal["a2b", "b2a"]
@@ -145,7 +145,7 @@ class Converter:
     def convert_image(self, image: torch.Tensor, direction: Direction = "a2b") -> torch.Tensor:
         """Log-mel image ``[1, n_mels, T]`` of one speaker (aligned to the other, see :meth:`align`) -> the other
         speaker's image."""
-        target = "b" if _check_direction(direction) == "a2b" else "a"
+        target = "b" if checked_direction(direction) == "a2b" else "a"
         net = self.generators[direction]
         return convert_image(lambda x: apply_generator(net, x, self.mask_frames), image.to(self.device),
                              self.input_stats[direction], self.stats[target])
@@ -153,7 +153,7 @@ class Converter:
     def alignment(self, direction: Direction = "a2b", pitch: Pitch = "auto") -> Alignment | None:
         """The WORLD alignment applied to input of ``direction`` (None: none at all) under the ``pitch`` setting."""
         shift = parse_pitch(pitch)
-        aligned = self.alignments.get(_check_direction(direction))
+        aligned = self.alignments.get(checked_direction(direction))
         if aligned is None:  # a model from before alignment: its generator moves the pitch itself
             return None if shift is None else Alignment(PitchStats(0.0, 1.0), PitchStats(0.0, 1.0), 1.0, shift)
         return aligned.with_pitch(shift)
@@ -663,9 +663,3 @@ def model_alignments(header: dict, path: str | Path = "model") -> dict[str, Alig
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: damaged 'alignment' field in the model header ({err})") from None
     return {"a2b": a2b, "b2a": a2b.reverse()}
-
-
-def _check_direction(direction: str) -> str:
-    if direction not in ("a2b", "b2a"):
-        raise VoiceconvError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
-    return direction

@@ -17,7 +17,7 @@ from voiceconv.errors import ConfigError
 from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
-from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, checked_direction
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, VAEConfig
 
@@ -140,6 +140,4 @@ def interpolate(model: VAE, first: torch.Tensor, second: torch.Tensor, steps: in
 def translate(model: CycleGAN, images: torch.Tensor, direction: str) -> torch.Tensor:
     """CycleGAN translation ``[N, C, H, W]``: a2b with G_AB, b2a with G_BA."""
     require_model_class(model, CycleGAN, "translate")
-    if direction not in ("a2b", "b2a"):
-        raise ConfigError(f"direction must be a2b or b2a, got {direction!r}")
-    return (model.a_to_b if direction == "a2b" else model.b_to_a)(images)
+    return (model.a_to_b if checked_direction(direction) == "a2b" else model.b_to_a)(images)

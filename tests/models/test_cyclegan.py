@@ -179,3 +179,22 @@ def test_unreadable_files_are_skipped_and_too_little_audio_is_explained(speakers
     assert len(corpus.images) == 3 and len(corpus.skipped) == 1 and "broken.wav" in corpus.skipped[0]
     with pytest.raises(VoiceconvError, match=r"only 4\.\d s of usable audio .* at least 600 s are needed"):
         load_speaker(high, TINY_FEATURES, tmp_path / "cache", 600.0, 16)
+
+
+def test_one_direction_check_for_voice_and_face_conversion():
+    import numpy as np
+
+    from conftest import SAMPLES
+    from voiceconv.convert import Converter
+    from voiceconv.errors import ConfigError
+    from voiceconv.facemodels import translate
+    from voiceconv.models.cyclegan import checked_direction
+
+    assert [checked_direction(d) for d in ("a2b", "b2a")] == ["a2b", "b2a"]
+    converter = Converter(SAMPLES / "models" / "kathleen_rms.safetensors")
+    face_cyclegan = CycleGAN(3, 16, CycleGANConfig(generator_channels=8, residual_channels=16, residual_blocks=1,
+                                                   discriminator_channels=8, discriminator_layers=2))
+    for attempt in (lambda: checked_direction("up"), lambda: converter.convert(np.ones(16000, np.float32), 16000, "up"),
+                    lambda: translate(face_cyclegan, torch.zeros(1, 3, 16, 16), "up")):
+        with pytest.raises(ConfigError, match="^direction must be a2b or b2a, not 'up'$"):
+            attempt()

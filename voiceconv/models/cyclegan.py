@@ -79,6 +79,16 @@ def apply_generator(generator: nn.Module, images: torch.Tensor, mask_frames: boo
     return generator(torch.cat([images * mask, mask], dim=1))
 
 
+DIRECTIONS = ("a2b", "b2a")  # a2b: G_AB turns domain A into B; b2a: G_BA the other way
+
+
+def checked_direction(direction: object) -> str:
+    """``direction`` when it is one of :data:`DIRECTIONS`; a one-line ConfigError otherwise."""
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"direction must be a2b or b2a, not {str(direction)[:20]!r}")
+    return direction
+
+
 class CycleGAN(TrainableModel):
     """Two generators ``G_AB: A -> B``, ``G_BA: B -> A`` and two discriminators ``D_A``, ``D_B``."""
 

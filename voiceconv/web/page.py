@@ -20,6 +20,7 @@ import gradio as gr
 import numpy as np
 
 from voiceconv.audio.world import parse_pitch
+from voiceconv.models.cyclegan import checked_direction
 from voiceconv.errors import VoiceconvError
 from voiceconv.web.faces import faces_tab
 from voiceconv.web.jobs import convert_batch, convert_clip, new_job_dir
@@ -143,7 +144,7 @@ class Handlers:
                 pitch: str = "auto") -> tuple[str, np.ndarray, np.ndarray]:
         """(converted audio file, input spectrogram, converted spectrogram) for one upload or recording."""
         converter = self.converters.get(self.model(key).path)
-        result = convert_clip(converter, audio, _checked(direction), self.limits, new_job_dir(self.work_root),
+        result = convert_clip(converter, audio, checked_direction(direction), self.limits, new_job_dir(self.work_root),
                               _checked_pitch(pitch))
         return str(result.audio), result.input_picture, result.output_picture
 
@@ -153,7 +154,7 @@ class Handlers:
         """(zip of converted files with failures.csv, failure table rows, summary) for several uploads; the page
         shows a progress bar with the files done and the time remaining."""
         converter = self.converters.get(self.model(key).path)
-        result = convert_batch(converter, files or [], _checked(direction), self.limits, new_job_dir(self.work_root),
+        result = convert_batch(converter, files or [], checked_direction(direction), self.limits, new_job_dir(self.work_root),
                                _checked_pitch(pitch), on_file=_progress_reporter(progress))
         return str(result.archive), result.failure_rows, result.summary
 
@@ -230,12 +231,6 @@ def _temporary_work_dir() -> str:
     folder = tempfile.TemporaryDirectory(prefix="voiceconv-web-", ignore_cleanup_errors=True)
     _WORK_DIRS.append(folder)  # kept alive until the process exits, then deleted
     return folder.name
-
-
-def _checked(direction: str) -> str:
-    if direction not in ("a2b", "b2a"):
-        raise UploadError(f"direction must be a2b or b2a, not {direction!r}")
-    return direction
 
 
 def _checked_pitch(pitch: str | float | None) -> str | float:
