@@ -45,21 +45,29 @@ return images.length === 2 && images.every(image => image.complete) ? images.map
 INPUT_DURATION_JS = 'const time = document.querySelector("#input-audio #duration"); return time && time.textContent;'
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def headless_chromium(*flags: str, console: bool = False) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with ``flags`` added (skips the test when it or its driver is missing); ``console``
+    keeps the page's console log for failure messages. Quits when the generator closes."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
         pytest.skip(f"{' and '.join(missing)} not found; install Debian's chromium and chromium-driver packages")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300", *flags):
         options.add_argument(flag)
+    if console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_script_timeout(WAIT_SECONDS)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    yield from headless_chromium()
 
 
 def save_screenshot(driver: webdriver.Chrome, folder: Path, name: str) -> Path:

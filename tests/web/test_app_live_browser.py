@@ -28,11 +28,10 @@ from helpers import running_app
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 
 from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as visible  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_app_browser import CHROMEDRIVER, CHROMIUM, LOAD_AUDIO_JS, WAIT_SECONDS, save_screenshot  # noqa: E402
+from test_app_browser import LOAD_AUDIO_JS, WAIT_SECONDS, headless_chromium, save_screenshot  # noqa: E402
 
 MICROPHONE_RATE = 48000
 RECORD_SECONDS = 8.0  # how long the test speaks into the fake microphone
@@ -73,24 +72,11 @@ def fake_microphone_file(path: Path) -> Path:
 
 @pytest.fixture
 def browser(tmp_path) -> Iterator[webdriver.Chrome]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not found; install Debian's chromium and chromium-driver packages")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
     microphone = fake_microphone_file(tmp_path / "microphone.wav")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300",
-                 "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={microphone}", "--autoplay-policy=no-user-gesture-required"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for failure messages
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(WAIT_SECONDS)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from headless_chromium("--disable-gpu", "--no-first-run", "--disable-background-networking",
+                                 "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+                                 "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone}",
+                                 "--autoplay-policy=no-user-gesture-required", console=True)
 
 
 @pytest.fixture

@@ -157,8 +157,9 @@ class TrainingJobs:
         name_a, name_b = _checked_name(name_a, "speaker A"), _checked_name(name_b, "speaker B")
         if name_a == name_b:
             raise UploadError("the two speakers need different names")
-        if recipe not in self.recipes():
-            raise UploadError(f"unknown recipe {recipe!r}; choose one of {', '.join(self.recipes()) or 'none'}")
+        offered = self.recipes()
+        if recipe not in offered:
+            raise UploadError(f"unknown recipe {recipe!r}; choose one of {', '.join(offered) or 'none'}")
         steps, minutes = self._checked_budget(steps, minutes)
         with self._lock:
             waiting = [j for j in self.jobs() if j.state in ACTIVE]
@@ -389,23 +390,15 @@ class TrainingJobs:
     def _needed_minutes(self, recipe: str | None) -> dict:
         """``{"needed_minutes": ...}`` from the recipe's ``data.min_seconds``, as ``voiceconv audit --recipe``
         does; {} (the audit's default) when the recipe leaves it out or is unknown."""
-        path = self.recipes().get(recipe) if recipe else None
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
-            return {"needed_minutes": float(values["data"]["min_seconds"]) / 60}
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-            return {}
+        seconds = _recipe_setting(self.recipes().get(recipe) if recipe else None, "data", "min_seconds")
+        return {} if seconds is None else {"needed_minutes": seconds / 60}
 
     def _recipe_steps(self, job: Job) -> int:
         """The run's step count: from its saved recipe (every field written out) or, before it starts, the
         recipe file's ``train.steps`` (0 when it leaves it to the default)."""
         saved = self.folder(job.id) / "run" / "recipe.yaml"
-        path = saved if saved.is_file() else self.recipes().get(job.recipe)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
-            return int(values["train"]["steps"])
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-            return 0
+        steps = _recipe_setting(saved if saved.is_file() else self.recipes().get(job.recipe), "train", "steps")
+        return int(steps or 0)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -431,6 +424,16 @@ class _ExclusiveLock:
             self._file.close()
         self._threads.release()
 
+
+
+def _recipe_setting(path: Path | None, section: str, key: str) -> float | None:
+    """A number from a recipe YAML's ``section.key``, read as plain YAML (no training code); None when the file,
+    the section or the key is missing or not a number."""
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
+        return float(values[section][key])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _new_job_id() -> str:
