@@ -97,15 +97,19 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
     progress = _progress(step, config.steps, topology)
     losses: dict[str, float] = {}
 
+    def elapsed() -> float:
+        """Training seconds so far, across resumes."""
+        return seconds + time.monotonic() - started
+
     def state() -> dict:
-        return {"step": step, "seconds": seconds + time.monotonic() - started, "model": model.state_dict(),
+        return {"step": step, "seconds": elapsed(), "model": model.state_dict(),
                 "training": model.training_state()}
 
     with sigterm_as_interrupt():
         try:
             if config.validate_every and step == 0 and topology.is_main:  # the untrained model is a candidate too
                 _select(task, writer, run_dir, _export_info(0, 0.0, topology))
-            while step < config.steps and not _time_is_up(config, seconds + time.monotonic() - started, topology):
+            while step < config.steps and not _time_is_up(config, elapsed(), topology):
                 batch = task.batch(config.batch_size, _step_generator(config.seed, topology.rank, step))
                 batch = {k: _to_device(v, topology, config) for k, v in batch.items()}
                 with autocast, data_parallel.step() if data_parallel else contextlib.nullcontext():
@@ -114,23 +118,23 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
                 progress.update(1)
                 if topology.is_main and step % config.log_every == 0:
                     _log_losses(writer, losses, step, progress)
-                    append_progress(run_dir, step, seconds + time.monotonic() - started, losses)
+                    append_progress(run_dir, step, elapsed(), losses)
                 if topology.is_main and step % config.media_every == 0:
                     task.log_media(writer, step)
                 if step % config.checkpoint_every == 0 and topology.is_main:
                     save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
                 if config.export_every and step % config.export_every == 0 and topology.is_main:
                     task.export(run_dir / "exports" / f"model_step{step:07d}.safetensors",
-                                _export_info(step, seconds + time.monotonic() - started, topology))
+                                _export_info(step, elapsed(), topology))
                 if config.validate_every and step % config.validate_every == 0 and topology.is_main:
-                    _select(task, writer, run_dir, _export_info(step, seconds + time.monotonic() - started, topology))
+                    _select(task, writer, run_dir, _export_info(step, elapsed(), topology))
         except KeyboardInterrupt:
             interrupted = True
     if topology.is_main:
         save_checkpoint(checkpoints, step, state(), config.keep_checkpoints)
         if losses and step % config.log_every:  # the last step, for the progress log, when it was not logged
-            append_progress(run_dir, step, seconds + time.monotonic() - started, losses)
-    total_seconds = seconds + time.monotonic() - started
+            append_progress(run_dir, step, elapsed(), losses)
+    total_seconds = elapsed()
     model_path = None
     if topology.is_main and not interrupted:
         model_path = run_dir / "model.safetensors"
