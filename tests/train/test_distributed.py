@@ -78,7 +78,9 @@ def _rank(rank: int, family: str, port: int, results) -> None:
         results.put({"difference": float((both[0] - both[1]).abs().max()),
                      "keys": list(model.state_dict()), "children": [type(c).__name__ for c in model.children()]})
     dist.barrier()
-    dist.destroy_process_group()
+    # Leave without tearing gloo down: in 1 of 5 CI runs one rank's teardown aborted (SIGABRT, "terminate called
+    # without an active exception") after the result was in; what is tested here is already decided.
+    os._exit(0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
