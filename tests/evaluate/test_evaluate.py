@@ -68,6 +68,12 @@ def test_convert_function_and_transcripts_with_missing_ids(tmp_path, kathleen_di
     assert len(result.systems[SYSTEM]) == 2
     assert sum("wer" in row for row in result.systems[SYSTEM]) == 1
     assert any("no transcript" in s["reason"] for s in result.skipped)
+    # F0 accuracy: the same voice asked for its own pitch is on it; asked for +3 semitones, it is 300 cents short
+    assert all(row["f0_off_50c"] < 0.05 and abs(row["f0_median_cents"]) < 5 for row in result.systems[SYSTEM])
+    shifted = evaluate(EvaluationRequest(source_dir=source, target_ref_dir=source, pitch="+3"),
+                       convert=lambda wav, rate: wav)
+    assert all(row["f0_median_cents"] == pytest.approx(-300, abs=5) and row["f0_off_50c"] > 0.95
+               for row in shifted.systems[SYSTEM])
 
 
 def test_exactly_one_converted_side_is_required(kathleen_dirs):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs the eval extra (mi
 if not MISSING:
     from voiceconv.evaluate.asr import normalize_text, recognize, word_error_rate
     from voiceconv.evaluate.mcd import mel_cepstral_distortion, world_features
-    from voiceconv.evaluate.prosody import f0_rmse, log_f0_stats, median_f0
+    from voiceconv.evaluate.prosody import f0_accuracy, f0_rmse, log_f0_stats, median_f0
     from voiceconv.evaluate.quality import dnsmos
     from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
 
@@ -129,6 +129,17 @@ def test_f0_rmse_is_zero_against_itself_and_grows_with_a_pitch_shift(speech):
     shifted = world_features(librosa.effects.pitch_shift(speech, sr=SR, n_steps=3), SR)
     assert f0_rmse(reference, reference) == 0.0
     assert f0_rmse(shifted, reference) > 15.0  # measured 34 Hz: +3 semitones is +19 % of her ~145 Hz median
+
+
+def test_f0_accuracy_against_the_intended_contour():
+    intended = np.array([0.0, 200.0, 200.0, 200.0, 200.0, 0.0])
+    on_pitch = f0_accuracy(intended.copy(), intended)
+    assert on_pitch == {"f0_rmse_cents": 0.0, "f0_off_50c": 0.0, "f0_median_cents": 0.0}
+    converted = np.array([150.0, 200.0 * 2 ** (1 / 12), 200.0, 200.0, 0.0, 300.0])  # one frame a semitone up, one lost
+    scores = f0_accuracy(converted, intended)  # frames voiced in both: 1, 2, 3
+    assert scores["f0_rmse_cents"] == pytest.approx(math.sqrt(100.0**2 / 3))
+    assert scores["f0_off_50c"] == pytest.approx(1 / 3) and scores["f0_median_cents"] == 0.0
+    assert all(math.isnan(v) for v in f0_accuracy(np.zeros(4), intended).values())
 
 
 def test_log_f0_stats_and_median_of_a_140_hz_tone():

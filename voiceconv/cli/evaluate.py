@@ -27,7 +27,7 @@ def _add_evaluate(verbs) -> None:
                       help="converted files, named like the sources (from any system)")
     side.add_argument("--model", type=Path, help="a voiceconv model file: convert the sources on the fly")
     p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="with --model (default %(default)s)")
-    add_pitch(p)
+    add_pitch(p)  # also what F0 accuracy measures against: the source's F0 moved by this setting
     p.add_argument("--target-ref", type=Path, required=True, metavar="DIR", help="recordings of the target speaker")
     p.add_argument("--source-ref", type=Path, metavar="DIR", help="recordings of the source speaker (default: --source)")
     p.add_argument("--parallel", type=Path, metavar="DIR",
@@ -51,7 +51,7 @@ def _run_evaluate(args) -> None:
 
     from voiceconv.audio.features import FeatureConfig
 
-    convert, features = None, FeatureConfig()
+    convert, features, alignment = None, FeatureConfig(), None
     if args.model is not None:
         from voiceconv.convert import Converter
 
@@ -59,10 +59,12 @@ def _run_evaluate(args) -> None:
         features = converter.features  # the ceiling baseline uses the model's own spectrogram path
         converter.alignment(args.direction, args.pitch)  # a bad --pitch fails before any scoring
         convert = scored_at_input_rate(converter, args.direction, args.pitch)
+        alignment = converter.alignments.get(args.direction)  # its F0 transform defines the intended pitch
     request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
                                 converted_dir=args.converted, parallel_dir=args.parallel,
                                 transcripts=args.transcripts, baselines=args.baselines,
-                                max_reference_files=args.max_refs, features=features)
+                                max_reference_files=args.max_refs, features=features, pitch=args.pitch,
+                                alignment=alignment)
     result = evaluate(request, convert=convert,
                       progress=lambda items, desc: tqdm(items, desc=desc, unit="utt", file=sys.stderr))
     inputs = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("run", "verb")}

@@ -17,6 +17,12 @@ asked for, are computed in the same run with the same metrics:
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
 
+Every system's F0 is also scored frame by frame against the contour the
+conversion was asked for (:func:`prosody.f0_accuracy`): the source's F0 moved
+by ``pitch`` (``auto``: the model's log-Gaussian transform, or one fitted on
+the reference speakers when no model alignment is given; ``source``; +N
+semitones).
+
 Unreadable or silent files, and utterances missing a counterpart (converted,
 parallel or transcript), are listed in the report and skipped, never fatal.
 """
@@ -37,7 +43,7 @@ from voiceconv.audio import world
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
-from voiceconv.evaluate.mcd import mcd_from_features, world_f0, world_features
+from voiceconv.evaluate.mcd import as_pcm16, mcd_from_features, world_f0, world_features
 from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
 
 SAMPLE_RATE = 16000
@@ -63,6 +69,8 @@ class EvaluationRequest:
     baselines: bool = False
     max_reference_files: int = 50
     features: FeatureConfig = FeatureConfig()  # for the vocoder ceiling baseline
+    pitch: world.Pitch = "auto"  # the pitch setting the conversion was asked for: defines the intended F0 contour
+    alignment: world.Alignment | None = None  # the model's F0 transform for "auto" (None: fitted on the references)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,8 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
                                             "fitted_on_files": min(len(source_waves), world.FIT_FILES)}
         systems[BASELINE_WORLD] = {key: world.change_voice(wav, SAMPLE_RATE, alignment) for key, wav in sources.items()}
     references = _asr_references(request, sources, result)
-    metrics = UtteranceMetrics(encoder, target, source, parallel, references)
+    metrics = UtteranceMetrics(encoder, target, source, parallel, references,
+                               _intended_f0(request, sources, source, target))
     for name, utterances in systems.items():
         result.systems[name] = []
         for key, wav in _iterate(utterances, name, progress):
@@ -149,9 +158,10 @@ class UtteranceMetrics:
     """All metrics of one utterance, against fixed reference speakers, parallel targets and ASR references."""
 
     def __init__(self, encoder: SpeakerEncoder, target: SpeakerProfile, source: SpeakerProfile,
-                 parallel: dict[str, np.ndarray], asr_references: dict[str, str]):
+                 parallel: dict[str, np.ndarray], asr_references: dict[str, str],
+                 intended_f0: dict[str, np.ndarray] | None = None):
         self.encoder, self.target, self.source = encoder, target, source
-        self.asr_references = asr_references
+        self.asr_references, self.intended_f0 = asr_references, intended_f0 or {}
         self.parallel_features = {key: world_features(wav, SAMPLE_RATE) for key, wav in parallel.items()}
 
     def __call__(self, key: str, wav: np.ndarray) -> dict:
@@ -165,6 +175,8 @@ class UtteranceMetrics:
         reference = self.parallel_features.get(key)
         row["mcd_db"] = mcd_from_features(features, reference) if reference is not None else math.nan
         row["f0_rmse_hz"] = prosody.f0_rmse(features, reference) if reference is not None else math.nan
+        if key in self.intended_f0:
+            row.update(prosody.f0_accuracy(features.f0, self.intended_f0[key]))
         if key in self.asr_references:
             row["asr_text"] = asr.recognize(wav, SAMPLE_RATE)
             row["wer"] = asr.word_error_rate(self.asr_references[key], row["asr_text"])
@@ -204,6 +216,16 @@ def _speaker_profile(folder: Path, waves: list[np.ndarray], encoder: SpeakerEnco
     return SpeakerProfile(folder=str(folder), files=len(waves),
                           centroid=encoder.centroid([(wav, SAMPLE_RATE) for wav in waves]),
                           median_f0=prosody.median_f0(f0s), log_f0_mean=log_mean, log_f0_std=log_std)
+
+
+def _intended_f0(request: EvaluationRequest, sources: dict[str, np.ndarray], source: SpeakerProfile,
+                 target: SpeakerProfile) -> dict[str, np.ndarray]:
+    """The F0 contour ``[frames]`` each source utterance was to be converted to: its own F0 (as the metrics
+    measure it) moved by the request's pitch setting."""
+    alignment = request.alignment or world.Alignment(world.PitchStats(source.log_f0_mean, source.log_f0_std),
+                                                     world.PitchStats(target.log_f0_mean, target.log_f0_std))
+    alignment = alignment.with_pitch(world.parse_pitch(request.pitch))
+    return {key: world.transform_f0(world_f0(as_pcm16(wav), SAMPLE_RATE)[0], alignment) for key, wav in sources.items()}
 
 
 def _converted(request: EvaluationRequest, convert: ConvertFn | None, sources: dict[str, np.ndarray],

@@ -14,6 +14,19 @@ MCD; frames with F0 = 0 are unvoiced and ignored.
       F0 RMSE [Hz] = sqrt(mean((F0_converted - F0_reference)^2))
 
   NaN when no aligned pair is voiced in both.
+- F0 accuracy against the intended contour: the contour a conversion was
+  asked for is the source's own F0 moved by the pitch setting (the
+  log-Gaussian transform for ``auto``, +N semitones, or unchanged for
+  ``source``; :func:`voiceconv.audio.world.transform_f0`). A conversion keeps
+  the source's timing, so frame ``t`` of the output is compared with frame
+  ``t`` of the intended contour; over the frames voiced in both,
+
+      error [cents] = 1200 * log2(F0_converted / F0_intended)
+      F0 RMSE [cents] = sqrt(mean(error^2))
+      F0 off > 50 cents = share of those frames with |error| > 50
+      F0 median error [cents] = median(error)   (a systematic offset)
+
+  NaN when no frame is voiced in both.
 """
 
 from __future__ import annotations
@@ -48,6 +61,20 @@ def f0_rmse(converted: WorldFeatures, reference: WorldFeatures) -> float:
         return float("nan")
     diff = converted.f0[ic[both_voiced]] - reference.f0[ir[both_voiced]]
     return float(np.sqrt(np.mean(diff**2)))
+
+
+def f0_accuracy(converted_f0: np.ndarray, intended_f0: np.ndarray) -> dict[str, float]:
+    """F0 error of a converted utterance against the contour it was meant to have, frame by frame (same frame
+    times; the longer one is cut): ``f0_rmse_cents``, ``f0_off_50c`` (share of frames off by more than 50 cents)
+    and ``f0_median_cents`` over the frames voiced in both (NaN if none)."""
+    frames = min(len(converted_f0), len(intended_f0))
+    converted, intended = converted_f0[:frames], intended_f0[:frames]
+    both_voiced = (converted > 0) & (intended > 0)
+    if not both_voiced.any():
+        return {"f0_rmse_cents": float("nan"), "f0_off_50c": float("nan"), "f0_median_cents": float("nan")}
+    cents = 1200.0 * np.log2(converted[both_voiced] / intended[both_voiced])
+    return {"f0_rmse_cents": float(np.sqrt(np.mean(cents**2))), "f0_off_50c": float(np.mean(np.abs(cents) > 50.0)),
+            "f0_median_cents": float(np.median(cents))}
 
 
 def pooled_voiced_f0(f0_arrays: list[np.ndarray]) -> np.ndarray:

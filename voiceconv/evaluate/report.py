@@ -27,9 +27,14 @@ DEFINITIONS = {
     "log_f0_mean": "mean of log F0 (Hz) over voiced frames (WORLD DIO + StoneMask, 5 ms frames)",
     "log_f0_std": "standard deviation of log F0 over voiced frames",
     "f0_rmse_hz": "F0 root-mean-square error in Hz against the parallel target, over DTW-aligned frames voiced in both",
+    "f0_rmse_cents": "F0 accuracy: root-mean-square of 1200 * log2(F0 / intended F0) over the frames voiced in both, "
+                     "frame by frame; the intended contour is the source's F0 moved by the pitch setting (log-Gaussian "
+                     "transform for auto, +N semitones, or the source's own)",
+    "f0_off_50c": "F0 accuracy: share of the frames voiced in both whose F0 is more than 50 cents off the intended contour",
+    "f0_median_cents": "F0 accuracy: median of the same per-frame errors in cents (a systematic offset of the pitch)",
 }
 SUMMARY_FIELDS = ["sim_target", "sim_source", "mcd_db", "wer", "dnsmos_ovrl", "dnsmos_sig",
-                  "log_f0_mean", "log_f0_std", "f0_rmse_hz"]
+                  "log_f0_mean", "log_f0_std", "f0_rmse_hz", "f0_rmse_cents", "f0_off_50c", "f0_median_cents"]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -73,7 +78,7 @@ def write_report(result: EvaluationResult, inputs: dict, out_dir: Path) -> dict:
 def markdown(report: dict) -> str:
     """A human-readable report: systems side by side, speakers, definitions, skipped files."""
     head = ["system", "n", "success", "sim target", "sim source", "MCD dB", "WER", "DNSMOS ovrl", "DNSMOS sig",
-            "log-F0 mean", "log-F0 std", "F0 RMSE Hz"]
+            "log-F0 mean", "log-F0 std", "F0 RMSE Hz", "F0 RMSE cents", "F0 off >50c", "F0 median error cents"]
     lines = ["# voiceconv evaluation", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, summary in report["summary"].items():
         cells = [name, str(summary["utterances"]), _percent(summary.get("success_rate"))]
