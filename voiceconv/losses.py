@@ -37,6 +37,16 @@ def identity_loss(mapped: torch.Tensor, original: torch.Tensor, squared: bool = 
     return residual.pow(2).mean() if squared else residual.abs().mean()
 
 
+def pseudo_target_loss(converted: torch.Tensor, pseudo_target: torch.Tensor, bands: int) -> torch.Tensor:
+    """Regression toward a kNN pseudo-target on the spectral envelope: E[ ||P(G(x)) - P(t)||_2^2 ], with P the
+    average of the image's rows into ``bands`` frequency bands and t the mean of the target speaker's nearest
+    frames to x (kNN-VC, Baas et al. 2023, sec. 2; the INCA alignment's nearest-neighbour targets, Erro et al.
+    2010, eq. 4). Only the band envelope is compared: it is all an envelope generator can change.
+    ``[B, C, H, W]`` twice -> scalar."""
+    pooled = torch.nn.functional.adaptive_avg_pool2d(converted - pseudo_target, (bands, converted.shape[-1]))
+    return pooled.pow(2).mean()
+
+
 def gaussian_kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014, app. B):
     -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2). ``[B, D] -> [B]``."""

@@ -18,11 +18,14 @@ def small_generator(name: str, in_ch: int, out_ch: int, height: int):
     if name == "generator212":
         return build_generator(name, in_ch=in_ch, out_ch=out_ch, height=height, base_channels=8,
                                residual_channels=16, n_residual=2)
+    if name == "envelope1d":
+        return build_generator(name, in_ch=in_ch, out_ch=out_ch, height=height, base_channels=8,
+                               residual_channels=16, n_residual=2, input_bands=8, bands=4)
     return build_generator(name, in_ch=in_ch, out_ch=out_ch, base_channels=8, n_blocks=2)
 
 
 def test_registries_name_every_network():
-    assert set(GENERATORS) == {"generator212", "resnet"}
+    assert set(GENERATORS) == {"generator212", "envelope1d", "resnet"}
     assert set(DISCRIMINATORS) == {"patch"}
 
 

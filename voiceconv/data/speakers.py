@@ -33,6 +33,7 @@ class SpeakerCorpus:
     def __init__(self, name: str, images: list[torch.Tensor], stats: SpeakerStats, skipped: list[str]):
         self.name, self.images, self.stats, self.skipped = name, images, stats, skipped
         self.lengths = torch.tensor([image.shape[-1] for image in images], dtype=torch.float)
+        self.targets: list[torch.Tensor] | None = None  # a pseudo-target [n_mels, T_i] per image, when made
 
     @property
     def frames(self) -> int:
@@ -40,13 +41,25 @@ class SpeakerCorpus:
 
     def crops(self, batch: int, width: int, generator: torch.Generator) -> torch.Tensor:
         """``[batch, 1, n_mels, width]`` random crops; utterances drawn in proportion to their length."""
+        return self._cut(self.images, self._positions(batch, width, generator), width)
+
+    def crops_with_targets(self, batch: int, width: int, generator: torch.Generator
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random crops ``[batch, 1, n_mels, width]`` and their pseudo-targets' crops at the same places."""
+        if self.targets is None:
+            raise ValueError(f"speaker {self.name} has no pseudo-targets")
+        positions = self._positions(batch, width, generator)
+        return self._cut(self.images, positions, width), self._cut(self.targets, positions, width)
+
+    def _positions(self, batch: int, width: int, generator: torch.Generator) -> list[tuple[int, int]]:
+        """``batch`` (utterance, first frame) pairs, utterances drawn in proportion to their length."""
         picks = torch.multinomial(self.lengths, batch, replacement=True, generator=generator)
-        out = []
-        for index in picks.tolist():
-            image = self.images[index]
-            start = int(torch.randint(0, image.shape[-1] - width + 1, (), generator=generator))
-            out.append(image[:, start:start + width])
-        return torch.stack(out)[:, None]
+        return [(index, int(torch.randint(0, self.images[index].shape[-1] - width + 1, (), generator=generator)))
+                for index in picks.tolist()]
+
+    @staticmethod
+    def _cut(images: list[torch.Tensor], positions: list[tuple[int, int]], width: int) -> torch.Tensor:
+        return torch.stack([images[index][:, start:start + width] for index, start in positions])[:, None]
 
 
 WaveTransform = Callable[[np.ndarray], np.ndarray]  # a waveform [samples] -> another, e.g. the WORLD pitch alignment

@@ -15,7 +15,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from voiceconv.errors import ConfigError
-from voiceconv.losses import cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from voiceconv.losses import (cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss,
+                              pseudo_target_loss)
 from voiceconv.models.base import TrainableModel, linear_decay
 from voiceconv.nn import build_discriminator, build_generator
 
@@ -24,22 +25,26 @@ from voiceconv.nn import build_discriminator, build_generator
 class CycleGANConfig:
     """Architecture, loss weights and optimizer settings (defaults: the papers' weights, a CPU-sized network)."""
 
-    generator: str = "generator212"
+    generator: str = "generator212"  # generator212 | envelope1d (pitch-aligned speech) | resnet (faces)
     generator_channels: int = 64
     residual_channels: int = 128
     residual_blocks: int = 6
     generator_output: str = "none"  # none | full | envelope: see Generator212 (envelope = start from the identity)
     output_bands: int = 16  # frequency bands of an "envelope" output's correction
     output_frames: int = 1  # frames (odd) an "envelope" output's correction is averaged over; 1 = none
+    input_bands: int = 32  # envelope1d: the frequency bands of the envelope it reads
     discriminator: str = "patch"
     discriminator_channels: int = 32
     discriminator_layers: int = 3
+    discriminator_bands: int = 0  # > 0: discriminators judge the image averaged into this many bands (the envelope)
+    spectral_norm: bool = False  # spectral normalization on every discriminator convolution (Miyato et al. 2018)
     mask_frames: bool = False  # MaskCycleGAN-VC "filling in frames"
     max_mask_fraction: float = 0.25  # longest masked span, as a fraction of the crop
     consistency_norm: Literal["l1", "l2"] = "l1"  # the norm of the cycle and identity losses (see losses.py)
     cycle_weight: float = 10.0  # lambda_cyc
     identity_weight: float = 5.0  # lambda_id
     identity_until_step: int = 10_000  # CycleGAN-VC switches the identity loss off later in training
+    pull_weight: float = 0.0  # lambda_pull: regression toward kNN pseudo-targets (batch "A2B_target"; see losses.py)
     image_pool_size: int = 0  # 0 = no history of generated images (Shrivastava et al. 2017)
     generator_lr: float = 2e-4
     discriminator_lr: float = 1e-4
@@ -62,6 +67,14 @@ def _build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, heig
         return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, height=height,
                                base_channels=config.generator_channels, residual_channels=config.residual_channels,
                                n_residual=config.residual_blocks, output=config.generator_output,
+                               bands=config.output_bands, frames=config.output_frames)
+    if config.generator == "envelope1d":
+        if config.generator_output != "envelope":
+            raise ValueError("generator: envelope1d always adds a band-smooth correction to its input; "
+                             "set generator_output: envelope")
+        return build_generator(config.generator, in_ch=in_ch, out_ch=out_ch, height=height,
+                               base_channels=config.generator_channels, residual_channels=config.residual_channels,
+                               n_residual=config.residual_blocks, input_bands=config.input_bands,
                                bands=config.output_bands, frames=config.output_frames)
     if config.generator_output != "none":
         raise ValueError(f"generator_output={config.generator_output!r} needs generator: generator212")
@@ -101,14 +114,17 @@ class CycleGAN(TrainableModel):
             torch.manual_seed(seed)
             self.G_AB = build_image_generator(config, in_ch, channels, height)
             self.G_BA = build_image_generator(config, in_ch, channels, height)
-            self.D_A = build_discriminator(config.discriminator, in_ch=channels,
-                                           base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
-            self.D_B = build_discriminator(config.discriminator, in_ch=channels,
-                                           base_channels=config.discriminator_channels, n_layers=config.discriminator_layers)
+            self.D_A, self.D_B = (build_discriminator(config.discriminator, in_ch=channels,
+                                                      base_channels=config.discriminator_channels,
+                                                      n_layers=config.discriminator_layers,
+                                                      input_bands=config.discriminator_bands,
+                                                      spectral_norm=config.spectral_norm) for _ in "AB")
         smallest = getattr(self.D_A, "min_size", 0)  # PatchGAN: 3 * 2**layers rows of the image
-        if height < smallest:
+        judged_rows = min(height, config.discriminator_bands or height)
+        if judged_rows < smallest:
             raise ConfigError(f"model.discriminator_layers={config.discriminator_layers} needs images at least "
-                              f"{smallest} high; these are {height} (fewer layers, or more mels)")
+                              f"{smallest} high; the discriminators see {judged_rows} rows "
+                              "(fewer layers, more mels or more discriminator_bands)")
         if not 0.0 <= config.ema_decay < 1.0:
             raise ConfigError(f"model.ema_decay={config.ema_decay} must be in [0, 1)")
         # ema[name]: the generator's weights averaged as ema <- decay * ema + (1 - decay) * weights after each step
@@ -148,6 +164,8 @@ class CycleGAN(TrainableModel):
         Pitch-aligned voice training adds ``batch["A2B"]`` (speaker A already brought to B's pitch by formula)
         and ``batch["B2A"]``: those are what the generators convert, and the cycles return to them, while the
         discriminators and the identity loss see the real speakers. Without them ``A2B = A`` and ``B2A = B``.
+        ``batch["A2B_target"]`` / ``batch["B2A_target"]``, crops at the same places as the inputs, are kNN
+        pseudo-targets that ``pull_weight`` draws each converted envelope toward.
         """
         real_A, real_B = batch["A"], batch["B"]  # [B, C, H, W] each
         squared = self.config.consistency_norm == "l2"
@@ -166,6 +184,11 @@ class CycleGAN(TrainableModel):
             "cycle_B": cycle_consistency_loss(rec_B, input_B, squared),
         }
         generator_loss = losses["G_adv_AB"] + losses["G_adv_BA"] + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"])
+        if self.config.pull_weight > 0 and "A2B_target" in batch:
+            bands = self.config.output_bands
+            losses["pull_AB"] = pseudo_target_loss(fake_B, batch["A2B_target"], bands)  # G_AB(A) ~ kNN_B(A)
+            losses["pull_BA"] = pseudo_target_loss(fake_A, batch["B2A_target"], bands)  # G_BA(B) ~ kNN_A(B)
+            generator_loss = generator_loss + self.config.pull_weight * (losses["pull_AB"] + losses["pull_BA"])
         if self.steps_done < self.config.identity_until_step and self.config.identity_weight > 0:
             losses["identity_A"] = identity_loss(self.generate(self.G_BA, real_A), real_A, squared)  # G_BA(A) ~ A
             losses["identity_B"] = identity_loss(self.generate(self.G_AB, real_B), real_B, squared)  # G_AB(B) ~ B

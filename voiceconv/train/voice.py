@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,9 +18,11 @@ import torch
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.vocoder import GriffinLimVocoder
-from voiceconv.audio.world import Alignment, change_voice, fit_alignment, spread_picks
+from voiceconv.audio.world import (Alignment, WorldSettings, analyse, change_voice, fit_alignment, spread_picks,
+                                   synthesize)
 from voiceconv.config import to_dict
 from voiceconv.convert import convert_image
+from voiceconv.data.pseudo_targets import PseudoTargetConfig, knn_pseudo_targets
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.errors import AudioError, ConfigError
 from voiceconv.families import VOICE_KIND
@@ -46,6 +49,11 @@ class VoiceDataConfig:
     # pitch itself), f0 (log-Gaussian F0 transform) or f0+warp (and the fitted spectral-envelope warp).
     align: Literal["none", "f0", "f0+warp"] = "none"
     held_back: int = 0  # recordings per speaker never trained on; model selection scores on them
+    # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
+    # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
+    # the speakers differ and the vocoder's fingerprint does not.
+    matched: bool = False
+    pull: PseudoTargetConfig = field(default_factory=PseudoTargetConfig)  # kNN pseudo-targets (model.pull_weight)
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,9 @@ class VoiceRecipe:
 class VoiceData:
     """The two speakers as the task trains on them.
 
-    ``speakers`` are the real recordings (what the discriminators and the identity loss see); ``inputs`` are
-    what each direction's generator converts: ``a2b`` is speaker A brought to B's pitch by ``alignment``
+    ``speakers`` are the real recordings (what the discriminators and the identity loss see; copy-synthesized
+    by WORLD under ``data.matched``); ``inputs`` are what each direction's generator converts (with their kNN
+    pseudo-targets among the other speaker's frames when ``model.pull_weight`` > 0): ``a2b`` is speaker A brought to B's pitch by ``alignment``
     (the real A when there is no alignment), ``b2a`` likewise. ``held_back`` are never trained on.
     """
 
@@ -94,9 +103,12 @@ class VoiceConversionTask:
         width = self.recipe.data.crop_frames
         batch = {"A": self.speakers["a"].crops(batch_size, width, generator),  # [B, 1, n_mels, width]
                  "B": self.speakers["b"].crops(batch_size, width, generator)}
-        if self.data.alignment is not None:
-            batch["A2B"] = self.data.inputs["a2b"].crops(batch_size, width, generator)
-            batch["B2A"] = self.data.inputs["b2a"].crops(batch_size, width, generator)
+        for direction, key in (("a2b", "A2B"), ("b2a", "B2A")):
+            corpus = self.data.inputs[direction]
+            if corpus.targets is not None:
+                batch[key], batch[f"{key}_target"] = corpus.crops_with_targets(batch_size, width, generator)
+            elif self.data.alignment is not None:
+                batch[key] = corpus.crops(batch_size, width, generator)
         return batch
 
     def generators(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
@@ -186,31 +198,69 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
         files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
                    crop_frames=data.crop_frames)
-    speakers = {side: load(folder, name=name, files=files[side]) for side, folder, name in zip("ab", folders, names)}
+    alignment = None if data.align == "none" else _alignment(files, features, data, alignment_file)
+    speakers = {}
+    for side, folder, name in zip("ab", folders, names):
+        if data.matched and alignment is not None:  # the same WORLD pass as the generators' inputs
+            key = f"copy-{_digest(vars(alignment.settings))}"
+            transform = partial(copy_synthesize, sample_rate=features.sample_rate, settings=alignment.settings)
+            speakers[side] = load(folder, name=name, files=files[side], transform_key=key, transform=transform)
+        else:
+            speakers[side] = load(folder, name=name, files=files[side])
     for corpus in speakers.values():
         seconds = corpus.frames * features.hop_length / features.sample_rate
         log.info("speaker %s: %d utterances, %.1f min; %d unreadable file(s) skipped",
                  corpus.name, len(corpus.images), seconds / 60, len(corpus.skipped))
         for reason in corpus.skipped:
             log.warning("skipped: %s", reason)
-    if data.align == "none":
-        return VoiceData(speakers, {"a2b": speakers["a"], "b2a": speakers["b"]}, None, held_back, files)
-    if alignment_file is not None and alignment_file.is_file():
-        alignment = Alignment.from_dict(json.loads(alignment_file.read_text(encoding="utf-8")))
-    else:
-        alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
-        if alignment_file is not None:
-            with atomic_output(alignment_file) as tmp:
-                tmp.write_text(json.dumps(alignment.to_dict(), indent=2), encoding="utf-8")
-    log.info("pitch alignment a2b: median F0 %.0f Hz -> %.0f Hz, envelope warp %.2f",
-             alignment.source.median_hz, alignment.target.median_hz, alignment.warp)
-    inputs = {}
-    for direction, side, folder in (("a2b", "a", folders[0]), ("b2a", "b", folders[1])):
-        aligned = alignment if direction == "a2b" else alignment.reverse()
-        key = f"{direction}-{hashlib.sha256(json.dumps(aligned.to_dict(), sort_keys=True).encode()).hexdigest()[:8]}"
-        inputs[direction] = load(folder, name=speakers[side].name, files=files[side], transform_key=key,
-                                 transform=partial(change_voice, sample_rate=features.sample_rate, alignment=aligned))
+    inputs = {"a2b": speakers["a"], "b2a": speakers["b"]}
+    if alignment is not None:
+        log.info("pitch alignment a2b: median F0 %.0f Hz -> %.0f Hz, envelope warp %.2f",
+                 alignment.source.median_hz, alignment.target.median_hz, alignment.warp)
+        for direction, side, folder in (("a2b", "a", folders[0]), ("b2a", "b", folders[1])):
+            aligned = alignment if direction == "a2b" else alignment.reverse()
+            inputs[direction] = load(folder, name=speakers[side].name, files=files[side],
+                                     transform_key=f"{direction}-{_digest(aligned.to_dict())}",
+                                     transform=partial(change_voice, sample_rate=features.sample_rate,
+                                                       alignment=aligned))
+    if recipe.model.pull_weight > 0:
+        attach_pseudo_targets(inputs, speakers, data.pull)
     return VoiceData(speakers, inputs, alignment, held_back, files)
+
+
+def attach_pseudo_targets(inputs: dict[str, SpeakerCorpus], speakers: dict[str, SpeakerCorpus],
+                          config: PseudoTargetConfig) -> None:
+    """Give each direction's input corpus its kNN pseudo-targets among the other speaker's frames."""
+    for direction, corpus in inputs.items():
+        started = time.monotonic()
+        target = speakers[direction[-1]]
+        pseudo = knn_pseudo_targets(corpus.images, target.images, config)
+        corpus.targets = pseudo
+        log.info("kNN pseudo-targets %s: %d frames matched among %d of %s in %.1f s", direction, corpus.frames,
+                 target.frames, target.name, time.monotonic() - started)
+
+
+def copy_synthesize(wav: np.ndarray, sample_rate: int, settings: WorldSettings) -> np.ndarray:
+    """``wav`` ``[samples]`` analysed and resynthesized by WORLD unchanged: what the aligned inputs go through,
+    without the change of speaker."""
+    out = synthesize(analyse(wav, sample_rate, settings), sample_rate, len(wav), settings)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _alignment(files: dict[str, list[Path]], features: FeatureConfig, data: VoiceDataConfig,
+               alignment_file: Path | None) -> Alignment:
+    """The fitted A -> B alignment, read back from ``alignment_file`` when a run resumes."""
+    if alignment_file is not None and alignment_file.is_file():
+        return Alignment.from_dict(json.loads(alignment_file.read_text(encoding="utf-8")))
+    alignment = fit_speaker_alignment(files["a"], files["b"], features, warp=data.align == "f0+warp")
+    if alignment_file is not None:
+        with atomic_output(alignment_file) as tmp:
+            tmp.write_text(json.dumps(alignment.to_dict(), indent=2), encoding="utf-8")
+    return alignment
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def fit_speaker_alignment(files_a: list[Path], files_b: list[Path], features: FeatureConfig,

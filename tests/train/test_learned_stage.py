@@ -1,0 +1,164 @@
+"""The learned stage of pitch-aligned voice training: kNN pseudo-targets, matched processing, the envelope
+generator and discriminator, and selection keeping a trained step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import harmonic_tone, mel_image
+from voiceconv.audio.features import FeatureConfig
+from voiceconv.audio.io import save_audio
+from voiceconv.audio.world import DEFAULT_SETTINGS
+from voiceconv.data.pseudo_targets import PseudoTargetConfig, dct_matrix, frame_descriptions, knn_pseudo_targets
+from voiceconv.data.speakers import load_training_audio
+from voiceconv.losses import pseudo_target_loss
+from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
+from voiceconv.nn import build_discriminator, build_generator
+from voiceconv.nn.generators import interpolate_bands
+from voiceconv.train.loop import TrainConfig, fit
+from voiceconv.train.voice import (VoiceConversionTask, VoiceDataConfig, VoiceRecipe, copy_synthesize,
+                                   load_voice_data)
+
+FEATURES = FeatureConfig(n_mels=32)
+ENVELOPE_MODEL = CycleGANConfig(generator="envelope1d", generator_channels=8, residual_channels=16, residual_blocks=1,
+                                generator_output="envelope", input_bands=16, output_bands=8, discriminator_channels=8,
+                                discriminator_layers=2, discriminator_bands=16, spectral_norm=True,
+                                consistency_norm="l2", identity_weight=0.0, pull_weight=10.0)
+
+
+def random_images(count: int, rows: int = 32, seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(rows, 40 + 7 * i, generator=generator) for i in range(count)]
+
+
+def test_a_speaker_matched_against_itself_gets_its_own_frames_back():
+    images = random_images(3)
+    exact = PseudoTargetConfig(k=1, context=2, cepstra=12, blend=1.0)
+    for image, target in zip(images, knn_pseudo_targets(images, images, exact)):
+        torch.testing.assert_close(target, image, atol=1e-4, rtol=0)
+
+
+def test_pseudo_targets_keep_the_source_level_and_blend_part_of_the_way():
+    sources, targets = random_images(2, seed=1), [image * 0.5 + 2.0 for image in random_images(4, seed=2)]
+    whole = knn_pseudo_targets(sources, targets, PseudoTargetConfig(k=4, blend=1.0, cepstra=12))
+    half = knn_pseudo_targets(sources, targets, PseudoTargetConfig(k=4, blend=0.5, cepstra=12))
+    for source, full, blended in zip(sources, whole, half):
+        torch.testing.assert_close(full.mean(dim=0), source.mean(dim=0), atol=1e-4, rtol=0)  # level per frame kept
+        torch.testing.assert_close(blended, source + 0.5 * (full - source), atol=1e-4, rtol=0)
+        assert not torch.allclose(full, source, atol=0.1)  # the shape did move
+
+
+def test_frames_are_matched_on_their_shape_and_context():
+    basis = dct_matrix(32, 4)
+    assert torch.allclose(basis @ basis.T, torch.eye(4), atol=1e-5)  # orthonormal
+    image = random_images(1)[0]
+    config = PseudoTargetConfig(context=1, cepstra=6)
+    described = frame_descriptions(image, config)
+    assert described.shape == (image.shape[1], 6 * 3)
+    torch.testing.assert_close(frame_descriptions(image + 5.0, config), described, atol=1e-4, rtol=0)  # level-free
+
+
+def test_the_pull_compares_band_envelopes_only():
+    x = torch.randn(2, 1, 32, 16)
+    harmonics = torch.zeros_like(x)
+    harmonics[:, :, ::2] = 1.0  # fine detail, alternating rows: averages out within every band of 4 rows
+    harmonics[:, :, 1::2] = -1.0
+    assert pseudo_target_loss(x + harmonics, x, bands=8) < 1e-10
+    assert pseudo_target_loss(x + 0.5, x, bands=8) == pytest.approx(0.25)
+
+
+def test_the_envelope_generator_starts_as_the_identity_and_changes_only_the_envelope():
+    generator = build_generator("envelope1d", in_ch=1, out_ch=1, height=32, base_channels=8, residual_channels=16,
+                                n_residual=1, input_bands=16, bands=8)
+    x = torch.randn(2, 1, 32, 24)
+    assert torch.equal(generator(x), x)
+    torch.nn.init.normal_(generator.output.weight, std=0.1)
+    change = (generator(x) - x).detach()[:, 0]  # [2, 32 rows, 24 frames]
+    one_band_each = interpolate_bands(torch.eye(8)[None, None, :, :], 32)[0, 0]  # [32 rows, 8 bands]
+    in_band_space = one_band_each @ torch.linalg.pinv(one_band_each) @ change  # projected on the bands
+    assert change.abs().mean() > 1e-3
+    torch.testing.assert_close(in_band_space, change, atol=1e-5, rtol=0)  # 8 band values per frame, nothing finer
+
+
+def test_a_band_discriminator_cannot_see_what_an_envelope_generator_cannot_change():
+    torch.manual_seed(0)
+    discriminator = build_discriminator("patch", in_ch=1, base_channels=8, n_layers=2, input_bands=16,
+                                        spectral_norm=True)
+    x = torch.randn(2, 1, 32, 24)
+    stripes = torch.zeros_like(x)
+    stripes[:, :, ::2], stripes[:, :, 1::2] = 1.0, -1.0  # harmonic-like detail within each 2-row band
+    torch.testing.assert_close(discriminator(x + stripes), discriminator(x))
+    assert not torch.allclose(discriminator(x + 1.0), discriminator(x))
+
+
+@pytest.fixture
+def speakers(tmp_path):
+    """Two synthetic 'speakers': high and low pitched harmonic tones, 3 x 1.5 s each."""
+    for name, f0 in (("high", 240.0), ("low", 100.0)):
+        for i in range(3):
+            save_audio(tmp_path / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), 16000)
+    return tmp_path / "high", tmp_path / "low"
+
+
+def envelope_recipe(steps: int = 2, **data) -> VoiceRecipe:
+    return VoiceRecipe(features=FEATURES, model=ENVELOPE_MODEL,
+                       data=VoiceDataConfig(crop_frames=16, min_seconds=2.0, media_utterances=1, align="f0+warp",
+                                            pull=PseudoTargetConfig(k=2, cepstra=8), **data),
+                       train=TrainConfig(steps=steps, batch_size=2, log_every=1, media_every=2, checkpoint_every=2,
+                                         keep_checkpoints=2, threads=1))
+
+
+def test_matched_processing_passes_the_discriminators_real_speech_through_the_inputs_world_settings(
+        speakers, tmp_path):
+    data = load_voice_data(envelope_recipe(matched=True), speakers, tmp_path / "cache", ("high", "low"))
+    assert data.alignment.settings == DEFAULT_SETTINGS
+    high = [load_training_audio(path, FEATURES) for path in sorted(speakers[0].glob("*.wav"))]
+    from conftest import mel_image
+    copied = [mel_image(copy_synthesize(wav, 16000, data.alignment.settings), FEATURES)[0] for wav in high]
+    natural = [mel_image(wav, FEATURES)[0] for wav in high]
+    stats = data.speakers["a"].stats
+    for image, resynthesized, recorded in zip(data.speakers["a"].images, copied, natural):
+        torch.testing.assert_close(stats.denormalize(image), resynthesized, atol=1e-4, rtol=0)
+        assert (resynthesized - recorded).abs().mean() > 1e-3  # WORLD leaves its fingerprint: not the recording
+    unmatched = load_voice_data(envelope_recipe(matched=False), speakers, tmp_path / "cache", ("high", "low"))
+    for image, recorded in zip(unmatched.speakers["a"].images, natural):
+        torch.testing.assert_close(unmatched.speakers["a"].stats.denormalize(image), recorded, atol=1e-4, rtol=0)
+
+
+def test_training_pulls_each_direction_toward_its_pseudo_targets(speakers, tmp_path):
+    data = load_voice_data(envelope_recipe(matched=True), speakers, tmp_path / "cache", ("high", "low"))
+    for direction, corpus in data.inputs.items():
+        assert [target.shape for target in corpus.targets] == [image.shape for image in corpus.images]
+    task = VoiceConversionTask(envelope_recipe(), data)
+    batch = task.batch(2, torch.Generator().manual_seed(0))
+    assert {"A", "B", "A2B", "B2A", "A2B_target", "B2A_target"} == set(batch)
+    losses = task.model.train_step(batch)
+    assert {"pull_AB", "pull_BA"} <= set(losses) and all(np.isfinite(list(losses.values())))
+
+
+def test_the_pull_moves_the_envelope_generator_toward_its_targets():
+    torch.manual_seed(0)
+    model = CycleGAN(1, 32, dataclasses.replace(ENVELOPE_MODEL, generator_lr=2e-3, cycle_weight=0.0))
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(4, 1, 32, 16, generator=generator)
+    batch = {"A": torch.randn(4, 1, 32, 16, generator=generator), "B": torch.randn(4, 1, 32, 16, generator=generator),
+             "A2B": inputs, "B2A": inputs, "A2B_target": inputs + 0.5, "B2A_target": inputs - 0.5}
+    history = [model.train_step(batch) for _ in range(60)]
+    assert history[0]["pull_AB"] == pytest.approx(0.25, abs=1e-4)  # the identity start
+    assert history[-1]["pull_AB"] < 0.3 * history[0]["pull_AB"]
+    assert history[-1]["pull_BA"] < 0.3 * history[0]["pull_BA"]
+
+
+def test_an_envelope_recipe_trains_exports_and_converts(speakers, tmp_path):
+    from voiceconv.convert import Converter
+
+    recipe = envelope_recipe(steps=2, matched=True)
+    data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
+    outcome = fit(VoiceConversionTask(recipe, data), recipe.train, tmp_path / "run")
+    converter = Converter(outcome.model_path)
+    out = converter.convert(harmonic_tone(1.0, f0=230.0), 16000, "a2b")
+    assert out.shape == (16000,) and np.isfinite(out).all() and np.abs(out).max() > 0.01
