@@ -10,6 +10,7 @@ a traceback, and leaves the inputs as they were.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -771,3 +772,104 @@ def test_face_api_numbers_are_checked_before_gradio_rounds_them():
     assert _checked_seed(MAX_SEED - 1) == MAX_SEED - 1 and _checked_value(1e300) == 3.0
     with pytest.raises(UploadError, match="slider values must be numbers"):
         _checked_value(math.nan)
+
+
+# --- issue 20: the audit's reader, and what a folder may hold ---------------------------------------------------------
+
+
+def silent_flac(path: Path, minutes: float, rate: int = 44100) -> Path:
+    """A FLAC of ``minutes`` of digital silence: a few hundred kilobytes that decode to gigabytes of samples."""
+    zeros, left = np.zeros(60 * rate, np.int16), int(minutes * 60 * rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sf.SoundFile(path, "w", rate, 1, "PCM_16", format="FLAC") as out:
+        while left:
+            out.write(zeros[:min(left, len(zeros))])
+            left -= min(left, len(zeros))
+    return path
+
+
+def peak_rss_mb(folder: Path, *args: str) -> tuple[float, int, str]:
+    """(the peak resident memory of ``python -m voiceconv ARGS`` in MB, from the kernel's count for that process
+    alone; its exit status; what it printed), its output kept in ``folder``."""
+    out = folder / "out.txt"
+    with open(out, "w") as printed:
+        process = subprocess.Popen([sys.executable, "-m", "voiceconv", *args], stdout=printed,
+                                   stderr=subprocess.STDOUT, env=ENV)
+        _, status, usage = os.wait4(process.pid, 0)
+    return usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), out.read_text()
+
+
+def tree_state(folder: Path, leave_out: Path | None = None) -> dict[str, tuple]:
+    """Every entry under ``folder`` (but ``leave_out``) with its type, size and modification time, links unfollowed."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        if leave_out is not None and (path == leave_out or leave_out in path.parents):
+            continue
+        info = path.lstat()
+        state[str(path.relative_to(folder))] = (info.st_mode, info.st_size, info.st_mtime_ns)
+    return state
+
+
+def test_the_audit_of_an_hour_of_silence_takes_the_memory_of_a_short_clip(tmp_path):
+    """Issue 20.3: a 55-minute silent FLAC (a few hundred KB) made the audit decode it whole, 1.4 GB above the audit
+    of a 2-second clip; read block by block, it costs a few tens of MB more."""
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "clip.flac").write_bytes(SHORT_CLIP.read_bytes())
+    long = silent_flac(tmp_path / "long" / "silence.flac", 55)
+    before = tree_state(tmp_path)
+    baseline, status, _ = peak_rss_mb(tmp_path, "audit", str(short), "--methods", "checks")
+    assert status == 0
+    peak, status, printed = peak_rss_mb(tmp_path, "audit", str(long.parent), "--methods", "checks")
+    assert status == 1 and f"| {long} | unreadable: is silent (peak below -60 dBFS) |" in printed, printed
+    assert "| 3300.00 |" not in printed and "Traceback" not in printed
+    print(f"peak RSS: {baseline:.0f} MB for a 2-s clip, {peak:.0f} MB for 55 minutes of silence")
+    assert peak - baseline < 150, (baseline, peak)
+    assert tree_state(tmp_path, leave_out=tmp_path / "out.txt") == {k: v for k, v in before.items()}
+
+
+def hostile_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """(a folder of one recording and the entries a stranger may plant: links to a secret outside it and to the zero
+    device, a pipe, a link loop, a link inside it; the secret)."""
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"RIFF the server's own file, not the user's")
+    folder = tmp_path / "speaker"
+    write_tone(folder / "good.wav", 1.5)
+    (folder / "passwd.wav").symlink_to("/etc/passwd")
+    (folder / "secret.wav").symlink_to(secret)
+    (folder / "zero.wav").symlink_to("/dev/zero")
+    (folder / "inside.wav").symlink_to(folder / "good.wav")
+    (folder / "loop.flac").symlink_to(folder / "loop.flac")
+    os.mkfifo(folder / "pipe.wav")
+    return folder, secret
+
+
+OUT_OF_FOLDER = "not a regular file: a link leading out of the folder (not followed)"
+HOSTILE_ENTRIES = {"passwd.wav": OUT_OF_FOLDER, "secret.wav": OUT_OF_FOLDER, "zero.wav": OUT_OF_FOLDER,
+                   "pipe.wav": "not a regular file: a pipe (not read)",
+                   "loop.flac": "not a regular file: a broken link or a link loop"}
+
+
+def test_the_audit_lists_every_entry_that_is_not_a_regular_file_and_follows_no_link_out(tmp_path, capsys):
+    """Issue 20.5: the audit opened a link to the password file and left pipes and devices out of its CSV."""
+    folder, secret = hostile_folder(tmp_path)
+    before = tree_state(tmp_path)
+    assert main(["audit", str(folder), "--methods", "checks", "--csv", str(tmp_path / "audit.csv")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    with open(tmp_path / "audit.csv", newline="") as table:
+        rows = {Path(row["file"]).name: row for row in csv.DictReader(table)}
+    assert {name: row["reason"] for name, row in rows.items() if name in HOSTILE_ENTRIES} == HOSTILE_ENTRIES
+    for read in ("good.wav", "inside.wav"):  # a link inside the folder is read (a tone: flagged for its SNR only)
+        assert "unreadable" not in rows[read]["reason"] and "regular" not in rows[read]["reason"], rows[read]
+    assert tree_state(tmp_path, leave_out=tmp_path / "audit.csv") == before
+
+
+def test_convert_follows_no_link_out_of_an_input_folder(tmp_path, capsys):
+    """Issue 20.5: ``convert`` opened a link to the password file, against the README's "never opened"."""
+    folder, secret = hostile_folder(tmp_path)
+    before = tree_state(tmp_path)
+    assert main(["convert", "--model", str(VOICE_MODEL), str(folder), "-o", str(tmp_path / "out")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    assert failures_csv(tmp_path / "out" / "failures.csv") == HOSTILE_ENTRIES
+    assert audio_outputs(tmp_path / "out") == {"good.wav", "inside.wav"}
+    assert tree_state(tmp_path, leave_out=tmp_path / "out") == before

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceconv.audio.io import audio_files, audio_info, load_audio, loudness, trim_silences
+from voiceconv.audio.io import LoudnessMeter, audio_entries, audio_files, audio_info, check_level, stream_audio
 from voiceconv.errors import AudioError, VoiceconvError
 
 #: The rate every folder-level method analyses at (the speaker encoder's and the default features').
@@ -53,8 +53,10 @@ CLIP_LEVEL = 0.999  # a sample at or above this magnitude counts as clipped
 FRAME_SECONDS = 0.032  # frames of the silence and SNR estimates
 SILENCE_BELOW_PEAK_DB = 40.0  # a frame this far below the loudest frame is silence (as trim_silences)
 MAX_ANALYSIS_SECONDS = 60.0  # the folder-level methods look at this much of each file
+KEPT_SECONDS = 300.0  # audio at ANALYSIS_RATE kept while a file is read (19 MB); longer files' sound is read again
+TRIM_HOP, TRIM_TOP_DB = 128, 40.0  # the edge-silence trim's hop (frames of 4 hops) and threshold, as trim_silences
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
-CACHE_VERSION = 1  # raise when what a cached result holds changes
+CACHE_VERSION = 2  # raise when what a cached result holds changes (2: streamed measurements)
 EMBED_BATCH_FILES = 64  # files whose speaker-encoder windows go through the network at once
 MIN_FILES_FOR_A_CUT = 5  # the folder-level methods need this many trusted files to say what is normal
 
@@ -188,23 +190,25 @@ def audit_speaker_folder(folder: str | Path, needed_minutes: float = DEFAULT_NEE
     folder or holds no audio files.
     """
     folder = Path(folder)
-    files = audio_files(folder)
-    if not files:
+    files, refused = audio_entries(folder)
+    if not files and not refused:
         raise VoiceconvError(f"{folder}: no audio files in this folder (looked for "
                              "wav, flac, ogg, mp3, ...; searched recursively)")
     methods = _checked_methods(methods)
     speaker = name or folder.name
     cache = _cache_file(cache_dir, folder, files, methods, settings)
-    if cache is not None and cache.is_file():
+    if cache is not None and cache.is_file() and not refused:
         return _read_cached_report(cache, speaker, folder, needed_minutes)
-    report = _audit_files(files, folder, speaker, needed_minutes, methods, settings, encoder)
+    report = _audit_files(files, folder, speaker, needed_minutes, methods, settings, encoder, refused)
     if cache is not None and not report.notes:  # a method skipped (no eval extra) runs again next time
         _write_cached_report(cache, report)
     return report
 
 
 def _audit_files(files: list[Path], folder: Path, speaker: str, needed_minutes: float, methods: tuple[str, ...],
-                 settings: AuditSettings, encoder) -> AuditReport:
+                 settings: AuditSettings, encoder, refused: list[tuple[Path, str]] = ()) -> AuditReport:
+    """The report of ``files``, with a row for each ``refused`` entry (a pipe, a device, a link leading out of the
+    folder: never opened) giving its reason."""
     audits, waves = [], {}
     for path in files:
         audit, wave = measure_file(path, speaker, settings)
@@ -212,6 +216,8 @@ def _audit_files(files: list[Path], folder: Path, speaker: str, needed_minutes: 
         if wave is not None:
             waves[path] = wave
     flag_folder_deviations(audits, settings)
+    audits = sorted(audits + [FileAudit(path, speaker, reasons=[reason]) for path, reason in refused],
+                    key=lambda a: a.path)
     notes: list[str] = []
     if "embedding" in methods and encoder is None:
         encoder, methods, notes = _encoder_or_fallback(methods)
@@ -233,22 +239,125 @@ def needed_minutes_of_recipe(recipe) -> float:
 
 # --- cheap per-file checks -----------------------------------------------------------------------------------
 def measure_file(path: Path, speaker: str, settings: AuditSettings) -> tuple[FileAudit, np.ndarray | None]:
-    """(the file's measurements and absolute-threshold reasons, its sound at ANALYSIS_RATE ``[samples]``)."""
+    """(the file's measurements and absolute-threshold reasons, its sound at ANALYSIS_RATE ``[samples]``, at most
+    MAX_ANALYSIS_SECONDS). The file is read block by block, so memory stays bounded whatever its length (an hour
+    of audio costs what a minute does)."""
     audit = FileAudit(path, speaker)
     try:
         rate = audio_info(path).sample_rate
-        wav = load_audio(path, rate, min_seconds=0.0)  # [samples] at the file's own rate
+        meter = FileMeter(rate)
+        for block in stream_audio(path, rate):  # [samples] at the file's own rate
+            meter.push(block)
+        meter.finish(path)
+        sound = meter.sound()
+        if sound is None:  # longer than what is kept while reading: read its sound again
+            sound = _sound_again(path, *meter.sound_span())
     except AudioError as err:
         audit.reasons.append(f"unreadable: {err.problem}")
         return audit, None
-    audit.seconds, audit.sample_rate = len(wav) / rate, rate
-    audit.loudness_lufs = loudness(wav, rate)
-    audit.clipped_share = float(np.mean(np.abs(wav) >= CLIP_LEVEL))
-    audit.silence_share, audit.snr_db = silence_and_snr(wav, rate)
-    sound = trim_silences(to_analysis_rate(wav, rate))  # [samples] at ANALYSIS_RATE, as training reads it
-    audit.sound_seconds = len(sound) / ANALYSIS_RATE
+    audit.seconds, audit.sample_rate = meter.samples / rate, rate
+    audit.loudness_lufs = meter.loudness.lufs()
+    audit.clipped_share = meter.clipped / meter.samples
+    audit.silence_share, audit.snr_db = silence_and_snr_of_powers(meter.frame_powers_db())
+    start, end = meter.sound_span()
+    audit.sound_seconds = (end - start) / ANALYSIS_RATE
     audit.reasons.extend(absolute_reasons(audit, settings))
-    return audit, sound[: int(MAX_ANALYSIS_SECONDS * ANALYSIS_RATE)]
+    return audit, sound
+
+
+class FileMeter:
+    """One pass over a file's blocks (mono ``[n]`` at ``rate``) collects what :func:`measure_file` reports, in
+    memory that grows by a few numbers per 32 ms: sample count, peak, clipped samples, loudness, the power of each
+    ``FRAME_SECONDS`` frame, and at ANALYSIS_RATE the energy of each 128-sample hop (for the edge-silence trim,
+    as :func:`~voiceconv.audio.io.trim_silences` does it) with the first KEPT_SECONDS of the audio itself."""
+
+    def __init__(self, rate: int):
+        import soxr
+
+        self.rate, self.samples, self.peak, self.clipped = rate, 0, 0.0, 0
+        self.loudness = LoudnessMeter(rate)
+        self._frame = max(1, int(FRAME_SECONDS * rate))
+        self._frames: list[np.ndarray] = []  # mean squares of the whole frames
+        self._frame_carry = np.zeros(0, np.float32)
+        self._resampler = None if rate == ANALYSIS_RATE else soxr.ResampleStream(rate, ANALYSIS_RATE, 1,
+                                                                                   dtype="float32", quality="HQ")
+        self._hops: list[np.ndarray] = []  # sums of squares of TRIM_HOP samples at ANALYSIS_RATE
+        self._hop_carry = np.zeros(0, np.float32)
+        self._analysis_samples = 0
+        self._kept: list[np.ndarray] | None = []  # the audio at ANALYSIS_RATE while it is short enough to keep
+
+    def push(self, block: np.ndarray) -> None:
+        """Measure the next samples."""
+        self.samples += len(block)
+        self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+        self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        self.loudness.push(block)
+        whole, self._frame_carry = _whole(np.concatenate([self._frame_carry, block]), self._frame)
+        self._frames.append(np.mean(whole.astype(np.float64) ** 2, axis=1))
+        self._push_analysis(block if self._resampler is None else self._resampler.resample_chunk(block))
+
+    def finish(self, path: Path) -> None:
+        """The file has ended: refuse it, as the loaders do, when it held no sound."""
+        check_level(path, self.samples, self.peak)
+        if self._resampler is not None:
+            self._push_analysis(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        if len(self._hop_carry):
+            self._hops.append(np.array([np.sum(self._hop_carry.astype(np.float64) ** 2)]))
+
+    def frame_powers_db(self) -> np.ndarray:
+        """Each ``FRAME_SECONDS`` frame's power in dB ``[frames]`` (a file shorter than one frame: the whole)."""
+        powers = np.concatenate(self._frames) if self._frames else np.zeros(0)
+        if not len(powers):
+            powers = np.array([np.mean(self._frame_carry.astype(np.float64) ** 2)])
+        return 10 * np.log10(powers + 1e-12)
+
+    def sound_span(self) -> tuple[int, int]:
+        """(first, end) sample at ANALYSIS_RATE of the sound between the edge silences, as ``trim_silences``."""
+        hops = np.concatenate(self._hops) if self._hops else np.zeros(0)
+        padded = np.concatenate([np.zeros(2), hops, np.zeros(2)])
+        frames = 1 + self._analysis_samples // TRIM_HOP  # librosa's centred frames of 4 hops
+        mse = (padded[0:frames] + padded[1:frames + 1] + padded[2:frames + 2] + padded[3:frames + 3]) / (4 * TRIM_HOP)
+        mse = np.maximum(mse, 1e-10)
+        loud = np.flatnonzero(10 * np.log10(mse) > 10 * np.log10(mse.max()) - TRIM_TOP_DB)
+        if not len(loud):
+            return 0, 0
+        return int(loud[0] * TRIM_HOP), int(min(self._analysis_samples, (loud[-1] + 1) * TRIM_HOP))
+
+    def sound(self) -> np.ndarray | None:
+        """The sound between the edge silences at ANALYSIS_RATE, at most MAX_ANALYSIS_SECONDS; None when the file was
+        too long to keep (read it again: :func:`_sound_again`)."""
+        if self._kept is None:
+            return None
+        start, end = self.sound_span()
+        kept = np.concatenate(self._kept) if self._kept else np.zeros(0, np.float32)
+        return kept[start:min(end, start + int(MAX_ANALYSIS_SECONDS * ANALYSIS_RATE))]
+
+    def _push_analysis(self, block: np.ndarray) -> None:
+        self._analysis_samples += len(block)
+        whole, self._hop_carry = _whole(np.concatenate([self._hop_carry, block]), TRIM_HOP)
+        self._hops.append(np.sum(whole.astype(np.float64) ** 2, axis=1))
+        if self._kept is not None:
+            self._kept.append(block)
+            if self._analysis_samples > KEPT_SECONDS * ANALYSIS_RATE:
+                self._kept = None
+
+
+def _whole(samples: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the whole ``size``-sample frames of ``samples`` ``[frames, size]``, the rest)."""
+    count = len(samples) // size
+    return samples[:count * size].reshape(count, size), samples[count * size:]
+
+
+def _sound_again(path: Path, start: int, end: int) -> np.ndarray:
+    """Samples ``start`` to ``min(end, start + MAX_ANALYSIS_SECONDS)`` of the file at ANALYSIS_RATE, read again."""
+    end = min(end, start + int(MAX_ANALYSIS_SECONDS * ANALYSIS_RATE))
+    parts, position = [], 0
+    for block in stream_audio(path, ANALYSIS_RATE):
+        parts.append(block[max(0, start - position):max(0, end - position)])
+        position += len(block)
+        if position >= end:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def to_analysis_rate(wav: np.ndarray, rate: int) -> np.ndarray:
@@ -258,15 +367,20 @@ def to_analysis_rate(wav: np.ndarray, rate: int) -> np.ndarray:
 
 
 def silence_and_snr(wav: np.ndarray, rate: int) -> tuple[float, float]:
-    """(share of frames ``SILENCE_BELOW_PEAK_DB`` below the loudest, SNR estimate in dB).
+    """(share of frames ``SILENCE_BELOW_PEAK_DB`` below the loudest, SNR estimate in dB) of a whole waveform; see
+    :func:`silence_and_snr_of_powers`."""
+    meter = FileMeter(rate)
+    meter.push(np.asarray(wav, dtype=np.float32))
+    return silence_and_snr_of_powers(meter.frame_powers_db())
+
+
+def silence_and_snr_of_powers(power_db: np.ndarray) -> tuple[float, float]:
+    """(share of frames ``SILENCE_BELOW_PEAK_DB`` below the loudest, SNR estimate in dB) from the frames' power in
+    dB ``[frames]``.
 
     The SNR estimate is the 95th percentile of the frames' power in dB (speech) minus the 10th (the noise floor
     in the pauses); a recording without pauses, or of steady noise, scores low.
     """
-    frame = max(1, int(FRAME_SECONDS * rate))
-    count = max(1, len(wav) // frame)
-    frames = np.resize(wav, count * frame).reshape(count, frame) if len(wav) >= frame else wav[None]
-    power_db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)  # [frames]
     silence = float(np.mean(power_db < power_db.max() - SILENCE_BELOW_PEAK_DB))
     snr = float(np.percentile(power_db, 95) - np.percentile(power_db, 10))
     return silence, snr

@@ -10,6 +10,7 @@ naming the file and what to do about it.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,11 +59,55 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", "
 
 
 def audio_files(folder: str | Path) -> list[Path]:
-    """Audio files (by extension) under ``folder``, recursively, sorted; an error if it is not a folder."""
+    """Audio files (by extension) under ``folder``, recursively, sorted; an error if it is not a folder. Only
+    regular files: see :func:`audio_entries` for the rest and why they are left out."""
+    return audio_entries(folder)[0]
+
+
+def audio_entries(folder: str | Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``(regular audio files, [(entry, why it is not read)])`` under ``folder``, recursively, sorted, by extension.
+
+    An entry with an audio extension that is not a regular file (a pipe, a device, a socket, a broken link or a
+    link loop) is listed with its reason, and so is a link whose target lies outside ``folder``: no link leads
+    out of the folder it was given. Links to folders are not descended into. Raises an error if ``folder`` is not
+    a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise AudioFileNotFoundError(folder, "is not a folder of audio files", "check the path")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    root = folder.resolve()
+    files, refused = [], []
+    for parent, dirs, names in os.walk(folder):
+        linked_dirs = [d for d in dirs if os.path.islink(os.path.join(parent, d))]  # os.walk does not enter them
+        for name in names + linked_dirs:
+            path = Path(parent) / name
+            if path.suffix.lower() not in AUDIO_EXTENSIONS:
+                continue
+            problem = entry_problem(path, root)
+            if problem is None:
+                files.append(path)
+            else:
+                refused.append((path, problem))
+    return sorted(files), sorted(refused)
+
+
+def entry_problem(path: Path, root: Path) -> str | None:
+    """Why the folder entry ``path`` is not read (None: a regular file, or a link to one inside ``root``, the
+    resolved folder it was found in)."""
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            target = path.resolve(strict=True)
+            if not target.is_relative_to(root):
+                return "not a regular file: a link leading out of the folder (not followed)"
+            mode = os.stat(target).st_mode
+    except (OSError, RuntimeError):
+        return "not a regular file: a broken link or a link loop"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket"
+            if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+    return f"not a regular file: {kind} (not read)"
 
 
 @dataclass(frozen=True)
@@ -189,13 +234,9 @@ def prepare_waveform(
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"expected a mono waveform [samples], got shape {wav.shape}")
-    if len(wav) == 0:
-        raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
-    if not np.isfinite(wav).all():
+    if len(wav) and not np.isfinite(wav).all():
         raise NonFiniteAudioError(name, "contains NaN or infinite samples", "re-export it as 16-bit PCM")
-    if np.abs(wav).max() < 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
-                               "check the microphone or the file's volume")
+    check_level(name, len(wav), float(np.abs(wav).max(initial=0.0)))
     if trim_silence:
         wav = trim_silences(wav)
     if len(wav) < min_seconds * sample_rate:
@@ -204,6 +245,16 @@ def prepare_waveform(
     if loudness_lufs is not None:
         wav = normalize_loudness(wav, sample_rate, loudness_lufs)
     return wav
+
+
+def check_level(name: str | Path, samples: int, peak: float) -> None:
+    """Refuse audio of ``samples`` samples with this ``peak`` magnitude when it is empty or silent, as the loaders do
+    (for readers that go through a file block by block)."""
+    if samples == 0:
+        raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
+    if peak < 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
+                               "check the microphone or the file's volume")
 
 
 def trim_silences(wav: np.ndarray, top_db: float = 40.0) -> np.ndarray:
@@ -235,6 +286,74 @@ def loudness(wav: np.ndarray, sample_rate: int) -> float:
     if not np.isfinite(value):
         value = 20 * np.log10(np.sqrt(np.mean(np.asarray(wav, dtype=np.float64) ** 2)) + 1e-12) - 0.691
     return float(value)
+
+
+class LoudnessMeter:
+    """:func:`loudness` of audio pushed block by block (mono ``[n]`` at ``sample_rate``), in memory that grows by
+    one number per 100 ms of audio: the same BS.1770-4 measure (K-weighting, 400-ms blocks overlapping by 75%,
+    absolute and relative gates, the RMS estimate where gating leaves nothing), computed in float64."""
+
+    def __init__(self, sample_rate: int):
+        from scipy.signal import lfilter_zi
+
+        self.sample_rate = sample_rate
+        self.step = max(1, int(round(LOUDNESS_BLOCK_SECONDS * sample_rate / 4)))  # 100 ms
+        self._filters = [(b, a, lfilter_zi(b, a) * 0.0) for b, a in _k_weighting(sample_rate)]
+        self._carry = np.zeros(0)
+        self._energies: list[np.ndarray] = []  # sums of squares of the K-weighted audio, per 100 ms
+        self._sum_squares, self._samples = 0.0, 0
+
+    def push(self, block: np.ndarray) -> None:
+        """Measure the next samples."""
+        from scipy.signal import lfilter
+
+        x = np.asarray(block, dtype=np.float64)
+        self._sum_squares += float(x @ x)
+        self._samples += len(x)
+        for i, (b, a, state) in enumerate(self._filters):
+            x, state = lfilter(b, a, x, zi=state)
+            self._filters[i] = (b, a, state)
+        x = np.concatenate([self._carry, x])
+        whole = len(x) // self.step
+        self._energies.append(np.sum(x[:whole * self.step].reshape(whole, self.step) ** 2, axis=1))
+        self._carry = x[whole * self.step:]
+
+    def lufs(self) -> float:
+        """The integrated loudness of everything pushed, in LUFS."""
+        value = -np.inf
+        if self._samples >= int(LOUDNESS_BLOCK_SECONDS * self.sample_rate):
+            steps = np.concatenate(self._energies)
+            blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / (4 * self.step)  # [blocks]
+            value = _gated_loudness(blocks)
+        if not np.isfinite(value):
+            value = 20 * np.log10(np.sqrt(self._sum_squares / max(self._samples, 1)) + 1e-12) - 0.691
+        return float(value)
+
+
+def _gated_loudness(blocks: np.ndarray) -> float:
+    """BS.1770's gated loudness of the 400-ms blocks' mean squares ``[blocks]`` (-inf when nothing passes)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        levels = -0.691 + 10 * np.log10(blocks)
+        gated = levels > -70.0
+        if not gated.any():
+            return -np.inf
+        relative = -0.691 + 10 * np.log10(blocks[gated].mean()) - 10.0
+        gated &= levels > relative
+        return float(-0.691 + 10 * np.log10(blocks[gated].mean())) if gated.any() else -np.inf
+
+
+def _k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BS.1770's two K-weighting biquads as torchaudio makes them: a 4-dB treble shelf at 1500 Hz, a 38-Hz high-pass;
+    ``[(b [3], a [3])]`` normalised to ``a[0] = 1``."""
+    w0, q = 2 * np.pi * 1500.0 / rate, 1 / np.sqrt(2)
+    gain, alpha, cos = 10 ** (4.0 / 40), np.sin(w0) / 2 / q, np.cos(w0)
+    t1, t2, t3 = 2 * np.sqrt(gain) * alpha, (gain - 1) * cos, (gain + 1) * cos
+    shelf = (np.array([gain * ((gain + 1) + t2 + t1), -2 * gain * ((gain - 1) + t3), gain * ((gain + 1) + t2 - t1)]),
+             np.array([(gain + 1) - t2 + t1, 2 * ((gain - 1) - t3), (gain + 1) - t2 - t1]))
+    w0 = 2 * np.pi * 38.0 / rate
+    alpha, cos = np.sin(w0) / 2 / 0.5, np.cos(w0)
+    highpass = (np.array([(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]), np.array([1 + alpha, -2 * cos, 1 - alpha]))
+    return [(b / a[0], a / a[0]) for b, a in (shelf, highpass)]
 
 
 def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:

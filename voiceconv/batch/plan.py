@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceconv.audio.io import UNSUPPORTED_CONTAINERS, AUDIO_EXTENSIONS, WRITABLE_FORMATS, output_format
+from voiceconv.audio.io import UNSUPPORTED_CONTAINERS, AUDIO_EXTENSIONS, WRITABLE_FORMATS, entry_problem, output_format
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.files import atomic_output
 
@@ -161,8 +161,9 @@ def _input_files(path: Path, out_dir: Path, glob: str | None) -> tuple[list[tupl
 
 
 def _folder_files(folder: Path, out_dir: Path, glob: str | None) -> tuple[list[tuple[Path, Path]], list[Failure]]:
-    """Files under ``folder`` that ``glob`` selects, recursively, leaving out hidden names and ``out_dir``."""
-    excluded = out_dir.resolve()
+    """Files under ``folder`` that ``glob`` selects, recursively, leaving out hidden names and ``out_dir``; entries
+    that are not regular files, and links leading out of ``folder``, are problems (never opened)."""
+    excluded, base = out_dir.resolve(), folder.resolve()
     found: list[tuple[Path, Path]] = []
     problems: list[Failure] = []
 
@@ -179,10 +180,11 @@ def _folder_files(folder: Path, out_dir: Path, glob: str | None) -> tuple[list[t
             path, relative = root / name, (root / name).relative_to(folder)
             if name.startswith(".") or not _selected(relative, glob):
                 continue
-            if path.is_file():
+            problem = entry_problem(path, base)  # links leading out of the folder are not followed
+            if problem is None:
                 found.append((path, relative))
             else:
-                problems.append((path, "not a regular file (a broken link, pipe or device)"))
+                problems.append((path, problem))
     if not found and not problems:
         what = f"files matching {glob!r}" if glob else "audio files"
         problems.append((folder, f"no {what} in this folder (hidden files and the output folder are left out)"))
