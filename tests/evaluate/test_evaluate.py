@@ -16,7 +16,7 @@ pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'vo
 
 from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
 from voiceconv.evaluate.harness import (  # noqa: E402
-    BASELINE_CEILING, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
+    BASELINE_CEILING, BASELINE_KNN, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
 from voiceconv.evaluate.report import write_report  # noqa: E402
 from voiceconv.errors import VoiceconvError  # noqa: E402
 
@@ -108,7 +108,7 @@ def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "report.json").read_text())["summary"]
     report = json.loads((out / "report.json").read_text())
-    assert set(summary) == {SYSTEM, BASELINE_SOURCE, BASELINE_PITCH_SHIFT, BASELINE_CEILING, BASELINE_WORLD}
+    assert set(summary) == {SYSTEM, BASELINE_SOURCE, BASELINE_PITCH_SHIFT, BASELINE_CEILING, BASELINE_WORLD, BASELINE_KNN}
     ceiling, unconverted = summary[BASELINE_CEILING], summary[BASELINE_SOURCE]
     assert ceiling["success_rate"] == 1.0 and unconverted["success_rate"] == 0.0
     assert ceiling["mcd_db"]["mean"] < 5.0 < 8.0 < unconverted["mcd_db"]["mean"]
@@ -123,6 +123,11 @@ def test_cli_with_baselines_on_vcc2016(tmp_path, shared_data):
     assert 0.76 <= report["baselines"][BASELINE_WORLD]["warp"] < 1.0  # female -> male: formants move down
     assert "| target-vocoded |" in result.stdout and "| world-vc |" in result.stdout
     assert "baseline world-vc: fitted envelope warp" in (out / "report.md").read_text()
+    # The kNN voice changer keeps world-vc's pitch and moves the envelope toward TM1's frames.
+    knn_vc = summary[BASELINE_KNN]
+    assert abs(knn_vc["log_f0_mean"]["mean"] - world_vc["log_f0_mean"]["mean"]) < 0.05
+    assert knn_vc["mcd_db"]["mean"] < world_vc["mcd_db"]["mean"]
+    assert "| knn-vc |" in result.stdout and "nearest of" in (out / "report.md").read_text()
 
 
 def test_a_model_at_another_rate_is_scored_at_the_harness_rate():

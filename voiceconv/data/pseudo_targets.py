@@ -57,28 +57,39 @@ def frame_descriptions(image: torch.Tensor, config: PseudoTargetConfig) -> torch
     return torch.cat(shifted, dim=0).T.contiguous()  # [T, cepstra * (2 context + 1)]
 
 
+class FramePool:
+    """Frames to match against: their descriptions ``[N, D]`` (with squared norms) from normalized images."""
+
+    def __init__(self, images: list[torch.Tensor], config: PseudoTargetConfig):
+        self.config = config
+        self.descriptions = torch.cat([frame_descriptions(image, config) for image in images])  # [N, D]
+        self.norms = self.descriptions.pow(2).sum(dim=1)  # [N]
+        if len(self.descriptions) < config.k:
+            raise ValueError(f"{len(self.descriptions)} target frames are fewer than k={config.k}")
+
+    def nearest(self, image: torch.Tensor) -> torch.Tensor:
+        """Indices ``[T, k]`` of the pool's frames nearest each frame of a normalized image ``[H, T]``."""
+        descriptions = frame_descriptions(image, self.config)  # [T, D]
+        nearest = []
+        for chunk in descriptions.split(CHUNK_FRAMES):
+            distances = self.norms[None] - 2.0 * chunk @ self.descriptions.T  # [t, N]: squared, up to ||chunk||^2
+            nearest.append(distances.topk(self.config.k, dim=1, largest=False).indices)  # [t, k]
+        return torch.cat(nearest)
+
+
+def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float) -> torch.Tensor:
+    """``frames`` ``[H, T]`` moved by ``blend`` toward ``matched`` ``[H, T]`` once the latter has each frame's
+    level (its mean over rows) replaced by the former's."""
+    matched = matched - matched.mean(dim=0, keepdim=True) + frames.mean(dim=0, keepdim=True)
+    return frames + blend * (matched - frames)
+
+
 def knn_pseudo_targets(sources: list[torch.Tensor], targets: list[torch.Tensor],
                        config: PseudoTargetConfig = PseudoTargetConfig()) -> list[torch.Tensor]:
     """For each normalized source image ``[H, T_i]``, its pseudo-target ``[H, T_i]`` among the normalized
     ``targets`` images' frames (see the module docstring)."""
     if not sources:
         return []
-    pool = torch.cat([frame_descriptions(image, config) for image in targets])  # [N, D]
+    pool = FramePool(targets, config)
     pool_frames = torch.cat(targets, dim=-1).T.contiguous()  # [N, H]
-    if len(pool) < config.k:
-        raise ValueError(f"{len(pool)} target frames are fewer than k={config.k}")
-    pool_norms = pool.pow(2).sum(dim=1)  # [N]
-    return [_pseudo_target(image, pool, pool_norms, pool_frames, config) for image in sources]
-
-
-def _pseudo_target(image: torch.Tensor, pool: torch.Tensor, pool_norms: torch.Tensor, pool_frames: torch.Tensor,
-                   config: PseudoTargetConfig) -> torch.Tensor:
-    descriptions = frame_descriptions(image, config)  # [T, D]
-    neighbours = []
-    for chunk in descriptions.split(CHUNK_FRAMES):
-        distances = pool_norms[None] - 2.0 * chunk @ pool.T  # [t, N]: squared distance up to ||chunk||^2
-        nearest = distances.topk(config.k, dim=1, largest=False).indices  # [t, k]
-        neighbours.append(pool_frames[nearest].mean(dim=1))  # [t, H]
-    matched = torch.cat(neighbours).T  # [H, T]
-    matched = matched - matched.mean(dim=0, keepdim=True) + image.mean(dim=0, keepdim=True)  # the source's level
-    return image + config.blend * (matched - image)
+    return [blend_toward(image, pool_frames[pool.nearest(image)].mean(dim=1).T, config.blend) for image in sources]

@@ -14,6 +14,9 @@ asked for, are computed in the same run with the same metrics:
   warp, fitted on up to 30 files of the source and target reference folders; the
   report gives the fitted warp. It
   keeps the words and the sound, and is the bar a learned model must clear;
+* ``knn-vc``: the same WORLD voice changer with each frame's envelope moved half way toward the mean of its
+  8 nearest frames among the target reference recordings (:mod:`voiceconv.evaluate.knn_vc`); it is the
+  learned model's kNN pseudo-target rendered by formula, so a model trained toward such targets must beat it;
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
 
@@ -43,6 +46,7 @@ from voiceconv.audio import world
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
+from voiceconv.evaluate.knn_vc import KnnVoiceChanger
 from voiceconv.evaluate.mcd import as_pcm16, mcd_from_features, world_f0, world_features
 from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
 
@@ -51,6 +55,7 @@ SYSTEM = "converted"
 BASELINE_SOURCE = "source"
 BASELINE_PITCH_SHIFT = "pitch-shift"
 BASELINE_WORLD = "world-vc"
+BASELINE_KNN = "knn-vc"
 BASELINE_CEILING = "target-vocoded"
 
 ConvertFn = Callable[[np.ndarray, int], np.ndarray]
@@ -139,6 +144,9 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
                                             "target_median_f0": alignment.target.median_hz,
                                             "fitted_on_files": min(len(source_waves), world.FIT_FILES)}
         systems[BASELINE_WORLD] = {key: world.change_voice(wav, SAMPLE_RATE, alignment) for key, wav in sources.items()}
+        knn = KnnVoiceChanger(_spread(source_waves), target_waves, SAMPLE_RATE, alignment)
+        result.baselines[BASELINE_KNN] = {"k": knn.config.k, "blend": knn.config.blend, "target_frames": knn.pool_size}
+        systems[BASELINE_KNN] = {key: knn(wav) for key, wav in sources.items()}
     references = _asr_references(request, sources, result)
     metrics = UtteranceMetrics(encoder, target, source, parallel, references,
                                _intended_f0(request, sources, source, target))

@@ -89,9 +89,13 @@ def markdown(report: dict) -> str:
         lines.append(f"- {role}: `{info['folder']}`, {info['files']} files, median F0 {info['median_f0']:.1f} Hz, "
                      f"log-F0 mean {info['log_f0_mean']:.3f}, std {info['log_f0_std']:.3f}")
     for name, fitted in report.get("baselines", {}).items():
-        lines.append(f"- baseline {name}: fitted envelope warp {fitted['warp']:.2f}, median F0 "
-                     f"{fitted['source_median_f0']:.0f} Hz -> {fitted['target_median_f0']:.0f} Hz, on "
-                     f"{fitted['fitted_on_files']} files per speaker")
+        if "warp" in fitted:
+            lines.append(f"- baseline {name}: fitted envelope warp {fitted['warp']:.2f}, median F0 "
+                         f"{fitted['source_median_f0']:.0f} Hz -> {fitted['target_median_f0']:.0f} Hz, on "
+                         f"{fitted['fitted_on_files']} files per speaker")
+        else:
+            lines.append(f"- baseline {name}: the world-vc alignment, each envelope moved {fitted['blend']:g} of the "
+                         f"way to its {fitted['k']} nearest of {fitted['target_frames']} target reference frames")
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     lines += ["", "Values are means over utterances (± std in report.json); plots: distributions.png, similarity.png."]
     if report["skipped"]:
