@@ -12,10 +12,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from voiceconv.web.faces import checked_number_input
 from voiceconv.web.jobs import convert_clip
 from voiceconv.web.limits import UploadError
 from voiceconv.web.messages import shown_as_message
-from voiceconv.web.training import Job, JobStatus, TrainingJobs
+from voiceconv.web.training import MAX_STEPS, Job, JobStatus, TrainingJobs
 
 REFRESH_SECONDS = 3.0
 LOSS_COLUMNS = ["step", "loss", "value"]
@@ -99,7 +100,8 @@ def train_tab(handlers: TrainHandlers) -> None:
         "and a budget. **Check recordings** audits both folders first (length, loudness, clipping, noise, and files "
         "that don't belong). One job trains at a time; others wait in line. When a job finishes its model appears "
         f"in the Convert tab's list. Limits: {limits.max_training_audio_minutes:g} minutes of audio per job, "
-        f"{limits.max_training_minutes:g} minutes of training, {limits.max_training_jobs} jobs queued or running.")
+        f"{limits.max_training_minutes:g} minutes of training (a budget in steps stops there too), {MAX_STEPS:,} steps, "
+        f"{limits.max_training_jobs} jobs queued or running.")
     with gr.Row():
         with gr.Column():
             files_a = gr.File(file_count="multiple", label="Speaker A recordings (audio files or a .zip)",
@@ -111,10 +113,11 @@ def train_tab(handlers: TrainHandlers) -> None:
             name_b = gr.Textbox(label="Speaker B name", placeholder="e.g. bob", elem_id="train-name-b")
     with gr.Row():
         recipe = gr.Dropdown(recipes, value=recipes[0] if recipes else None, label="Recipe", elem_id="train-recipe")
-        steps = gr.Number(value=0, precision=0, minimum=0, label="Budget: steps (0 = the recipe's)",
-                          elem_id="train-steps")
-        minutes = gr.Number(value=10, minimum=0, maximum=limits.max_training_minutes,
-                            label="Budget: minutes (0 = no time limit)", elem_id="train-minutes")
+        steps = checked_number_input(gr.Number(value=0, precision=0, minimum=0, maximum=MAX_STEPS,
+                                               label="Budget: steps (0 = the recipe's)", elem_id="train-steps"))
+        minutes = checked_number_input(gr.Number(
+            value=10, minimum=0, maximum=limits.max_training_minutes,
+            label=f"Budget: minutes (0 = the limit, {limits.max_training_minutes:g})", elem_id="train-minutes"))
     with gr.Row():
         audit_button = gr.Button("Check recordings", elem_id="train-audit-button")
         start_button = gr.Button("Start training", variant="primary", elem_id="train-start")

@@ -49,11 +49,12 @@ from voiceconv.web.limits import Limits, UploadError
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "stopping", "stopped", "finished", "failed")
-ACTIVE = ("queued", "running", "stopping")
+STATES = ("receiving", "queued", "running", "stopping", "stopped", "finished", "failed")
+ACTIVE = ("receiving", "queued", "running", "stopping")  # these hold one of the --max-training-jobs slots
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # speaker names become file and model names
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PREVIEW_MIN_SECONDS = 1.0
+MAX_STEPS = 1_000_000  # the largest step budget (the recipes train 100,000); every job also has a time bound
 
 
 @dataclass
@@ -106,6 +107,8 @@ class JobStatus:
                  f"{_clock(self.elapsed_seconds)} trained"]
         if job.state == "running" and not self.losses:
             parts[1:] = ["preparing: reading the recordings, fitting the pitch alignment, scoring the untrained model"]
+        if job.state == "receiving":
+            parts[1:] = ["unpacking and auditing the uploads"]
         if job.minutes:
             parts.append(f"budget {job.minutes:g} min")
         if self.remaining_seconds is not None and job.state in ACTIVE:
@@ -161,23 +164,40 @@ class TrainingJobs:
         if recipe not in offered:
             raise UploadError(f"unknown recipe {recipe!r}; choose one of {', '.join(offered) or 'none'}")
         steps, minutes = self._checked_budget(steps, minutes)
+        job = self._reserve(Job(_new_job_id(), name_a, name_b, recipe, steps, minutes, created=time.time()))
+        folder = self.folder(job.id)
+        try:
+            self._unpack(folder, {name_a: uploads_a, name_b: uploads_b})
+            (folder / "audit.md").write_text(self._audit(folder, [name_a, name_b], recipe), encoding="utf-8")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind, and frees its slot
+            raise
         with self._lock:
+            job.state, job.pid = "queued", None
+            self._save(job)
+        self.refresh()
+        return self.job(job.id)
+
+    def _reserve(self, job: Job) -> Job:
+        """Take one of the ``max_training_jobs`` slots for ``job`` at once, under the lock: its folder and a
+        ``receiving`` job.json (with this server's process id) exist before the lock is let go, so requests
+        arriving together count each other while their uploads are unpacked and audited."""
+        with self._lock:
+            self._drop_abandoned_receptions()
             waiting = [j for j in self.jobs() if j.state in ACTIVE]
             if len(waiting) >= self.limits.max_training_jobs:
                 raise UploadError(f"{len(waiting)} training jobs are already queued or running; the server takes "
                                   f"at most {self.limits.max_training_jobs} (stop one, or wait)")
-            job = Job(_new_job_id(), name_a, name_b, recipe, steps, minutes, created=time.time())
-            folder = self.folder(job.id)
-            folder.mkdir(parents=True)
-        try:
-            self._unpack(folder, {name_a: uploads_a, name_b: uploads_b})
-            (folder / "audit.md").write_text(self._audit(folder, [name_a, name_b], recipe), encoding="utf-8")
-        except VoiceconvError:
-            shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
-            raise
-        self._save(job)
-        self.refresh()
-        return self.job(job.id)
+            self.folder(job.id).mkdir(parents=True)
+            job.state, job.pid = "receiving", os.getpid()
+            self._save(job)
+        return job
+
+    def _drop_abandoned_receptions(self) -> None:
+        """Remove ``receiving`` jobs whose server died while unpacking them (their slot would stay taken)."""
+        for job in self.jobs():
+            if job.state == "receiving" and job.pid != os.getpid() and not _pid_alive(job.pid):
+                shutil.rmtree(self.folder(job.id), ignore_errors=True)
 
     def audit_uploads(self, uploads_a: list[str], uploads_b: list[str], name_a: str = "", name_b: str = "",
                       recipe: str | None = None) -> str:
@@ -195,15 +215,19 @@ class TrainingJobs:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _checked_budget(self, steps: int | float | None, minutes: float | None) -> tuple[int, float]:
+        """The one budget rule: (whole steps from 0 to MAX_STEPS, minutes from 0 to --max-training-minutes), not
+        both 0; a budget in steps alone is bounded in time too, by the server's limit (the minutes returned)."""
         steps, minutes = _number(steps, "steps"), _number(minutes, "minutes")
         if steps < 0 or minutes < 0 or steps != int(steps):
             raise UploadError("the budget is a whole number of steps and/or a number of minutes, not negative")
         if not steps and not minutes:
             raise UploadError("give a budget: a number of steps, of minutes, or both")
+        if steps > MAX_STEPS:
+            raise UploadError(f"{steps:.0f} steps is over the limit of {MAX_STEPS:,} steps per job")
         if minutes > self.limits.max_training_minutes:
             raise UploadError(f"{minutes:g} minutes is over this server's limit of "
                               f"{self.limits.max_training_minutes:g} minutes per job")
-        return int(steps), float(minutes)
+        return int(steps), float(minutes or self.limits.max_training_minutes)
 
     def _unpack(self, folder: Path, uploads: dict[str, list[str]], hold_back: bool = True) -> None:
         """Uploads -> ``speakers/<name>`` (A's, then B's); one recording of A moves to ``preview.wav``."""
@@ -329,8 +353,7 @@ class TrainingJobs:
                    "--out", str(folder / "run"), "--no-audit"]  # audited when the job was made (audit.md)
         if job.steps:
             command += ["--steps", str(job.steps)]
-        if job.minutes:
-            command += ["--set", f"train.max_minutes={job.minutes}"]
+        command += ["--set", f"train.max_minutes={job.minutes or self.limits.max_training_minutes}"]  # always bounded
         if job.resume:
             command.append("--resume")
         with open(folder / "train.log", "ab") as out:
@@ -349,7 +372,7 @@ class TrainingJobs:
         return _is_training_process(job.pid, self.folder(job.id))  # started by an earlier server
 
     def _ended(self, job: Job) -> None:
-        """Decide from the run folder how the process ended."""
+        """Decide from the run folder how the process ended; what the message claims is what is on disk."""
         process = self._children.pop(job.id, None)
         code = process.returncode if process is not None else None
         run = self.folder(job.id) / "run"
@@ -359,12 +382,25 @@ class TrainingJobs:
             job.state, job.message = "finished", "Finished: the model is in the Convert tab's list."
             _deliver(self, job)
         elif job.state == "stopping" or code == 130:
-            job.state, job.message = "stopped", "Stopped; a checkpoint is saved. Resume continues from it."
+            job.state, job.message = "stopped", _stopped_message(run)
         else:
-            job.state = "failed"
-            job.message = f"Training stopped with an error: {_last_error(self.folder(job.id) / 'train.log')}"
+            job.state, job.message = "failed", self._failure_message(job, code)
         job.pid = None
         self._save(job)
+
+    def _failure_message(self, job: Job, code: int | None) -> str:
+        """Why the training process ended without finishing: killed by a signal, an error line of its log (paths
+        shown relative to the job's folder), or its exit status."""
+        folder = self.folder(job.id)
+        resume = " " + _checkpoint_note(folder / "run") if code is None or code < 0 else ""
+        if code is not None and code < 0:
+            return f"Training was killed from outside (signal {_signal_name(-code)}).{resume}"
+        error = _last_error(folder / "train.log")
+        if error:
+            return f"Training stopped with an error: {shown_paths(error, folder)}"
+        if code is None:
+            return f"The training process is gone without finishing (killed, or the computer restarted?).{resume}"
+        return f"Training ended with exit status {code} before finishing; see its log below."
 
     def _save(self, job: Job) -> None:
         with atomic_output(self.folder(job.id) / "job.json") as tmp:
@@ -385,7 +421,7 @@ class TrainingJobs:
         return JobStatus(job, step, total, elapsed, _remaining(progress, total, job.minutes), progress,
                          read_history(run) if run.is_dir() else [], model if finished else _newest_snapshot(run),
                          model if finished else None, model.with_suffix(".md") if finished else None,
-                         _read_text(folder / "audit.md"), _tail(folder / "train.log"))
+                         _read_text(folder / "audit.md"), shown_paths(_tail(folder / "train.log"), folder))
 
     def _needed_minutes(self, recipe: str | None) -> dict:
         """``{"needed_minutes": ...}`` from the recipe's ``data.min_seconds``, as ``voiceconv audit --recipe``
@@ -550,8 +586,59 @@ def _tail(path: Path, lines: int = 12) -> str:
 
 
 def _last_error(path: Path) -> str:
+    """The log's last line that mentions an error ('' when none does)."""
     lines = [line for line in _tail(path, 40).splitlines() if "error" in line.lower()]
-    return lines[-1].strip() if lines else "see train.log"
+    return lines[-1].strip() if lines else ""
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:/[^\s'\"/:,;()<>]+)+/?")
+
+
+def shown_paths(text: str, folder: Path) -> str:
+    """The one rule for server paths shown to a page's visitor: paths inside the job's ``folder`` relative to it
+    (``run/checkpoints``, ``speakers/alice/a.wav``), any other absolute path cut to its last part (``.../tiny.yaml``),
+    so no folder of the server reaches the page."""
+    root = str(folder.resolve()) if folder.is_absolute() else str(folder)
+    for prefix in {root, str(folder)}:
+        text = text.replace(prefix + "/", "").replace(prefix, ".")
+    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def _stopped_message(run: Path) -> str:
+    return "Stopped. " + _checkpoint_note(run)
+
+
+def _checkpoint_note(run: Path) -> str:
+    """What Resume continues from, as the run's checkpoints folder says (not what the stop hoped for)."""
+    steps = sorted(int(m.group(1)) for p in (run / "checkpoints").glob("step_*.pt")
+                   if (m := re.fullmatch(r"step_(\d+)\.pt", p.name)))
+    if steps:
+        return f"The checkpoint of step {steps[-1]} is saved; Resume continues from it."
+    return "No checkpoint was saved before it ended; Resume starts it from the beginning."
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists (and is not a zombie)."""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state != "Z"
 
 
 def _clock(seconds: float) -> str:
