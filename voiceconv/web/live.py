@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 import numpy as np
+import soundfile as sf
+from gradio.data_classes import FileData
+from pydantic import model_validator
 
 from voiceconv.convert import LIVE_WINDOWING, ConversionStream, Converter
 from voiceconv.web.limits import Limits, UploadError
@@ -219,6 +222,8 @@ class LiveHandlers:
         if audio is None:
             return gr.skip(), gr.skip()
         rate, block = _mono_float(audio)
+        if not len(block):
+            return gr.skip(), f"The last {STREAM_NAME} block held no samples; nothing to convert."
         session = self.streams.get(request.session_hash)
         if session is None:
             converter = self._converter(key)
@@ -273,8 +278,8 @@ def live_tab(handlers, voice: list[gr.Dropdown]) -> LiveHandlers:
                 "voice too.")
     with gr.Row():
         with gr.Column():
-            microphone = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
-                                  elem_id="live-input")
+            microphone = microphone_input(gr.Audio(sources=["microphone"], streaming=True, type="numpy",
+                                                   label="Microphone", elem_id="live-input"))
             status = gr.Markdown(elem_id="live-status")
             gr.HTML('<p id="live-delay"></p>')  # the player writes the delay it measures here
         take = gr.Audio(label="Converted take (when you stop)", interactive=False, buttons=["download"],
@@ -295,19 +300,61 @@ def live_tab(handlers, voice: list[gr.Dropdown]) -> LiveHandlers:
     return live
 
 
+class MicrophoneBlock(FileData):
+    """gradio's file payload; anything else (a number, text) becomes a payload without a path that names it, which
+    :func:`microphone_input` refuses with a message (a validation error would reach the page as gradio's blank
+    error)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_file(cls, value):
+        if value is None or isinstance(value, dict | FileData):
+            return value
+        return {"path": "", "orig_name": f"{type(value).__name__} {str(value)[:20]!r}",
+                "meta": {"_type": "gradio.FileData"}}
+
+
+def microphone_input(component: gr.Audio) -> gr.Audio:
+    """``component`` reading each block itself (libsndfile: integer or float samples, any channels) instead of
+    gradio's reader, which needs ffmpeg for float WAV and fails without a message; an unreadable block, or a
+    payload that is no file, is refused in one line."""
+    def read(payload) -> tuple[int, np.ndarray] | None:
+        if payload is None:
+            return None
+        if not payload.path:
+            raise gr.Error(f"the {STREAM_NAME} block must be an audio file, not {payload.orig_name}",
+                           print_exception=False)
+        try:
+            samples, rate = sf.read(payload.path, dtype="float32", always_2d=True)  # [n, channels], in [-1, 1]
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
+            raise gr.Error(f"the {STREAM_NAME} block is not audio that can be read ({err})",
+                           print_exception=False) from None
+        return int(rate), samples
+
+    component.preprocess = read  # on this instance: a subclass would make gradio write a .pyi stub
+    component.data_model = MicrophoneBlock
+    return component
+
+
 def _mono_float(audio: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
-    """gradio's ``(rate, samples [n] or [n, channels])`` of integers or floats -> ``(rate, float32 [n])``."""
+    """gradio's ``(rate, samples [n] or [n, channels])`` of integers or floats -> ``(rate, float32 [n])``: integers
+    scaled to [-1, 1) by their type's range (before the channels are averaged), channels averaged."""
     rate, samples = audio
     samples = np.asarray(samples)
     if not isinstance(rate, int | np.integer) or not 8000 <= rate <= 192000:
-        raise UploadError(f"the microphone's sample rate {rate!r} is not between 8000 and 192000 Hz")
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if samples.ndim != 1 or samples.dtype.kind not in "iuf":
+        raise UploadError(f"the {STREAM_NAME}'s sample rate {rate!r} is not between 8000 and 192000 Hz")
+    if samples.ndim not in (1, 2) or samples.dtype.kind not in "iuf":
         raise UploadError(f"expected mono or multi-channel audio samples, got {samples.dtype} of shape {samples.shape}")
     if samples.dtype.kind in "iu":
-        samples = samples / float(np.iinfo(audio[1].dtype).max + 1)
-    return int(rate), samples.astype(np.float32)
+        info = np.iinfo(samples.dtype)
+        middle = (int(info.max) + int(info.min) + 1) / 2  # 0 for signed, 128 for 8-bit unsigned
+        samples = (samples.astype(np.float64) - middle) / (int(info.max) + 1 - middle)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    samples = samples.astype(np.float32)
+    if not np.isfinite(samples).all():
+        raise UploadError(f"the {STREAM_NAME} block holds NaN or infinite samples")
+    return int(rate), samples
 
 
 def _pcm16(wav: np.ndarray) -> np.ndarray:
