@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle thread
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from voiceconv.errors import VoiceconvError  # noqa: E402
+from voiceconv.interrupts import sigterm_as_interrupt  # noqa: E402
 from voiceconv.web.limits import Limits  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
@@ -98,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1
     try:
-        launch_app(demo, limits, args.host, args.port, args.share,
-                   allowed_paths=[SAMPLES / "audio", SAMPLES / "faces"],
-                   auth=password_check(users) if users else None)
+        with sigterm_as_interrupt():  # kill or a service manager's stop: closed as Ctrl-C, temp folder removed
+            launch_app(demo, limits, args.host, args.port, args.share,
+                       allowed_paths=[SAMPLES / "audio", SAMPLES / "faces"],
+                       auth=password_check(users) if users else None)
+    except KeyboardInterrupt:  # before gradio's own loop took over
+        pass
     except OSError as err:  # e.g. the port is taken
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1

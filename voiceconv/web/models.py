@@ -8,7 +8,9 @@ never comes from the browser.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from voiceconv.families import VOICE_KIND, faces_tab_kinds
 from voiceconv.modelfile import read_header
 
 log = logging.getLogger(__name__)
+_MARKDOWN_MARKS = re.compile(r"([\\`*\[\]()!])")  # emphasis, code, links and images
 
 FACE_KINDS = faces_tab_kinds()  # kind -> what the page calls it
 
@@ -98,9 +101,16 @@ def _add(found: dict[str, ModelInfo], info: ModelInfo) -> None:
 
 def model_summary_markdown(info: ModelInfo) -> str:
     """The Models tab's heading for one model: what its header says (speakers, training steps and time)."""
-    a, b = info.speakers["a"], info.speakers["b"]
+    a, b = markdown_text(info.speakers["a"]), markdown_text(info.speakers["b"])
     facts = [f"- **speakers:** A = {a}, B = {b} (a2b converts {a} to {b})"]
     return _with_training_facts(info, facts)
+
+
+def markdown_text(text: object) -> str:
+    """``text`` from a model file's header as Markdown that shows it literally: HTML escaped (a speaker called
+    ``<img src=x onerror=...>`` is shown, never run) and Markdown's emphasis, code, link and image marks
+    backslash-escaped."""
+    return _MARKDOWN_MARKS.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def model_documents(info: ModelInfo | FaceModelInfo) -> dict[str, str]:
@@ -170,7 +180,7 @@ def face_model_summary_markdown(info: FaceModelInfo) -> str:
     facts = [f"- **kind:** {FACE_KINDS[info.kind]} (`{info.kind}`), {info.image_size} x {info.image_size} "
              f"pixel faces, {info.latent} latents"]
     if info.faces:
-        groups = ", ".join(f"{name} {count}" for name, count in info.faces.items())
+        groups = ", ".join(f"{markdown_text(name)} {count}" for name, count in info.faces.items())
         facts.append(f"- **training faces:** {sum(info.faces.values())} ({groups})")
     return _with_training_facts(info, facts)
 
@@ -205,6 +215,6 @@ def _with_training_facts(info, facts: list[str]) -> str:
     if info.training_hours is not None:
         facts.append(f"- **training time:** {info.training_hours:.2f} h")
     if info.hardware:
-        facts.append(f"- **hardware:** {info.hardware}")
-    facts.append(f"- **file:** `{info.path.name}`")
-    return f"## {info.key}\n\n" + "\n".join(facts)
+        facts.append(f"- **hardware:** {markdown_text(info.hardware)}")
+    facts.append(f"- **file:** {markdown_text(info.path.name)}")
+    return f"## {markdown_text(info.key)}\n\n" + "\n".join(facts)

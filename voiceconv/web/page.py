@@ -95,9 +95,15 @@ def _visibility(visible: bool) -> Callable[[], dict]:
 
 def launch_app(demo: gr.Blocks, limits: Limits, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
                allowed_paths: Sequence[str | Path] = (), **launch_options) -> None:
-    """Serve the page; Gradio refuses uploads over ``limits.max_upload_mb`` before they reach a handler."""
+    """Serve the page; Gradio refuses uploads over ``limits.max_upload_mb`` before they reach a handler. With
+    ``auth``, a visitor without credentials reaches only the login form, and wrong logins are throttled
+    (:mod:`voiceconv.web.gate`). Returns when the server stops (Ctrl-C or SIGTERM)."""
+    if launch_options.get("auth"):
+        from voiceconv.web.gate import gate_middleware
+
+        launch_options["app_kwargs"] = {**launch_options.get("app_kwargs", {}), "middleware": gate_middleware()}
     demo.launch(server_name=host, server_port=port, share=share, max_file_size=int(limits.max_upload_mb * MB),
-                allowed_paths=[str(p) for p in allowed_paths], show_error=False, **launch_options)
+                allowed_paths=[str(p) for p in allowed_paths], show_error=False, ssr_mode=False, **launch_options)
 
 
 class Handlers:
