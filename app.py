@@ -5,8 +5,10 @@ Thin on purpose: parses the options and launches the page that
 
 ``--auth USER:PASSWORD`` (or ``--auth-file FILE``, or the ``VOICECONV_AUTH``
 environment variable, which keep the password out of the process list)
-makes every page and endpoint ask for a password; a page reachable beyond
-this computer without one is announced with a warning.
+makes every page and endpoint ask for a password (a visitor without it sees
+the login form only, and wrong logins lock a client out for longer and
+longer: :mod:`voiceconv.web.gate`); a page reachable beyond this computer
+without one is announced with a warning. SIGTERM stops it as Ctrl-C does.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ Train, Faces, Models tabs).
 
 ``build_app`` lives in :mod:`voiceconv.web.page` and is imported lazily, so the
 gradio-free parts (upload limits, zip checks, model discovery, spectrogram
-pictures) can be used without importing gradio.
+pictures) can be used without importing gradio. With a password, :mod:`voiceconv.web.gate` shows a visitor
+without credentials the login form only, and throttles wrong logins.
 """
 
 from __future__ import annotations
