@@ -9,7 +9,7 @@ parallel. See README.md next to this file.
 
 Layout written under ``--out``::
 
-    kathleen/train/arctic_aNNNN.flac   symlinks (or copies) of Kathleen's recordings
+    kathleen/train/arctic_aNNNN.flac   copies of Kathleen's recordings
     kathleen/eval/arctic_aNNNN.flac
     rms/train/arctic_aNNNN.flac        flite rms synthesis, 16 kHz mono FLAC
     rms/eval/arctic_aNNNN.flac
@@ -17,7 +17,7 @@ Layout written under ``--out``::
 
 Usage::
 
-    .venv/bin/python recipes/kathleen_rms/prepare.py [--out DIR] [--jobs N] [--copy]
+    .venv/bin/python recipes/kathleen_rms/prepare.py [--out DIR] [--jobs N]
 """
 
 from __future__ import annotations
@@ -188,27 +188,25 @@ def synthesize_many(
         return sum(f.result() for f in futures)
 
 
-def link_or_copy(src: Path, dest: Path, copy: bool = False) -> bool:
-    """Symlink (or copy) ``src`` to ``dest`` atomically; return False if ``dest`` is already valid."""
+def copy_recording(src: Path, dest: Path) -> bool:
+    """Copy ``src`` to ``dest`` atomically; return False if ``dest`` is already a copy. A symlink left by an
+    earlier version of this script is replaced: voiceconv never opens a link that leads out of its folder."""
     src, dest = Path(src).resolve(), Path(dest)
-    if is_done(dest) and (copy or not dest.is_symlink() or dest.resolve() == src):
+    if is_done(dest) and not dest.is_symlink():
         return False
     if not src.is_file():
         raise FileNotFoundError(f"missing source recording: {src}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    if copy:
-        shutil.copyfile(src, tmp)
-    else:
-        tmp.symlink_to(src)
+    shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
     return True
 
 
-def link_kathleen(wav_dir: Path, ids: list[str], out_dir: Path, copy: bool = False) -> int:
-    """Link (or copy) Kathleen's ``<id>.flac`` recordings into ``out_dir``; return how many were new."""
-    return sum(link_or_copy(Path(wav_dir) / f"{i}.flac", Path(out_dir) / f"{i}.flac", copy) for i in ids)
+def copy_kathleen(wav_dir: Path, ids: list[str], out_dir: Path) -> int:
+    """Copy Kathleen's ``<id>.flac`` recordings into ``out_dir``; return how many were new."""
+    return sum(copy_recording(Path(wav_dir) / f"{i}.flac", Path(out_dir) / f"{i}.flac") for i in ids)
 
 
 def write_transcripts(prompts: dict[str, str], ids: list[str], path: Path) -> None:
@@ -235,14 +233,14 @@ def print_summary(out: Path) -> None:
             print(f"{speaker + '/' + split:<16} {count:>6} {minutes:>8.2f}")
 
 
-def prepare(shared_data: Path, out: Path, jobs: int = 2, copy: bool = False) -> None:
+def prepare(shared_data: Path, out: Path, jobs: int = 2) -> None:
     """Build the whole data set under ``out`` from ``shared_data`` (idempotent)."""
     prompts = read_prompts(shared_data / PROMPTS_RELPATH)
     ids = split_ids()
     wav_dir = shared_data / KATHLEEN_WAV_RELPATH
-    new = link_kathleen(wav_dir, ids["kathleen_train"], out / "kathleen" / "train", copy)
-    new += link_kathleen(wav_dir, ids["eval"], out / "kathleen" / "eval", copy)
-    print(f"kathleen: {new} new {'copies' if copy else 'links'}")
+    new = copy_kathleen(wav_dir, ids["kathleen_train"], out / "kathleen" / "train")
+    new += copy_kathleen(wav_dir, ids["eval"], out / "kathleen" / "eval")
+    print(f"kathleen: {new} new copies")
     start = time.perf_counter()
     made = synthesize_many(prompts, ids["rms_train"], out / "rms" / "train", jobs)
     made += synthesize_many(prompts, ids["eval"], out / "rms" / "eval", jobs)
@@ -258,7 +256,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"folder with kathleen/ and text/ (default: {DEFAULT_SHARED_DATA})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--jobs", type=int, default=2, help="parallel flite processes (default: 2)")
-    parser.add_argument("--copy", action="store_true", help="copy Kathleen's files instead of symlinking them")
     return parser.parse_args(argv)
 
 
@@ -270,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         find_flite()
-        prepare(args.shared_data, args.out, args.jobs, args.copy)
+        prepare(args.shared_data, args.out, args.jobs)
     except (FliteNotFoundError, FileNotFoundError, RuntimeError, KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""recipes/kathleen_rms/prepare.py: prompt parsing, the fixed split, linking, and flite rms synthesis."""
+"""recipes/kathleen_rms/prepare.py: prompt parsing, the fixed split, copying, and flite rms synthesis."""
 
 from __future__ import annotations
 
@@ -69,15 +69,16 @@ def test_split_is_disjoint_and_covers_what_it_says():
     assert {"arctic_a0591", "arctic_a0592"} <= evals  # the demo clips in samples/audio/ stay held out
 
 
-def test_link_or_copy_is_idempotent(tmp_path):
+def test_copies_are_idempotent_and_replace_old_links(tmp_path):
     src = tmp_path / "src.flac"
     src.write_bytes(b"fLaC data")
-    link, copy = tmp_path / "out" / "a.flac", tmp_path / "out" / "b.flac"
-    assert prep.link_or_copy(src, link) and link.is_symlink() and link.resolve() == src
-    assert prep.link_or_copy(src, copy, copy=True) and not copy.is_symlink() and copy.read_bytes() == b"fLaC data"
-    assert not prep.link_or_copy(src, link) and not prep.link_or_copy(src, copy, copy=True)
+    copy, old_link = tmp_path / "out" / "b.flac", tmp_path / "out" / "a.flac"
+    assert prep.copy_recording(src, copy) and not copy.is_symlink() and copy.read_bytes() == b"fLaC data"
+    assert not prep.copy_recording(src, copy)
+    old_link.symlink_to(src)  # what earlier versions made: the reader never follows a link out of its folder
+    assert prep.copy_recording(src, old_link) and not old_link.is_symlink() and old_link.read_bytes() == b"fLaC data"
     with pytest.raises(FileNotFoundError):
-        prep.link_or_copy(tmp_path / "missing.flac", tmp_path / "out" / "c.flac")
+        prep.copy_recording(tmp_path / "missing.flac", tmp_path / "out" / "c.flac")
 
 
 def test_missing_flite_gives_the_install_hint(monkeypatch):
