@@ -181,3 +181,36 @@ def test_browser_trains_a_pair_from_uploads_to_a_downloadable_model(browser, tmp
         save_screenshot(browser, tmp_path, "train_tab.png")
         assert "step 60 of 60" in browser.find_element(By.ID, "train-status").text
         assert link.get_attribute("href")
+
+
+def test_browser_a_visitor_without_credentials_sees_the_login_form_and_hostile_names_stay_text(browser, tmp_path):
+    """Issue 20.10 and "also seen": with --auth a visitor gets only the login form (no API description); after
+    logging in, a speaker called ``<img src=x onerror=alert(1)>`` shows as text in the Models tab and the model list."""
+    from test_hostile_page import XSS_NAME, xss_model
+
+    from helpers import DEFAULT_MODEL
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / DEFAULT_MODEL.name).symlink_to(DEFAULT_MODEL)
+    xss_model(models)
+    with running_app(tmp_path, "--models-dir", str(models), "--auth", "ann:secret", "--no-training") as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, WAIT_SECONDS)
+        password = wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "input[type=password]")))
+        assert browser.execute_script("return window.gradio_api_info") == {"named_endpoints": {},
+                                                                          "unnamed_endpoints": {}}
+        assert "kathleen" not in browser.page_source and "convert" not in browser.page_source.lower()
+        browser.find_element(By.CSS_SELECTOR, "input[type=text], input:not([type])").send_keys("ann")
+        password.send_keys("secret")
+        browser.find_element(By.XPATH, "//button[contains(., 'Login')]").click()
+        wait.until(visible.presence_of_element_located((By.ID, "convert-button")))
+        browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Models')]").click()
+        wait.until(visible.text_to_be_present_in_element((By.TAG_NAME, "body"), f"A = {XSS_NAME}"))
+        browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Convert')]").click()
+        browser.find_element(By.CSS_SELECTOR, "#voice-choice input").click()  # the model list opens
+        wait.until(visible.text_to_be_present_in_element((By.TAG_NAME, "body"), f"xss ({XSS_NAME}"))
+        save_screenshot(browser, tmp_path, "hostile_names.png")
+        assert browser.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+        with pytest.raises(Exception, match="no such alert"):
+            browser.switch_to.alert.text
