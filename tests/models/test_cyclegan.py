@@ -179,6 +179,11 @@ def test_unreadable_files_are_skipped_and_too_little_audio_is_explained(speakers
     assert len(corpus.images) == 3 and len(corpus.skipped) == 1 and "broken.wav" in corpus.skipped[0]
     with pytest.raises(VoiceconvError, match=r"only 4\.\d s of usable audio .* at least 600 s are needed"):
         load_speaker(high, TINY_FEATURES, tmp_path / "cache", 600.0, 16)
+    usable = corpus.frames * TINY_FEATURES.hop_length / TINY_FEATURES.sample_rate
+    with pytest.raises(VoiceconvError) as refused:  # just short of the need: never shown as already enough
+        load_speaker(high, TINY_FEATURES, tmp_path / "cache", usable + 0.01, 16)
+    shown = float(str(refused.value).split("only ")[1].split(" s")[0])
+    assert shown <= usable < shown + 0.1
 
 
 def test_one_direction_check_for_voice_and_face_conversion():

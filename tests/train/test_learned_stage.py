@@ -13,7 +13,8 @@ from conftest import harmonic_tone, mel_image
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import save_audio
 from voiceconv.audio.world import DEFAULT_SETTINGS
-from voiceconv.data.pseudo_targets import PseudoTargetConfig, dct_matrix, frame_descriptions, knn_pseudo_targets
+from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, dct_matrix, frame_descriptions
+from voiceconv.audio.world import Alignment, PitchStats
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.losses import pseudo_target_loss
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
@@ -37,26 +38,34 @@ def random_images(count: int, rows: int = 32, seed: int = 0) -> list[torch.Tenso
 
 def test_a_speaker_matched_against_itself_gets_its_own_frames_back():
     images = random_images(3)
-    exact = PseudoTargetConfig(k=1, context=2, cepstra=12, blend=1.0)
-    for image, target in zip(images, knn_pseudo_targets(images, images, exact)):
-        torch.testing.assert_close(target, image, atol=1e-4, rtol=0)
+    pool = FramePool(images, KnnConfig(k=1, context=2, cepstra=12))
+    offsets = np.cumsum([0] + [image.shape[1] for image in images])
+    for image, offset in zip(images, offsets):
+        assert torch.equal(pool.nearest(image)[:, 0], torch.arange(image.shape[1]) + offset)
 
 
-def test_pseudo_targets_keep_the_source_level_and_blend_part_of_the_way():
-    sources, targets = random_images(2, seed=1), [image * 0.5 + 2.0 for image in random_images(4, seed=2)]
-    whole = knn_pseudo_targets(sources, targets, PseudoTargetConfig(k=4, blend=1.0, cepstra=12))
-    half = knn_pseudo_targets(sources, targets, PseudoTargetConfig(k=4, blend=0.5, cepstra=12))
-    for source, full, blended in zip(sources, whole, half):
-        torch.testing.assert_close(full.mean(dim=0), source.mean(dim=0), atol=1e-4, rtol=0)  # level per frame kept
-        torch.testing.assert_close(blended, source + 0.5 * (full - source), atol=1e-4, rtol=0)
-        assert not torch.allclose(full, source, atol=0.1)  # the shape did move
+def test_the_knn_voice_changer_of_a_speaker_onto_itself_returns_its_own_envelopes():
+    waves = [harmonic_tone(1.0, f0=150.0 + 9 * i, seed=i) for i in range(3)]
+    same = PitchStats(5.0, 0.2)
+    changer = KnnVoiceChanger(waves, waves, 16000, Alignment(same, same, 1.0), KnnConfig(k=1, blend=1.0, cepstra=12))
+    for wav in waves:  # every frame finds itself (but a few at file and voicing edges, whose context differs)
+        resynthesized = copy_synthesize(wav, 16000, changer.alignment.settings)
+        assert np.sqrt(np.mean((changer(wav) - resynthesized) ** 2)) < 0.02 * np.sqrt(np.mean(resynthesized ** 2))
+
+
+def test_a_pull_keeps_each_frame_level_and_moves_part_of_the_way():
+    frames, matched = random_images(1, seed=1)[0], random_images(1, seed=2)[0] * 0.5 + 2.0
+    whole, half = blend_toward(frames, matched, 1.0), blend_toward(frames, matched, 0.5)
+    torch.testing.assert_close(whole.mean(dim=0), frames.mean(dim=0), atol=1e-4, rtol=0)  # level per frame kept
+    torch.testing.assert_close(half, frames + 0.5 * (whole - frames), atol=1e-4, rtol=0)
+    assert not torch.allclose(whole, frames, atol=0.1)  # the shape did move
 
 
 def test_frames_are_matched_on_their_shape_and_context():
     basis = dct_matrix(32, 4)
     assert torch.allclose(basis @ basis.T, torch.eye(4), atol=1e-5)  # orthonormal
     image = random_images(1)[0]
-    config = PseudoTargetConfig(context=1, cepstra=6)
+    config = KnnConfig(context=1, cepstra=6)
     described = frame_descriptions(image, config)
     assert described.shape == (image.shape[1], 6 * 3)
     torch.testing.assert_close(frame_descriptions(image + 5.0, config), described, atol=1e-4, rtol=0)  # level-free
@@ -107,7 +116,7 @@ def speakers(tmp_path):
 def envelope_recipe(steps: int = 2, **data) -> VoiceRecipe:
     return VoiceRecipe(features=FEATURES, model=ENVELOPE_MODEL,
                        data=VoiceDataConfig(crop_frames=16, min_seconds=2.0, media_utterances=1, align="f0+warp",
-                                            pull=PseudoTargetConfig(k=2, cepstra=8), **data),
+                                            pull=KnnConfig(k=2, cepstra=8, reference_files=3), **data),
                        train=TrainConfig(steps=steps, batch_size=2, log_every=1, media_every=2, checkpoint_every=2,
                                          keep_checkpoints=2, threads=1))
 
@@ -133,6 +142,9 @@ def test_training_pulls_each_direction_toward_its_pseudo_targets(speakers, tmp_p
     data = load_voice_data(envelope_recipe(matched=True), speakers, tmp_path / "cache", ("high", "low"))
     for direction, corpus in data.inputs.items():
         assert [target.shape for target in corpus.targets] == [image.shape for image in corpus.images]
+        inputs = corpus.stats.denormalize(torch.cat(corpus.images, dim=-1))  # [n_mels, frames] as converted
+        targets = data.speakers[direction[-1]].stats.denormalize(torch.cat(corpus.targets, dim=-1))
+        assert (targets - inputs).abs().mean() > 0.01  # the envelope moved toward the other speaker's frames
     task = VoiceConversionTask(envelope_recipe(), data)
     batch = task.batch(2, torch.Generator().manual_seed(0))
     assert {"A", "B", "A2B", "B2A", "A2B_target", "B2A_target"} == set(batch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,9 +95,9 @@ def load_speaker(folder: str | Path, config: FeatureConfig, cache_dir: str | Pat
     seconds = sum(image.shape[-1] for image in usable) * config.hop_length / config.sample_rate
     if seconds < min_seconds:
         raise VoiceconvError(
-            f"{folder}: only {seconds:.1f} s of usable audio in {len(usable)} file(s) "
+            f"{folder}: only {math.floor(seconds * 10) / 10:.1f} s of usable audio in {len(usable)} file(s) "
             f"({len(files)} found, {len(skipped)} unreadable, {len(raw) - len(usable)} shorter than one "
-            f"{crop_frames}-frame crop); at least {min_seconds:.0f} s are needed: add recordings")
+            f"{crop_frames}-frame crop); at least {min_seconds:g} s are needed: add recordings")
     stats = _statistics(usable)
     return SpeakerCorpus(name or folder.name, [stats.normalize(image) for image in usable], stats, skipped)
 

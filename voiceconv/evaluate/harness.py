@@ -15,7 +15,7 @@ asked for, are computed in the same run with the same metrics:
   report gives the fitted warp. It
   keeps the words and the sound, and is the bar a learned model must clear;
 * ``knn-vc``: the same WORLD voice changer with each frame's envelope moved half way toward the mean of its
-  8 nearest frames among the target reference recordings (:mod:`voiceconv.evaluate.knn_vc`); it is the
+  8 nearest frames among the target reference recordings (:mod:`voiceconv.audio.knn`); it is the
   learned model's kNN pseudo-target rendered by formula, so a model trained toward such targets must beat it;
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
@@ -43,10 +43,10 @@ import torch
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.audio import world
+from voiceconv.audio.knn import KnnVoiceChanger
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
-from voiceconv.evaluate.knn_vc import KnnVoiceChanger
 from voiceconv.evaluate.mcd import as_pcm16, mcd_from_features, world_f0, world_features
 from voiceconv.evaluate.speaker import SpeakerEncoder, cosine
 

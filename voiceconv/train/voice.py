@@ -17,12 +17,12 @@ import torch
 
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import audio_files
+from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger
 from voiceconv.audio.vocoder import GriffinLimVocoder
-from voiceconv.audio.world import (Alignment, WorldSettings, analyse, change_voice, fit_alignment, spread_picks,
-                                   synthesize)
+from voiceconv.audio.world import (FIT_FILES, Alignment, WorldSettings, analyse, change_voice, fit_alignment,
+                                   spread_picks, synthesize)
 from voiceconv.config import to_dict
 from voiceconv.convert import convert_image
-from voiceconv.data.pseudo_targets import PseudoTargetConfig, knn_pseudo_targets
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.errors import AudioError, ConfigError
 from voiceconv.families import VOICE_KIND
@@ -53,7 +53,7 @@ class VoiceDataConfig:
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
     # the speakers differ and the vocoder's fingerprint does not.
     matched: bool = False
-    pull: PseudoTargetConfig = field(default_factory=PseudoTargetConfig)  # kNN pseudo-targets (model.pull_weight)
+    pull: KnnConfig = field(default_factory=KnnConfig)  # kNN pseudo-targets (model.pull_weight; needs alignment)
 
 
 @dataclass(frozen=True)
@@ -224,20 +224,39 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
                                      transform=partial(change_voice, sample_rate=features.sample_rate,
                                                        alignment=aligned))
     if recipe.model.pull_weight > 0:
-        attach_pseudo_targets(inputs, speakers, data.pull)
+        if alignment is None:
+            raise ConfigError("model.pull_weight > 0 needs data.align (the pseudo-targets start from the alignment)")
+        for direction, folder in zip(("a2b", "b2a"), folders):
+            attach_pseudo_targets(inputs[direction], speakers[direction[-1]],
+                                  _knn_changer(direction, files, features, alignment, data.pull),
+                                  partial(load, folder, files=files[direction[0]]))
     return VoiceData(speakers, inputs, alignment, held_back, files)
 
 
-def attach_pseudo_targets(inputs: dict[str, SpeakerCorpus], speakers: dict[str, SpeakerCorpus],
-                          config: PseudoTargetConfig) -> None:
-    """Give each direction's input corpus its kNN pseudo-targets among the other speaker's frames."""
-    for direction, corpus in inputs.items():
-        started = time.monotonic()
-        target = speakers[direction[-1]]
-        pseudo = knn_pseudo_targets(corpus.images, target.images, config)
-        corpus.targets = pseudo
-        log.info("kNN pseudo-targets %s: %d frames matched among %d of %s in %.1f s", direction, corpus.frames,
-                 target.frames, target.name, time.monotonic() - started)
+def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
+                          load: Callable[..., SpeakerCorpus]) -> None:
+    """Give ``corpus`` (a direction's aligned input) its kNN pseudo-targets: the same recordings through the
+    ``changer``, as images normalized by the ``target`` speaker's statistics, frame for frame with the inputs.
+    ``load(name=, transform=, transform_key=)`` reads (or computes and caches) a transformed corpus."""
+    started = time.monotonic()
+    key = f"knn-{_digest({**changer.alignment.to_dict(), **vars(changer.config)})}"
+    pulled = load(name=corpus.name, transform=changer, transform_key=key)
+    if [image.shape for image in pulled.images] != [image.shape for image in corpus.images]:
+        raise RuntimeError(f"{corpus.name}: the pseudo-target images do not match the inputs frame for frame")
+    corpus.targets = [target.stats.normalize(pulled.stats.denormalize(image)) for image in pulled.images]
+    log.info("kNN pseudo-targets of %s: %d frames pulled toward %d frames of %s in %.0f s", corpus.name,
+             corpus.frames, changer.pool_size, target.name, time.monotonic() - started)
+
+
+def _knn_changer(direction: str, files: dict[str, list[Path]], features: FeatureConfig, alignment: Alignment,
+                 config: KnnConfig) -> KnnVoiceChanger:
+    """The kNN voice changer of ``direction``: the source side's fitting recordings normalize, the target side's
+    ``config.reference_files`` recordings are the frames matched against."""
+    source, target = direction[0], direction[-1]
+    aligned = alignment if direction == "a2b" else alignment.reverse()
+    return KnnVoiceChanger(list(training_waves(files[source], features)),
+                           list(training_waves(files[target], features, config.reference_files)),
+                           features.sample_rate, aligned, config)
 
 
 def copy_synthesize(wav: np.ndarray, sample_rate: int, settings: WorldSettings) -> np.ndarray:
@@ -266,14 +285,17 @@ def _digest(values: dict) -> str:
 def fit_speaker_alignment(files_a: list[Path], files_b: list[Path], features: FeatureConfig,
                           warp: bool = True) -> Alignment:
     """The A -> B alignment fitted on up to :data:`~voiceconv.audio.world.FIT_FILES` recordings of each."""
-    def waves(files: list[Path]) -> Iterator[np.ndarray]:
-        for index in spread_picks(len(files)):
-            try:
-                yield load_training_audio(files[index], features)
-            except AudioError:
-                continue  # reported when the corpus is read
+    return fit_alignment(training_waves(files_a, features), training_waves(files_b, features), features.sample_rate,
+                         warp=warp)
 
-    return fit_alignment(waves(files_a), waves(files_b), features.sample_rate, warp=warp)
+
+def training_waves(files: list[Path], features: FeatureConfig, count: int = FIT_FILES) -> Iterator[np.ndarray]:
+    """Up to ``count`` readable training recordings spread evenly over ``files``."""
+    for index in spread_picks(len(files), count):
+        try:
+            yield load_training_audio(files[index], features)
+        except AudioError:
+            continue  # reported when the corpus is read
 
 
 def speaker_name(folder: Path) -> str:

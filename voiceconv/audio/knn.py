@@ -1,0 +1,165 @@
+"""kNN frame matching, the formula stage's pull toward the target: every frame of the source speaker moved part of
+the way toward the mean of the target speaker's nearest frames.
+
+Unpaired data has no target for a source frame. kNN-VC (Baas et al. 2023)
+and the INCA alignment (Erro et al. 2010) make one: describe each frame in a
+speaker-normalized space, match it to the target speaker's nearest frames,
+and take their mean. Here a frame is WORLD's log spectral envelope (after
+the pitch alignment of :mod:`voiceconv.audio.world`); it is described by the
+first cepstral coefficients (a DCT along frequency, c1..c_n: the envelope's
+shape without its level) of its envelope normalized by its speaker's per-bin
+mean and deviation, stacked over a few neighbouring frames so that matches
+share their phonetic context, and matched voiced with voiced, unvoiced with
+unvoiced. The frame keeps its own level and moves part of the way
+(``blend``) toward the neighbours' mean log envelope::
+
+    e' = e + blend * (mean_k(target frames nearest e) - e),  level(e') = level(e)
+
+Taking the neighbours whole (blend 1) replaces the words with the target's
+nearest sounds; half way kept them on two held-out pairs (shared/DESIGN.md,
+kNN probe), so it is the default.
+
+:class:`KnnVoiceChanger` is the WORLD voice changer with this pull. It is a
+standing baseline of ``voiceconv evaluate --baselines`` ("knn-vc"), and its
+output is the pseudo-target the CycleGAN's generators regress toward in
+training (``model.pull_weight``): a model trained toward it must beat it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from voiceconv.audio import world
+
+CHUNK_FRAMES = 2048  # source frames matched at once: bounds the distance matrix to CHUNK_FRAMES x pool frames
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    """How frames are matched and moved (see the module docstring)."""
+
+    k: int = 8  # nearest target frames averaged
+    context: int = 2  # frames on each side stacked into a frame's description
+    cepstra: int = 24  # cepstral coefficients c1..c_n describing a frame
+    blend: float = 0.5  # how far the target moves toward the neighbours' mean (0 = the source itself)
+    reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
+
+
+def dct_matrix(rows: int, coefficients: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis ``[coefficients, rows]``: ``c = D @ frame`` for a frame of ``rows`` bands."""
+    n = torch.arange(rows, dtype=torch.float64)
+    k = torch.arange(coefficients, dtype=torch.float64)[:, None]
+    basis = torch.cos(math.pi / rows * (n + 0.5) * k) * math.sqrt(2.0 / rows)
+    basis[0] /= math.sqrt(2.0)
+    return basis.float()
+
+
+def frame_descriptions(image: torch.Tensor, config: KnnConfig) -> torch.Tensor:
+    """A normalized image ``[H, T]`` -> one row per frame ``[T, cepstra * (2 context + 1)]``: the frame's cepstra
+    c1..c_n and its neighbours' (edge frames repeated)."""
+    rows, frames = image.shape
+    cepstra = dct_matrix(rows, config.cepstra + 1)[1:] @ image  # [cepstra, T], c0 (the level) left out
+    padded = torch.nn.functional.pad(cepstra[None], (config.context, config.context), mode="replicate")[0]
+    shifted = [padded[:, offset:offset + frames] for offset in range(2 * config.context + 1)]
+    return torch.cat(shifted, dim=0).T.contiguous()  # [T, cepstra * (2 context + 1)]
+
+
+class FramePool:
+    """Frames to match against: their descriptions ``[N, D]`` (with squared norms) from normalized images."""
+
+    def __init__(self, images: list[torch.Tensor], config: KnnConfig):
+        self.config = config
+        self.descriptions = torch.cat([frame_descriptions(image, config) for image in images])  # [N, D]
+        self.norms = self.descriptions.pow(2).sum(dim=1)  # [N]
+        if len(self.descriptions) < config.k:
+            raise ValueError(f"{len(self.descriptions)} target frames are fewer than k={config.k}")
+
+    def nearest(self, image: torch.Tensor) -> torch.Tensor:
+        """Indices ``[T, k]`` of the pool's frames nearest each frame of a normalized image ``[H, T]``."""
+        descriptions = frame_descriptions(image, self.config)  # [T, D]
+        nearest = []
+        for chunk in descriptions.split(CHUNK_FRAMES):
+            distances = self.norms[None] - 2.0 * chunk @ self.descriptions.T  # [t, N]: squared, up to ||chunk||^2
+            nearest.append(distances.topk(self.config.k, dim=1, largest=False).indices)  # [t, k]
+        return torch.cat(nearest)
+
+
+def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float) -> torch.Tensor:
+    """``frames`` ``[H, T]`` moved by ``blend`` toward ``matched`` ``[H, T]`` once the latter has each frame's
+    level (its mean over rows) replaced by the former's."""
+    matched = matched - matched.mean(dim=0, keepdim=True) + frames.mean(dim=0, keepdim=True)
+    return frames + blend * (matched - frames)
+
+
+LOG_FLOOR = 1e-12
+
+
+class KnnVoiceChanger:
+    """The WORLD voice changer of ``alignment`` with each frame's envelope pulled toward the target's frames among
+    ``target_waves``; ``source_waves`` give the source speaker's normalization (all at ``sample_rate``)."""
+
+    def __init__(self, source_waves: Iterable[np.ndarray], target_waves: Iterable[np.ndarray], sample_rate: int,
+                 alignment: world.Alignment, config: KnnConfig = KnnConfig()):
+        self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
+        source = [self._aligned_log_envelope(wav) for wav in source_waves]  # [(voiced [T], log env [bins, T])]
+        target = [self._log_envelope(wav) for wav in target_waves]
+        self.source_stats = _statistics([envelope for _, envelope in source])
+        self.target_stats = _statistics([envelope for _, envelope in target])
+        voiced = np.concatenate([flags for flags, _ in target])
+        frames = torch.from_numpy(np.concatenate([envelope for _, envelope in target], axis=1))  # [bins, N]
+        normalized = _normalize(frames, self.target_stats)
+        self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
+        for flag in (True, False):
+            chosen = torch.from_numpy(voiced == flag)
+            if int(chosen.sum()) >= config.k:
+                self.pools[flag] = (FramePool([normalized[:, chosen]], config), frames[:, chosen].T.contiguous())
+
+    @property
+    def pool_size(self) -> int:
+        """The target frames matched against."""
+        return sum(len(frames) for _, frames in self.pools.values())
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        """The converted waveform ``[samples]``, as long as ``wav``."""
+        settings = self.alignment.settings
+        frames = world.analyse(wav, self.sample_rate, settings)
+        envelope = world.warp_envelope(frames.envelope, self.alignment.warp)
+        log_envelope = torch.from_numpy(np.log(envelope + LOG_FLOOR).T.astype(np.float32))  # [bins, T]
+        described = _normalize(log_envelope, self.source_stats)
+        matched = log_envelope.clone()
+        voiced = torch.from_numpy(frames.f0 > 0)
+        for flag, (pool, pool_frames) in self.pools.items():
+            chosen = voiced == flag
+            if chosen.any():
+                nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
+                matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
+        moved = blend_toward(log_envelope, matched, self.config.blend).T.double().numpy()  # [T, bins]
+        changed = world.WorldFrames(world.transform_f0(frames.f0, self.alignment), np.exp(moved).copy(order="C"),
+                                    frames.aperiodicity)
+        out = world.synthesize(changed, self.sample_rate, len(wav), settings)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _log_envelope(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
+        return frames.f0 > 0, np.log(frames.envelope + LOG_FLOOR).T.astype(np.float32)  # [T], [bins, T]
+
+    def _aligned_log_envelope(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
+        warped = world.warp_envelope(frames.envelope, self.alignment.warp)
+        return frames.f0 > 0, np.log(warped + LOG_FLOOR).T.astype(np.float32)
+
+
+def _statistics(envelopes: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation ``[bins, 1]`` of log envelopes ``[bins, T_i]``."""
+    pooled = torch.from_numpy(np.concatenate(envelopes, axis=1)).double()
+    return pooled.mean(dim=1, keepdim=True).float(), pooled.std(dim=1, keepdim=True).clamp_min(1e-3).float()
+
+
+def _normalize(log_envelope: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    mean, std = stats
+    return ((log_envelope.float() - mean) / std).contiguous()
