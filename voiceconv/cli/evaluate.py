@@ -36,7 +36,8 @@ def _add_evaluate(verbs) -> None:
                    help="id<TAB>text lines (enables WER; otherwise ASR agreement with the source is reported)")
     p.add_argument("--baselines", action="store_true",
                    help="also score the unconverted source, a pitch-shift voice changer, the WORLD voice changer (F0 transform "
-                        "and envelope warp fitted on the reference folders) and the vocoder ceiling")
+                        "and envelope warp fitted on the reference folders), the kNN voice changer (the same with each envelope "
+                        "moved half way to its nearest target reference frames) and the vocoder ceiling")
     p.add_argument("--max-refs", type=int, default=50, metavar="N",
                    help="reference files used per speaker (default %(default)s)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="where report.json/md and plots go")

@@ -1,0 +1,80 @@
+"""Score voice models on the development pairs with ``voiceconv evaluate``, beside its baselines, in one table.
+
+The pairs of issue 19: VCC2016 SF1 -> TM1 and SM1 -> TF2 (the 10 dev sentences; WER is agreement with the
+recognizer's transcript of the unconverted source) and Kathleen -> rms (the 23 evaluation prompts of
+``recipes/kathleen_rms/prepare.py``; WER against the prompts). Reference speakers are the *training*
+recordings, so neither the speaker centroids nor the knn-vc baseline's frames include a test sentence::
+
+    .venv/bin/python benchmarks/dev_pairs.py sf1_tm1 --model step0=runs/sf1_tm1_step0/model.safetensors \\
+        --model selected=runs/sf1_tm1/best.safetensors --baselines -o runs/eval/sf1_tm1
+
+Each model is evaluated in its own ``voiceconv evaluate`` run (the baselines with the first); the table of
+every system goes to ``OUT/table.md`` and standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VCC = ROOT.parent / "shared" / "data" / "vcc2016"
+KATHLEEN = ROOT / "runs" / "data" / "kathleen_rms"
+
+
+def vcc_pair(source: str, target: str) -> dict[str, Path]:
+    return {"source": VCC / "dev" / source, "target-ref": VCC / "train" / target,
+            "source-ref": VCC / "train" / source, "parallel": VCC / "dev" / target}
+
+
+PAIRS = {
+    "sf1_tm1": vcc_pair("SF1", "TM1"),
+    "sm1_tf2": vcc_pair("SM1", "TF2"),
+    "kathleen_rms": {"source": KATHLEEN / "kathleen" / "eval", "target-ref": KATHLEEN / "rms" / "train",
+                     "source-ref": KATHLEEN / "kathleen" / "train", "parallel": KATHLEEN / "rms" / "eval",
+                     "transcripts": KATHLEEN / "transcripts.tsv"},
+}
+COLUMNS = [("success", "success_rate", "{:.0%}"), ("sim target", "sim_target", "{:.3f}"),
+           ("sim source", "sim_source", "{:.3f}"), ("MCD dB", "mcd_db", "{:.2f}"), ("WER", "wer", "{:.3f}"),
+           ("DNSMOS", "dnsmos_ovrl", "{:.2f}"), ("F0 off >50c", "f0_off_50c", "{:.0%}")]
+
+
+def evaluate(pair: str, model: Path, out: Path, baselines: bool) -> dict:
+    """``voiceconv evaluate`` of ``model`` on ``pair``; its report's summary."""
+    options = [item for key, path in PAIRS[pair].items() for item in (f"--{key}", str(path))]
+    command = [sys.executable, "-m", "voiceconv", "evaluate", "--model", str(model), *options, "-o", str(out)]
+    subprocess.run(command + (["--baselines"] if baselines else []), check=True, cwd=ROOT)
+    return json.loads((out / "report.json").read_text())["summary"]
+
+
+def cell(summary: dict, key: str, style: str) -> str:
+    value = summary.get(key)
+    value = value.get("mean") if isinstance(value, dict) else value
+    return "-" if value is None or value != value else style.format(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pair", choices=sorted(PAIRS))
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    args = parser.parse_args()
+    rows = {}
+    for index, spec in enumerate(args.model):
+        name, _, path = spec.partition("=")
+        summary = evaluate(args.pair, Path(path), args.out / name, args.baselines and index == 0)
+        rows[name] = summary.pop("converted")
+        rows.update({f"baseline {system}": values for system, values in summary.items()} if index == 0 else {})
+    lines = ["| system | " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(summary, key, style) for _, key, style in COLUMNS) + " |"
+              for name, summary in rows.items()]
+    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
