@@ -73,12 +73,14 @@ class GriffinLimVocoder:
         spec = self._stft(input_wav.reshape(image.shape[0], -1).to(image.device))
         frames = min(spec.shape[-1], image.shape[-1])
         magnitude = spec[..., :frames].abs() * torch.pow(10.0, change_db[..., :frames] / 20.0)
-        return self.griffin_lim(magnitude, input_wav)
+        return self.griffin_lim(magnitude, spec=spec)  # the input's phase, from the STFT already at hand
 
-    def griffin_lim(self, magnitude: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Fast Griffin-Lim: linear magnitude ``[B, n_freqs, T]`` -> waveform ``[B, (T-1)*hop]``."""
+    def griffin_lim(self, magnitude: torch.Tensor, reference: torch.Tensor | None = None,
+                    spec: torch.Tensor | None = None) -> torch.Tensor:
+        """Fast Griffin-Lim: linear magnitude ``[B, n_freqs, T]`` -> waveform ``[B, (T-1)*hop]``, from the phase of
+        ``reference`` ``[B, samples]`` (or of its STFT ``spec``, when already computed), else a random one."""
         length = self.config.samples_for(magnitude.shape[-1])
-        phase = self._initial_phase(magnitude, reference)  # unit-modulus complex [B, n_freqs, T]
+        phase = self._initial_phase(magnitude, reference, spec)  # unit-modulus complex [B, n_freqs, T]
         previous = torch.zeros_like(phase)
         for _ in range(self.n_iter):
             rebuilt = self._stft(self._istft(magnitude * phase, length))  # projection onto consistent STFTs
@@ -87,9 +89,11 @@ class GriffinLimVocoder:
             previous = rebuilt
         return self._istft(magnitude * phase, length)
 
-    def _initial_phase(self, magnitude: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        if reference is not None:
+    def _initial_phase(self, magnitude: torch.Tensor, reference: torch.Tensor | None,
+                       spec: torch.Tensor | None = None) -> torch.Tensor:
+        if spec is None and reference is not None:
             spec = self._stft(reference.reshape(magnitude.shape[0], -1).to(magnitude.device))
+        if spec is not None:
             frames = min(spec.shape[-1], magnitude.shape[-1])
             phase = torch.ones_like(magnitude, dtype=spec.dtype)
             phase[..., :frames] = spec[..., :frames] / spec[..., :frames].abs().clamp_min(1e-16)
