@@ -43,6 +43,21 @@ SETTINGS = {
     "dio, 5 ms": world.WorldSettings("dio", 5.0),
     "dio, 10 ms": world.WorldSettings("dio", 10.0),
     "dio speed 2, 10 ms": world.WorldSettings("dio", 10.0, dio_speed=2),
+    # issue 22: CheapTrick / D4C at coarser frames than F0's, DIO without StoneMask
+    "dio 10 ms, CheapTrick + D4C 16 ms": world.WorldSettings(envelope_period_ms=16.0, aperiodicity_period_ms=16.0),
+    "dio 10 ms, CheapTrick 20 ms, D4C 40 ms": world.WorldSettings(envelope_period_ms=20.0,
+                                                                  aperiodicity_period_ms=40.0),
+    "dio 10 ms, no StoneMask": world.WorldSettings(stonemask=False),
+    "dio speed 2, CheapTrick 20 ms, D4C 40 ms": world.WorldSettings(dio_speed=2, envelope_period_ms=20.0,
+                                                                    aperiodicity_period_ms=40.0),
+    "dio speed 2, CheapTrick + D4C 16 ms": world.WorldSettings(dio_speed=2, envelope_period_ms=16.0,
+                                                               aperiodicity_period_ms=16.0),
+    "dio speed 2, CheapTrick + D4C 20 ms": world.WorldSettings(dio_speed=2, envelope_period_ms=20.0,
+                                                               aperiodicity_period_ms=20.0),
+    "dio speed 2, CheapTrick 16 ms, D4C 32 ms": world.WorldSettings(dio_speed=2, envelope_period_ms=16.0,
+                                                                    aperiodicity_period_ms=32.0),
+    "dio speed 3, CheapTrick + D4C 16 ms": world.WorldSettings(dio_speed=3, envelope_period_ms=16.0,
+                                                               aperiodicity_period_ms=16.0),
 }
 
 
@@ -76,13 +91,16 @@ def measure(pair: dict, settings: world.WorldSettings) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="the first is the baseline of the ratio column")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = {}
     for pair in args.pairs:
         print(f"\n## {pair}\n\n| setting | warp | success | sim target | MCD dB | WER | DNSMOS | RTF | vs first |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for name, settings in SETTINGS.items():
+        for name in args.settings:
+            settings = SETTINGS[name]
             row = rows.setdefault(pair, {})[name] = {"settings": asdict(settings), **measure(PAIRS[pair], settings)}
             first = next(iter(rows[pair].values()))
             print(f"| {name} | {row['warp']:.2f} | {100 * row['success']:.0f}% | {row['sim_target']:.3f} | "

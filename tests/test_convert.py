@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -140,3 +141,15 @@ def test_pitch_setting_lands_within_a_quarter_semitone(converter, pitch):
             cents = 1200 * np.log2(f0_out[voiced] / f0_in[voiced]) - 100 * shift
             assert voiced.sum() > 100, (path.name, method)
             assert abs(np.median(cents)) < 25, (path.name, method, np.median(cents))
+
+
+def test_the_shipped_model_keeps_its_own_world_analysis_unless_told_otherwise(converter):
+    """Model files store their WORLD settings: one from before the coarser analysis converts exactly as it was
+    trained (DIO + StoneMask, CheapTrick and D4C at its 10-ms F0 frames); ``world=`` swaps only the analysis."""
+    own = converter.alignment("a2b").settings
+    assert own == WorldSettings("dio", 10.0, 1, stonemask=True, envelope_period_ms=None, aperiodicity_period_ms=None)
+    coarse = WorldSettings(dio_speed=2, envelope_period_ms=16.0, aperiodicity_period_ms=16.0)
+    other = Converter(MODEL, world=coarse)
+    for direction in ("a2b", "b2a"):
+        assert other.alignment(direction).settings == coarse
+        assert dataclasses.replace(other.alignment(direction), settings=own) == converter.alignment(direction)

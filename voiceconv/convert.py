@@ -39,7 +39,7 @@ import collections
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +51,7 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStat
 from voiceconv.audio.io import SILENCE_PEAK_DBFS, audio_writer, loudness, prepare_waveform, stream_audio
 from voiceconv.errors import EmptyAudioError, NonFiniteAudioError, SilentAudioError, TooShortError
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
-from voiceconv.audio.world import Alignment, Pitch, PitchStats, change_voice, parse_pitch
+from voiceconv.audio.world import Alignment, Pitch, PitchStats, WorldSettings, change_voice, parse_pitch
 from voiceconv.errors import VoiceconvError
 from voiceconv.modelcheck import check_output, load_voice_model
 from voiceconv.modelfile import ModelFileError
@@ -115,7 +115,10 @@ class Converter:
 
     def __init__(self, model_path: str | Path, device: str = "cpu", n_iter: int | None = None,
                  window_seconds: float = 10.0, context_seconds: float = 0.5, crossfade_seconds: float = 0.25,
-                 align_chunk_seconds: float | None = None):
+                 align_chunk_seconds: float | None = None, world: WorldSettings | None = None):
+        """``world``: analyse the input with these WORLD settings instead of the ones the model file stores (its
+        fitted F0 statistics and warp kept), e.g. :data:`~voiceconv.audio.world.DEFAULT_SETTINGS`' coarser
+        analysis for a model trained before it; None (the default) converts exactly as the model was trained."""
         model = load_voice_model(model_path)  # every header field and tensor checked: see voiceconv.modelcheck
         tensors, header = model.tensors, model.header
         self.path, self.header, self.device = Path(model_path), header, torch.device(device)
@@ -129,6 +132,8 @@ class Converter:
             self.generators[direction] = net.to(self.device).eval()
         self.stats = {side: read_stats(tensors, side).to(self.device) for side in SPEAKERS}
         self.alignments = model_alignments(header, model_path)  # {direction: Alignment} or {} for models from before alignment
+        if world is not None:
+            self.alignments = {d: replace(a, settings=world.check()) for d, a in self.alignments.items()}
         # What each direction's generator normalizes its (aligned) input with: the aligned corpus's statistics.
         self.input_stats = {direction: (read_stats(tensors, direction) or self.stats[direction[0]]).to(self.device)
                             for direction in ALIGNED_INPUTS}

@@ -273,3 +273,46 @@ def test_a_resumed_run_keeps_selecting_against_the_earlier_scores(tmp_path):
     fit(resumed, dataclasses.replace(config, steps=8), tmp_path, resume=True)
     assert not [step for name, step in resumed.exports if name == "best.safetensors"]
     assert json.loads((tmp_path / "best.safetensors").read_text())["selected"]["step"] == 4
+
+
+# --- analysis settings (issue 22): old model files analyse exactly as before ---------------------------
+
+def test_a_header_from_before_the_analysis_settings_reads_as_the_old_analysis():
+    stored = {"source": {"log_f0_mean": 5.0, "log_f0_std": 0.15}, "target": {"log_f0_mean": 4.6, "log_f0_std": 0.13},
+              "warp": 0.87, "world": {"f0_method": "dio", "frame_period_ms": 10.0, "dio_speed": 1}}
+    settings = world.Alignment.from_dict(stored).settings
+    assert (settings.stonemask, settings.envelope_period_ms, settings.aperiodicity_period_ms) == (True, None, None)
+    assert world.Alignment.from_dict(stored).to_dict() == stored  # written back without the new fields
+    coarse = world.Alignment.from_dict(stored).settings
+    coarse = dataclasses.replace(coarse, envelope_period_ms=16.0, aperiodicity_period_ms=16.0, stonemask=False)
+    aligned = dataclasses.replace(world.Alignment.from_dict(stored), settings=coarse)
+    assert world.Alignment.from_dict(json.loads(json.dumps(aligned.to_dict()))) == aligned
+    with pytest.raises(ValueError, match="WORLD settings"):
+        world.Alignment.from_dict({**stored, "world": {"envelope_period_ms": 0.1}})
+
+
+def test_the_old_analysis_is_pyworlds_own_calls_bit_for_bit():
+    import pyworld
+
+    wav = harmonic_tone(1.0, f0=140.0).astype(np.float64)
+    frames = world.analyse(wav, RATE, world.WorldSettings())
+    f0, times = pyworld.dio(wav, RATE, f0_floor=world.F0_FLOOR_HZ, f0_ceil=world.F0_CEIL_HZ, frame_period=10.0)
+    f0 = pyworld.stonemask(wav, f0, times, RATE)
+    assert np.array_equal(frames.f0, f0)
+    assert np.array_equal(frames.envelope, pyworld.cheaptrick(wav, f0, times, RATE, f0_floor=world.F0_FLOOR_HZ))
+    assert np.array_equal(frames.aperiodicity, pyworld.d4c(wav, f0, times, RATE))
+
+
+def test_coarse_envelope_and_aperiodicity_follow_the_fine_ones_at_f0s_frames():
+    wav = np.concatenate([np.zeros(4000, np.float32), harmonic_tone(1.0, f0=150.0), np.zeros(4000, np.float32)])
+    fine = world.analyse(wav, RATE, world.WorldSettings())
+    coarse = world.analyse(wav, RATE, world.WorldSettings(envelope_period_ms=16.0, aperiodicity_period_ms=16.0))
+    assert coarse.envelope.shape == fine.envelope.shape and np.array_equal(coarse.f0, fine.f0)
+    voiced = fine.f0 > 0
+    log_difference = np.abs(np.log(coarse.envelope[voiced]) - np.log(fine.envelope[voiced]))
+    assert np.median(log_difference) < 0.1  # under 0.5 dB on the typical bin
+    # every voiced frame, the voicing edges included, keeps a voiced frame's aperiodicity (not an unvoiced 1.0)
+    assert np.abs(coarse.aperiodicity[voiced, :100] - fine.aperiodicity[voiced, :100]).max() < 0.5
+    converted = world.change_voice(wav, RATE, world.Alignment(world.PitchStats(5.0, 0.1), world.PitchStats(5.3, 0.1),
+                                                              settings=world.WorldSettings(envelope_period_ms=16.0)))
+    assert converted.shape == wav.shape and np.isfinite(converted).all()

@@ -58,8 +58,35 @@ class WorldSettings:
     the voice changer on held-out VCC2016 and Kathleen utterances)."""
 
     f0_method: Literal["dio", "harvest"] = "dio"  # DIO (refined by StoneMask) or Harvest
-    frame_period_ms: float = 10.0
+    frame_period_ms: float = 10.0  # F0's frames, and synthesis's
     dio_speed: int = 1  # DIO's internal decimation (1 = none); larger is faster and coarser
+    stonemask: bool = True  # refine DIO's F0 with StoneMask
+    # CheapTrick's and D4C's frames (None: F0's frames). Coarser frames are analysed on F0 read at the nearest F0
+    # frame and interpolated back to F0's frames for synthesis.
+    envelope_period_ms: float | None = None
+    aperiodicity_period_ms: float | None = None
+
+    def header(self) -> dict:
+        """What a model header stores: fields left at the values of models from before they existed are left out,
+        so such models read the same in older code."""
+        values = vars(self).copy()
+        for name, legacy in LEGACY_FIELDS.items():
+            if values[name] == legacy:
+                del values[name]
+        return values
+
+    def check(self) -> WorldSettings:
+        periods = (self.frame_period_ms, self.envelope_period_ms or self.frame_period_ms,
+                   self.aperiodicity_period_ms or self.frame_period_ms)
+        if self.f0_method not in ("dio", "harvest") or not all(1.0 <= p <= 50.0 for p in periods) \
+                or not 1.0 <= self.frame_period_ms <= 20.0 or self.dio_speed not in range(1, 13) \
+                or not isinstance(self.stonemask, bool):
+            raise ValueError(f"unsupported WORLD settings {vars(self)}")
+        return self
+
+
+#: The new fields' values for model files written before they existed (so read without them).
+LEGACY_FIELDS = {"stonemask": True, "envelope_period_ms": None, "aperiodicity_period_ms": None}
 
 
 #: What conversion (and so training) analyses with: DIO at 10 ms frames kept the WORLD voice changer's quality
@@ -108,14 +135,11 @@ class Alignment:
 
     def to_dict(self) -> dict:
         return {"source": vars(self.source).copy(), "target": vars(self.target).copy(), "warp": self.warp,
-                "world": vars(self.settings).copy()}
+                "world": self.settings.header()}
 
     @classmethod
     def from_dict(cls, values: dict) -> Alignment:
-        settings = WorldSettings(**values.get("world", {}))
-        if settings.f0_method not in ("dio", "harvest") or not 1.0 <= settings.frame_period_ms <= 20.0 \
-                or settings.dio_speed not in range(1, 13):
-            raise ValueError(f"unsupported WORLD settings {values.get('world')}")
+        settings = WorldSettings(**values.get("world", {})).check()
         return cls(PitchStats(**values["source"]), PitchStats(**values["target"]), float(values["warp"]),
                    settings=settings)
 
@@ -139,16 +163,45 @@ def extract_f0(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFA
                                frame_period=settings.frame_period_ms)
     f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ,
                             frame_period=settings.frame_period_ms, speed=settings.dio_speed)
-    return pyworld.stonemask(x, f0, times, sample_rate), times
+    return (pyworld.stonemask(x, f0, times, sample_rate) if settings.stonemask else f0), times
+
+
+def spectral(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, period_ms: float | None,
+             which: Literal["cheaptrick", "d4c"]) -> np.ndarray:
+    """CheapTrick's envelope or D4C's aperiodicity ``[frames, bins]`` at F0's ``times``, analysed every
+    ``period_ms`` (None: at ``times`` themselves) on F0 read at the nearest of ``times``, then interpolated
+    linearly back to ``times``."""
+    pyworld = _pyworld()
+    run = (lambda f, t: pyworld.cheaptrick(x, f, t, sample_rate, f0_floor=F0_FLOOR_HZ)) if which == "cheaptrick" \
+        else (lambda f, t: pyworld.d4c(x, f, t, sample_rate))
+    step = times[1] - times[0] if len(times) > 1 else 1.0
+    if period_ms is None or len(times) < 2 or abs(period_ms / 1000 - step) < 1e-9:
+        return run(f0, times)
+    period = period_ms / 1000
+    coarse_times = np.arange(int(np.ceil(times[-1] / period)) + 1) * period  # the last one at or past the end
+    nearest = np.rint(coarse_times / step).astype(int)
+    coarse_f0 = f0[np.clip(nearest, 0, len(times) - 1)]
+    # A coarse frame that any F0 frame within its half period calls voiced is analysed as voiced (on the nearest
+    # such F0): its values reach the voiced F0 frames beside it when interpolated back, where synthesis uses them
+    # (it ignores aperiodicity on unvoiced frames), so a voicing edge never gets an unvoiced frame's values.
+    reach = int(np.ceil(period / (2 * step) - 1e-9))
+    for offset in (o for distance in range(1, reach + 1) for o in (-distance, distance)):
+        unvoiced = coarse_f0 == 0
+        coarse_f0[unvoiced] = f0[np.clip(nearest[unvoiced] + offset, 0, len(times) - 1)]
+    coarse = run(np.ascontiguousarray(coarse_f0), coarse_times)  # [coarse frames, bins]
+    position = np.minimum(times / period, len(coarse_times) - 1)
+    below = np.minimum(np.floor(position).astype(int), len(coarse_times) - 2)
+    weight = (position - below)[:, None]
+    return coarse[below] * (1.0 - weight) + coarse[below + 1] * weight
 
 
 def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS) -> WorldFrames:
-    """F0, spectral envelope (CheapTrick) and aperiodicity (D4C) of a mono waveform ``[samples]``."""
-    pyworld = _pyworld()
+    """F0, spectral envelope (CheapTrick) and aperiodicity (D4C) of a mono waveform ``[samples]``, all at F0's
+    frames (envelope and aperiodicity analysed at their own, see :func:`spectral`)."""
     x = np.ascontiguousarray(wav, dtype=np.float64)
     f0, times = extract_f0(x, sample_rate, settings)
-    envelope = pyworld.cheaptrick(x, f0, times, sample_rate, f0_floor=F0_FLOOR_HZ)
-    aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
+    envelope = spectral(x, sample_rate, f0, times, settings.envelope_period_ms, "cheaptrick")
+    aperiodicity = spectral(x, sample_rate, f0, times, settings.aperiodicity_period_ms, "d4c")
     return WorldFrames(f0, envelope, aperiodicity)
 
 
