@@ -142,9 +142,9 @@ def test_training_pulls_each_direction_toward_its_pseudo_targets(speakers, tmp_p
     data = load_voice_data(envelope_recipe(matched=True), speakers, tmp_path / "cache", ("high", "low"))
     for direction, corpus in data.inputs.items():
         assert [target.shape for target in corpus.targets] == [image.shape for image in corpus.images]
-        inputs = corpus.stats.denormalize(torch.cat(corpus.images, dim=-1))  # [n_mels, frames] as converted
-        targets = data.speakers[direction[-1]].stats.denormalize(torch.cat(corpus.targets, dim=-1))
-        assert (targets - inputs).abs().mean() > 0.01  # the envelope moved toward the other speaker's frames
+        pull = torch.cat(corpus.targets, dim=-1) - torch.cat(corpus.images, dim=-1)  # [n_mels, frames]
+        assert pull.abs().mean() > 0.01  # frames move toward the other speaker's nearest frames ...
+        assert pull.mean(dim=-1).abs().max() < 1e-4  # ... beyond the per-band mapping the formula stage makes
     task = VoiceConversionTask(envelope_recipe(), data)
     batch = task.batch(2, torch.Generator().manual_seed(0))
     assert {"A", "B", "A2B", "B2A", "A2B_target", "B2A_target"} == set(batch)

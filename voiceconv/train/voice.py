@@ -235,15 +235,27 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
                           load: Callable[..., SpeakerCorpus]) -> None:
-    """Give ``corpus`` (a direction's aligned input) its kNN pseudo-targets: the same recordings through the
-    ``changer``, as images normalized by the ``target`` speaker's statistics, frame for frame with the inputs.
-    ``load(name=, transform=, transform_key=)`` reads (or computes and caches) a transformed corpus."""
+    """Give ``corpus`` (a direction's aligned input) its kNN pseudo-targets, frame for frame with its images.
+
+    The same recordings go through the kNN voice ``changer`` (``load(name=, transform=, transform_key=)`` reads
+    or computes and caches that corpus). What the pull moves, frame by frame, is added to what the untrained
+    generator outputs (the input, mapped onto the ``target`` speaker's per-band statistics on the way out),
+    less its average over the corpus, which that statistics mapping already moves::
+
+        t = x + (m - mean(m)) / std_target,   m = log-mel(pulled) - log-mel(aligned input)   [n_mels, T]
+
+    So the generator learns the frame-by-frame pull toward the target's nearest frames that no per-band
+    formula can make, on top of the formula stage instead of in place of it.
+    """
     started = time.monotonic()
     key = f"knn-{_digest({**changer.alignment.to_dict(), **vars(changer.config)})}"
     pulled = load(name=corpus.name, transform=changer, transform_key=key)
     if [image.shape for image in pulled.images] != [image.shape for image in corpus.images]:
         raise RuntimeError(f"{corpus.name}: the pseudo-target images do not match the inputs frame for frame")
-    corpus.targets = [target.stats.normalize(pulled.stats.denormalize(image)) for image in pulled.images]
+    moves = [pulled.stats.denormalize(moved) - corpus.stats.denormalize(image)  # [n_mels, T_i] in the image's units
+             for moved, image in zip(pulled.images, corpus.images)]
+    average = torch.cat(moves, dim=-1).mean(dim=-1, keepdim=True)  # [n_mels, 1]
+    corpus.targets = [image + (move - average) / target.stats.std[:, None] for image, move in zip(corpus.images, moves)]
     log.info("kNN pseudo-targets of %s: %d frames pulled toward %d frames of %s in %.0f s", corpus.name,
              corpus.frames, changer.pool_size, target.name, time.monotonic() - started)
 
