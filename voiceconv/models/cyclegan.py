@@ -41,6 +41,7 @@ class CycleGANConfig:
     mask_frames: bool = False  # MaskCycleGAN-VC "filling in frames"
     max_mask_fraction: float = 0.25  # longest masked span, as a fraction of the crop
     consistency_norm: Literal["l1", "l2"] = "l1"  # the norm of the cycle and identity losses (see losses.py)
+    adversarial_weight: float = 1.0  # lambda_adv: the generators' adversarial losses
     cycle_weight: float = 10.0  # lambda_cyc
     identity_weight: float = 5.0  # lambda_id
     identity_until_step: int = 10_000  # CycleGAN-VC switches the identity loss off later in training
@@ -183,7 +184,8 @@ class CycleGAN(TrainableModel):
             "cycle_A": cycle_consistency_loss(rec_A, input_A, squared),
             "cycle_B": cycle_consistency_loss(rec_B, input_B, squared),
         }
-        generator_loss = losses["G_adv_AB"] + losses["G_adv_BA"] + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"])
+        generator_loss = (self.config.adversarial_weight * (losses["G_adv_AB"] + losses["G_adv_BA"])
+                          + self.config.cycle_weight * (losses["cycle_A"] + losses["cycle_B"]))
         if self.config.pull_weight > 0 and "A2B_target" in batch:
             bands = self.config.output_bands
             losses["pull_AB"] = pseudo_target_loss(fake_B, batch["A2B_target"], bands)  # G_AB(A) ~ kNN_B(A)
