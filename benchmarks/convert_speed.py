@@ -13,6 +13,17 @@ folder with ``voiceconv convert --jobs 1`` against ``--jobs 2`` in the same run.
 same run (e.g. the previous default: ``git show REV:samples/models/kathleen_rms.safetensors``)
 and prints the ratio of the two real-time factors.
 
+``--compare MODEL ...`` only converts the long input, with ``--model`` and each
+MODEL in turn, ``--repeats`` rounds in alternation, and prints medians: wall
+RTF, CPU seconds per audio second (all threads; what the work costs whatever
+else shares the cores) and their ratios to ``--model``. With
+``benchmarks/world_settings_model.py`` this times a model against a copy of
+itself that analyses with other WORLD settings:
+
+    .venv/bin/python benchmarks/world_settings_model.py samples/models/kathleen_rms.safetensors /tmp/fast.safetensors \
+        --dio-speed 2 --aperiodicity-ms 20
+    .venv/bin/python benchmarks/convert_speed.py --long-seconds 120 --compare /tmp/fast.safetensors --repeats 3
+
 Run it alone: another torch process on the same cores distorts every figure.
 """
 
@@ -55,8 +66,10 @@ def measure_one_file(model: Path, source: Path, destination: Path) -> dict:
     loaded = time.perf_counter()
     result = converter.convert_file(source, destination)
     done = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"audio_seconds": result.seconds, "load_seconds": loaded - start, "convert_seconds": done - loaded,
             "rtf": (done - start) / result.seconds, "rtf_without_load": (done - loaded) / result.seconds,
+            "cpu_per_audio_second": (usage.ru_utime + usage.ru_stime) / result.seconds,
             "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -87,8 +100,13 @@ def main() -> None:
     parser.add_argument("--batch-files", type=int, default=12)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-model", type=Path, help="compare the long input's RTF with this model's")
+    parser.add_argument("--compare", type=Path, nargs="+", help="only the long input: --model against these, "
+                                                                  "alternated")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.compare:
+        return compare([args.model, *args.compare], args.long_seconds, args.repeats, args.json)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = {"10 s": speech_file(tmp / "short.wav", 10.0),
@@ -110,6 +128,26 @@ def main() -> None:
               f"{baseline['rtf']:.4f} end to end ({model['rtf'] / baseline['rtf']:.2f}x), "
               f"{model['rtf_without_load']:.4f} vs {baseline['rtf_without_load']:.4f} without the model load "
               f"({model['rtf_without_load'] / baseline['rtf_without_load']:.2f}x)")
+
+
+def compare(models: list[Path], seconds: float, repeats: int, json_path: Path | None) -> None:
+    """The long input converted by each model in turn, ``repeats`` rounds; medians and ratios to the first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = speech_file(Path(tmp) / "long.wav", seconds)
+        runs = {model: [] for model in models}
+        for _ in range(repeats):
+            for model in models:
+                runs[model].append(in_fresh_process(model, source, Path(tmp) / "out.wav"))
+    medians = {model: {key: float(np.median([r[key] for r in rows])) for key in rows[0]} for model, rows in runs.items()}
+    first = medians[models[0]]
+    print(f"{seconds:g} s of speech, {os.cpu_count()} CPU cores, medians of {repeats} alternated rounds\n")
+    print("| model | RTF end to end | RTF without load | CPU s per audio s | RTF vs first | CPU vs first |")
+    print("|---|---|---|---|---|---|")
+    for model, row in medians.items():
+        print(f"| {model.name} | {row['rtf']:.4f} | {row['rtf_without_load']:.4f} | {row['cpu_per_audio_second']:.4f} "
+              f"| {row['rtf'] / first['rtf']:.2f}x | {row['cpu_per_audio_second'] / first['cpu_per_audio_second']:.2f}x |")
+    if json_path:
+        json_path.write_text(json.dumps({str(m): rows for m, rows in runs.items()}, indent=2))
 
 
 def report(singles: dict, batches: list[dict], json_path: Path | None) -> None:

@@ -16,7 +16,14 @@ shipped default model, and reports per block size:
   and **heard**: the delay of a player that plays the returned audio without
   gaps (as the page's does), which every sample inherits from the latest one
   so far (the running maximum of the end-to-end delay);
-* **compute RTF**: seconds inside ``push``/``finish`` per second of audio.
+* **compute RTF**: seconds inside ``push``/``finish`` per second of audio, and **CPU RTF**: the process's CPU
+  seconds spent there per second of audio (what the work costs whatever else shares the cores).
+
+What holds the delay is printed from the windowing itself: the most a sample
+waits for its conversion window (window, right context, half a cross-fade) and
+for its WORLD chunk to be cut (chunk, WORLD context, half the chunks' fade).
+``--world default`` analyses with :data:`voiceconv.audio.world.DEFAULT_SETTINGS`
+instead of the model file's own (``Converter(world=...)``).
 
 The baseline, measured in the same run on the same audio: ``Converter.convert``
 of the whole recording as a file (10-s windows), and as a file cut in the live
@@ -58,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--direction", default="a2b")
     p.add_argument("--pitch", default="auto")
     p.add_argument("--windowing", help="WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds (default: the live one)")
+    p.add_argument("--world", choices=["model", "default"], default="model",
+                   help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -71,6 +80,7 @@ class StreamRun:
     block_ends: np.ndarray  # [blocks] last input sample of each block, at the output's rate
     block_arrivals: np.ndarray  # [blocks] seconds since the start of capture
     compute_seconds: float
+    cpu_seconds: float
     output: np.ndarray  # [out samples]
 
 
@@ -87,29 +97,31 @@ def run_stream(converter, wav: np.ndarray, rate: int, block: int, realtime: bool
     """Push ``wav`` in blocks of ``block`` samples, at capture pace when ``realtime``."""
     stream = converter.open_stream(rate, direction, pitch, windowing)
     scale = converter.features.sample_rate / rate  # input samples -> output samples
-    outputs, returned_at, input_seen, arrivals, ends, compute = [], [], [], [], [], 0.0
+    outputs, returned_at, input_seen, arrivals, ends, compute, cpu = [], [], [], [], [], 0.0, 0.0
     start = time.perf_counter()
     for offset in range(0, len(wav), block):
         piece = wav[offset : offset + block]
         arrival = (offset + len(piece)) / rate  # its last sample is captured then
         if realtime:
             time.sleep(max(0.0, arrival - (time.perf_counter() - start)))
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         out = stream.push(piece)
         compute += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
         outputs.append(out)
         returned_at.append(np.full(len(out), time.perf_counter() - start))
         input_seen.append(np.full(len(out), (offset + len(piece)) * scale))
         arrivals.append(arrival if realtime else began - start)
         ends.append((offset + len(piece)) * scale - 1)
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     out = stream.finish()
     compute += time.perf_counter() - began
+    cpu += time.process_time() - began_cpu
     outputs.append(out)
     returned_at.append(np.full(len(out), time.perf_counter() - start))
     input_seen.append(np.full(len(out), len(wav) * scale))
     return StreamRun(np.concatenate(returned_at), np.concatenate(input_seen), np.array(ends), np.array(arrivals),
-                     compute, np.concatenate(outputs))
+                     compute, cpu, np.concatenate(outputs))
 
 
 def stream_figures(run: StreamRun, out_rate: int, audio_seconds: float, realtime: bool) -> dict:
@@ -118,7 +130,7 @@ def stream_figures(run: StreamRun, out_rate: int, audio_seconds: float, realtime
     position = np.arange(n)  # output sample i is the input's sample i (same rate, same length)
     held_back = (run.input_seen[:n] - position) / out_rate
     figures = {"held_back_median": float(np.median(held_back)), "held_back_max": float(held_back.max()),
-               "compute_rtf": run.compute_seconds / audio_seconds}
+               "compute_rtf": run.compute_seconds / audio_seconds, "cpu_rtf": run.cpu_seconds / audio_seconds}
     if realtime:
         end_to_end = run.returned_at[:n] - position / out_rate  # captured at position / rate
         last_sample = np.minimum(run.block_ends.astype(int), n - 1)
@@ -174,11 +186,11 @@ def spread(figures: dict, name: str, statistics: tuple[str, ...]) -> str:
 
 
 def markdown(results: dict) -> str:
-    header = ["block", *(title for title, _, _ in STREAM_COLUMNS), "compute RTF"]
+    header = ["block", *(title for title, _, _ in STREAM_COLUMNS), "compute RTF", "CPU RTF"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for block_ms, figures in results["streams"].items():
         cells = [f"{block_ms} ms", *(spread(figures, name, stats) for _, name, stats in STREAM_COLUMNS),
-                 f"{figures['compute_rtf']:.3f}"]
+                 f"{figures['compute_rtf']:.3f}", f"{figures['cpu_rtf']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     base = results["baseline"]
     lines += ["", "| baseline, same audio, same run | real-time factor |", "|---|---|",
@@ -198,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     from voiceconv.convert import FILE_WINDOWING, Converter
 
     windowing = parse_windowing(args.windowing)
-    converter = Converter(args.model)
+    from voiceconv.audio.world import DEFAULT_SETTINGS
+
+    converter = Converter(args.model, world=DEFAULT_SETTINGS if args.world == "default" else None)
     out_rate = converter.features.sample_rate
     wav = recording(args.seconds, MICROPHONE_RATE)
     run_stream(converter, wav[: MICROPHONE_RATE], MICROPHONE_RATE, 4800, False, args.direction, args.pitch,
@@ -217,8 +231,14 @@ def main(argv: list[str] | None = None) -> int:
                                                             args.pace == "realtime")
         results["baseline"]["stream_equals_file"] = bool(np.array_equal(run.output, live_file_out))
     results["baseline"]["mel_distance_db"] = mel_distance_db(converter, live_file_out, file_out)
+    windows, chunks = windowing.plan(converter.features)
+    rate = converter.features.sample_rate
+    results["waits"] = {"window_max": (windows.stride + windows.margin + windows.crossfade // 2) / rate,
+                        "world_chunk_max": (chunks.length + chunks.context + len(chunks.fade_in) // 2) / rate}
     print(f"{results['audio_seconds']:.1f} s of speech at {MICROPHONE_RATE} Hz, {args.threads} threads, "
-          f"{args.pace} pace, windowing {windowing}\n")
+          f"{args.pace} pace, windowing {windowing}, WORLD {getattr(converter.alignment(args.direction), 'settings', None)}\n")
+    print(f"what holds a sample back, at most: its window {1000 * results['waits']['window_max']:.0f} ms, "
+          f"its WORLD chunk {1000 * results['waits']['world_chunk_max']:.0f} ms\n")
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

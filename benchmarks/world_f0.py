@@ -58,6 +58,8 @@ SETTINGS = {
                                                                     aperiodicity_period_ms=32.0),
     "dio speed 3, CheapTrick + D4C 16 ms": world.WorldSettings(dio_speed=3, envelope_period_ms=16.0,
                                                                aperiodicity_period_ms=16.0),
+    "dio speed 2, D4C 20 ms": world.WorldSettings(dio_speed=2, aperiodicity_period_ms=20.0),
+    "dio speed 2, D4C 32 ms": world.WorldSettings(dio_speed=2, aperiodicity_period_ms=32.0),
 }
 
 

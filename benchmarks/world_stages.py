@@ -36,6 +36,8 @@ VARIANTS = {  # name: WorldSettings
     "dio speed 3": world.WorldSettings(dio_speed=3),
     "no StoneMask": world.WorldSettings(stonemask=False),
     "dio speed 2, no StoneMask": world.WorldSettings(dio_speed=2, stonemask=False),
+    "dio speed 2, D4C 20 ms": world.WorldSettings(dio_speed=2, aperiodicity_period_ms=20.0),
+    "dio speed 2, D4C 32 ms": world.WorldSettings(dio_speed=2, aperiodicity_period_ms=32.0),
 }
 
 
@@ -76,11 +78,13 @@ def agreement(reference: list[np.ndarray], variant: list[np.ndarray]) -> tuple[f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the first is the baseline of the ratio and agreement columns")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     waves = speech()
     audio = sum(len(w) for w in waves) / RATE
-    names = list(VARIANTS)
+    names = args.variants
     runs = {name: [] for name in names}
     f0s = {}
     for _ in range(args.repeats):

@@ -89,9 +89,16 @@ class WorldSettings:
 LEGACY_FIELDS = {"stonemask": True, "envelope_period_ms": None, "aperiodicity_period_ms": None}
 
 
-#: What conversion (and so training) analyses with: DIO at 10 ms frames kept the WORLD voice changer's quality
-#: within 0.3 dB MCD of 5 ms frames at 0.36x their time, and Harvest's at 0.16x (benchmarks/world_f0.py).
-DEFAULT_SETTINGS = WorldSettings()
+#: What new models train with, stored in their files (older files keep theirs: :data:`LEGACY_FIELDS`). DIO at 10 ms
+#: frames kept the WORLD voice changer's quality within 0.3 dB MCD of 5 ms frames at 0.36x their time, and Harvest's
+#: at 0.16x (benchmarks/world_f0.py). Issue 22: DIO's decimation 2 and D4C every 32 ms (interpolated to F0's 10 ms)
+#: took the analysis plus synthesis from 29.5 to ~21 ms per second of audio (benchmarks/world_stages.py; DIO's voicing
+#: equal on 99.1% of frames) with the voice changer's VCC dev SF1 -> TM1 scores held (MCD 9.74 -> 9.64 dB, ASR WER
+#: 0.39 -> 0.38, DNSMOS 3.15 -> 3.15) and the shipped model's Kathleen -> rms too when analysing so (MCD 7.59 -> 7.66,
+#: WER 0.37 -> 0.38, DNSMOS 3.00 -> 2.99). CheapTrick at 16 ms cost that model 0.21 dB MCD, so it stays at 10 ms.
+DEFAULT_SETTINGS = WorldSettings(dio_speed=2, aperiodicity_period_ms=32.0)
+#: What models written before these settings existed analyse with (their headers say only method, period, speed).
+OLD_SETTINGS = WorldSettings()
 #: The classic DSP voice changer the evaluation compares against: 5 ms frames, its best quality.
 REFERENCE_SETTINGS = WorldSettings(frame_period_ms=5.0)
 
