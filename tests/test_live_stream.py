@@ -56,6 +56,16 @@ def test_stream_equals_the_file_conversion_in_any_windowing_direction_and_pitch(
     np.testing.assert_array_equal(got, expected)
 
 
+def test_stream_equals_the_file_conversion_with_the_coarser_world_analysis(speech):
+    """New models' WORLD analysis (D4C every 32 ms, interpolated per chunk) keeps the stream equal to the file."""
+    from voiceconv.audio.world import DEFAULT_SETTINGS
+
+    coarse = Converter(MODEL, world=DEFAULT_SETTINGS)
+    assert coarse.alignment("a2b").settings.aperiodicity_period_ms == 32.0
+    expected = coarse.convert(speech, MICROPHONE_RATE, windowing=LIVE_WINDOWING)
+    np.testing.assert_array_equal(streamed(coarse, speech, MICROPHONE_RATE, 4800), expected)
+
+
 def test_two_streams_keep_their_own_state(converter, speech):
     """Interleaved pushes into two streams (different input, direction and pitch) give each its own conversion."""
     other = load_audio(OTHER_CLIP, MICROPHONE_RATE)
