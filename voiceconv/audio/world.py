@@ -31,10 +31,8 @@ import numpy as np
 from voiceconv.errors import ConfigError
 
 F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 600.0
-# The envelope warp factors tried when fitting: male -> female pairs fitted at 1.24, the edge of an earlier
-# (0.76, 1.24) range, so it reaches 1.40 (and 1 / 1.40 ~ 0.71 for the reverse).
-WARP_SEARCH = (0.70, 1.40)
-WARP_STEPS = 71  # 0.01 apart
+WARP_SEARCH = (0.76, 1.24)  # the envelope warp factors tried when fitting
+WARP_STEPS = 49  # 0.01 apart
 WARP_FIT_MIN_HZ, WARP_FIT_MAX_HZ = 300.0, 5000.0
 WARP_FIT_POINTS = 200
 FIT_FILES = 30  # recordings per speaker used for the statistics and the warp
