@@ -136,6 +136,10 @@ def test_matched_processing_passes_the_discriminators_real_speech_through_the_in
     unmatched = load_voice_data(envelope_recipe(matched=False), speakers, tmp_path / "cache", ("high", "low"))
     for image, recorded in zip(unmatched.speakers["a"].images, natural):
         torch.testing.assert_close(unmatched.speakers["a"].stats.denormalize(image), recorded, atol=1e-4, rtol=0)
+    # What a converted image is mapped onto on its way out stays the natural recordings' statistics.
+    for side in "ab":
+        assert torch.equal(data.output_stats[side].mean, unmatched.speakers[side].stats.mean)
+        assert not torch.allclose(data.output_stats[side].mean, data.speakers[side].stats.mean, atol=1e-3)
 
 
 def test_training_pulls_each_direction_toward_its_pseudo_targets(speakers, tmp_path):
@@ -172,5 +176,6 @@ def test_an_envelope_recipe_trains_exports_and_converts(speakers, tmp_path):
     data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
     outcome = fit(VoiceConversionTask(recipe, data), recipe.train, tmp_path / "run")
     converter = Converter(outcome.model_path)
+    torch.testing.assert_close(converter.stats["b"].mean, data.output_stats["b"].mean)  # natural statistics ship
     out = converter.convert(harmonic_tone(1.0, f0=230.0), 16000, "a2b")
     assert out.shape == (16000,) and np.isfinite(out).all() and np.abs(out).max() > 0.01

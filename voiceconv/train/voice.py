@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from voiceconv.audio.features import FeatureConfig
+from voiceconv.audio.features import FeatureConfig, SpeakerStats
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger
 from voiceconv.audio.vocoder import GriffinLimVocoder
@@ -73,8 +73,12 @@ class VoiceData:
 
     ``speakers`` are the real recordings (what the discriminators and the identity loss see; copy-synthesized
     by WORLD under ``data.matched``); ``inputs`` are what each direction's generator converts (with their kNN
-    pseudo-targets among the other speaker's frames when ``model.pull_weight`` > 0): ``a2b`` is speaker A brought to B's pitch by ``alignment``
-    (the real A when there is no alignment), ``b2a`` likewise. ``held_back`` are never trained on.
+    pseudo-targets among the other speaker's frames when ``model.pull_weight`` > 0): ``a2b`` is speaker A brought
+    to B's pitch by ``alignment`` (the real A when there is no alignment), ``b2a`` likewise. ``held_back`` are never
+    trained on. ``output_stats`` are the per-band statistics a converted image is mapped onto on its way out (in
+    validation, media and the exported model): the natural recordings' even when the discriminators see
+    copy-synthesized speech, since listeners (and MCD) compare the output with natural speech; by default the
+    speakers' own.
     """
 
     speakers: dict[str, SpeakerCorpus]
@@ -82,6 +86,10 @@ class VoiceData:
     alignment: Alignment | None = None
     held_back: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
     training_files: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
+    output_stats: dict[str, SpeakerStats] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.output_stats = self.output_stats or {side: corpus.stats for side, corpus in self.speakers.items()}
 
 
 class VoiceConversionTask:
@@ -120,7 +128,7 @@ class VoiceConversionTask:
             self._validator = VoiceValidator(
                 self.recipe.features, self.data.held_back, self.data.alignment,
                 {direction: corpus.stats for direction, corpus in self.data.inputs.items()},
-                {side: corpus.stats for side, corpus in self.speakers.items()}, self.data.training_files)
+                self.data.output_stats, self.data.training_files)
         if not self._validator.available:
             return None
         with evaluating(self.model):
@@ -133,10 +141,10 @@ class VoiceConversionTask:
         device = next(self.model.parameters()).device
         with evaluating(self.model):
             for direction, generate in self.generators().items():
-                corpus, target = self.data.inputs[direction], self.speakers[direction[-1]]
+                corpus, target = self.data.inputs[direction], self.data.output_stats[direction[-1]]
                 for index, normalized in enumerate(corpus.images[: self.recipe.data.media_utterances]):
                     image = corpus.stats.denormalize(normalized)[None].to(device)  # [1, n_mels, T] in [-1, 1]
-                    converted = convert_image(generate, image, corpus.stats.to(device), target.stats.to(device))
+                    converted = convert_image(generate, image, corpus.stats.to(device), target.to(device))
                     tag = f"{direction}/{index}"
                     writer.add_image(f"{tag}/source", (image.flip(-2).float().cpu() + 1) / 2, step)
                     writer.add_image(f"{tag}/converted", (converted.flip(-2).float().cpu() + 1) / 2, step)
@@ -147,7 +155,7 @@ class VoiceConversionTask:
     def export(self, path: Path, info: dict) -> None:
         aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
         tensors = voice_model_tensors({d: self.model.inference_generator(name) for d, name in GENERATORS.items()},
-                                      {side: corpus.stats for side, corpus in self.speakers.items()}, aligned)
+                                      self.data.output_stats, aligned)
         header = {
             "kind": VOICE_KIND,
             "features": to_dict(self.recipe.features),
@@ -199,14 +207,16 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
                    crop_frames=data.crop_frames)
     alignment = None if data.align == "none" else _alignment(files, features, data, alignment_file)
-    speakers = {}
+    speakers, output_stats = {}, {}
     for side, folder, name in zip("ab", folders, names):
+        natural = load(folder, name=name, files=files[side])
+        output_stats[side] = natural.stats
         if data.matched and alignment is not None:  # the same WORLD pass as the generators' inputs
             key = f"copy-{_digest(vars(alignment.settings))}"
             transform = partial(copy_synthesize, sample_rate=features.sample_rate, settings=alignment.settings)
             speakers[side] = load(folder, name=name, files=files[side], transform_key=key, transform=transform)
         else:
-            speakers[side] = load(folder, name=name, files=files[side])
+            speakers[side] = natural
     for corpus in speakers.values():
         seconds = corpus.frames * features.hop_length / features.sample_rate
         log.info("speaker %s: %d utterances, %.1f min; %d unreadable file(s) skipped",
@@ -230,7 +240,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
             attach_pseudo_targets(inputs[direction], speakers[direction[-1]],
                                   _knn_changer(direction, files, features, alignment, data.pull),
                                   partial(load, folder, files=files[direction[0]]))
-    return VoiceData(speakers, inputs, alignment, held_back, files)
+    return VoiceData(speakers, inputs, alignment, held_back, files, output_stats)
 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
