@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from voiceconv.audio.io import save_audio
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLES = REPO / "samples"
@@ -31,6 +33,15 @@ def mel_image(wav, config) -> torch.Tensor:
     from voiceconv.audio.features import MelImageEncoder
 
     return MelImageEncoder(config)(torch.as_tensor(wav, dtype=torch.float32))
+
+
+@pytest.fixture
+def speakers(tmp_path):
+    """Two synthetic 'speakers': high and low pitched harmonic tones, 3 x 1.5 s each, in tmp_path."""
+    for name, f0 in (("high", 240.0), ("low", 100.0)):
+        for i in range(3):
+            save_audio(tmp_path / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), 16000)
+    return tmp_path / "high", tmp_path / "low"
 
 
 @pytest.fixture

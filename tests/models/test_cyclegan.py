@@ -33,15 +33,6 @@ def tiny_recipe(steps: int, **model) -> VoiceRecipe:
                                          keep_checkpoints=2, threads=1))
 
 
-@pytest.fixture
-def speakers(tmp_path):
-    """Two synthetic 'speakers': high and low pitched harmonic tones, 3 x 1.5 s each."""
-    for name, f0 in (("high", 240.0), ("low", 100.0)):
-        for i in range(3):
-            save_audio(tmp_path / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), 16000)
-    return tmp_path / "high", tmp_path / "low"
-
-
 def make_task(speakers, tmp_path, recipe):
     return VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
 

@@ -11,7 +11,6 @@ import torch
 
 from conftest import harmonic_tone, mel_image
 from voiceconv.audio.features import FeatureConfig
-from voiceconv.audio.io import save_audio
 from voiceconv.audio.world import DEFAULT_SETTINGS
 from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, dct_matrix, frame_descriptions
 from voiceconv.audio.world import Alignment, PitchStats
@@ -102,15 +101,6 @@ def test_a_band_discriminator_cannot_see_what_an_envelope_generator_cannot_chang
     stripes[:, :, ::2], stripes[:, :, 1::2] = 1.0, -1.0  # harmonic-like detail within each 2-row band
     torch.testing.assert_close(discriminator(x + stripes), discriminator(x))
     assert not torch.allclose(discriminator(x + 1.0), discriminator(x))
-
-
-@pytest.fixture
-def speakers(tmp_path):
-    """Two synthetic 'speakers': high and low pitched harmonic tones, 3 x 1.5 s each."""
-    for name, f0 in (("high", 240.0), ("low", 100.0)):
-        for i in range(3):
-            save_audio(tmp_path / name / f"{i}.wav", harmonic_tone(1.5, f0=f0 + 7 * i, seed=i), 16000)
-    return tmp_path / "high", tmp_path / "low"
 
 
 def envelope_recipe(steps: int = 2, **data) -> VoiceRecipe:
