@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from voiceconv.audio import world
+from voiceconv.audio.features import SpeakerStats
 
 CHUNK_FRAMES = 2048  # source frames matched at once: bounds the distance matrix to CHUNK_FRAMES x pool frames
 
@@ -106,16 +107,15 @@ class KnnVoiceChanger:
     def __init__(self, source_waves: Iterable[np.ndarray], target_waves: Iterable[np.ndarray], sample_rate: int,
                  alignment: world.Alignment, config: KnnConfig = KnnConfig()):
         self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
-        source = [self._aligned_log_envelope(wav) for wav in source_waves]  # [(voiced [T], log env [bins, T])]
-        target = [self._log_envelope(wav) for wav in target_waves]
-        self.source_stats = _statistics([envelope for _, envelope in source])
-        self.target_stats = _statistics([envelope for _, envelope in target])
-        voiced = np.concatenate([flags for flags, _ in target])
-        frames = torch.from_numpy(np.concatenate([envelope for _, envelope in target], axis=1))  # [bins, N]
-        normalized = _normalize(frames, self.target_stats)
+        source = [self._log_envelope(wav, alignment.warp)[1] for wav in source_waves]  # [bins, T_i] each
+        target = [self._log_envelope(wav) for wav in target_waves]  # (voiced [T_i], log envelope [bins, T_i])
+        self.source_stats = _statistics(source)
+        voiced = torch.cat([flags for flags, _ in target])
+        frames = torch.cat([envelope for _, envelope in target], dim=1)  # [bins, N]
+        normalized = _statistics([frames]).normalize(frames)
         self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
         for flag in (True, False):
-            chosen = torch.from_numpy(voiced == flag)
+            chosen = voiced == flag
             if int(chosen.sum()) >= config.k:
                 self.pools[flag] = (FramePool([normalized[:, chosen]], config), frames[:, chosen].T.contiguous())
 
@@ -128,11 +128,9 @@ class KnnVoiceChanger:
         """The converted waveform ``[samples]``, as long as ``wav``."""
         settings = self.alignment.settings
         frames = world.analyse(wav, self.sample_rate, settings)
-        envelope = world.warp_envelope(frames.envelope, self.alignment.warp)
-        log_envelope = torch.from_numpy(np.log(envelope + LOG_FLOOR).T.astype(np.float32))  # [bins, T]
-        described = _normalize(log_envelope, self.source_stats)
+        voiced, log_envelope = self._log_envelope(wav, self.alignment.warp, frames)  # [T], [bins, T]
+        described = self.source_stats.normalize(log_envelope)
         matched = log_envelope.clone()
-        voiced = torch.from_numpy(frames.f0 > 0)
         for flag, (pool, pool_frames) in self.pools.items():
             chosen = voiced == flag
             if chosen.any():
@@ -144,22 +142,15 @@ class KnnVoiceChanger:
         out = world.synthesize(changed, self.sample_rate, len(wav), settings)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def _log_envelope(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
-        return frames.f0 > 0, np.log(frames.envelope + LOG_FLOOR).T.astype(np.float32)  # [T], [bins, T]
-
-    def _aligned_log_envelope(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
-        warped = world.warp_envelope(frames.envelope, self.alignment.warp)
-        return frames.f0 > 0, np.log(warped + LOG_FLOOR).T.astype(np.float32)
+    def _log_envelope(self, wav: np.ndarray, warp: float = 1.0, frames: world.WorldFrames | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voicing ``[T]`` and the log envelope ``[bins, T]``, warped by ``warp``, of ``wav`` (or of its ``frames``)."""
+        frames = frames or world.analyse(wav, self.sample_rate, self.alignment.settings)
+        envelope = world.warp_envelope(frames.envelope, warp)
+        return torch.from_numpy(frames.f0 > 0), torch.from_numpy(np.log(envelope + LOG_FLOOR).T.astype(np.float32))
 
 
-def _statistics(envelopes: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-bin mean and standard deviation ``[bins, 1]`` of log envelopes ``[bins, T_i]``."""
-    pooled = torch.from_numpy(np.concatenate(envelopes, axis=1)).double()
-    return pooled.mean(dim=1, keepdim=True).float(), pooled.std(dim=1, keepdim=True).clamp_min(1e-3).float()
-
-
-def _normalize(log_envelope: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    mean, std = stats
-    return ((log_envelope.float() - mean) / std).contiguous()
+def _statistics(envelopes: list[torch.Tensor]) -> SpeakerStats:
+    """Per-bin mean and standard deviation of log envelopes ``[bins, T_i]``."""
+    pooled = torch.cat(envelopes, dim=1).double()  # [bins, N]
+    return SpeakerStats(pooled.mean(dim=1).float(), pooled.std(dim=1).clamp_min(1e-3).float())

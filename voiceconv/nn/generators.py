@@ -144,9 +144,10 @@ class EnvelopeGenerator1d(nn.Module):
           -> Conv1d (15), zero-initialized        [B, out_ch * bands, W]
           -> bands interpolated to H rows, averaged over ``frames`` frames, added to the input
 
-    With the CPU recipe's widths (base 64, residual 128, 6 blocks, 32 -> 16
-    bands) it has 0.6M parameters and costs a small fraction of a 128-row
-    2-1-2D generator; width must be a multiple of 4, at least 8.
+    With the CPU recipes' widths (base 48, residual 96, 4 blocks, 32 -> 16
+    bands) it has 1.0M parameters, and a training step of the whole CycleGAN
+    costs about a tenth of the 2-1-2D recipe's (benchmarks/train_speed.py);
+    width must be a multiple of 4, at least 8.
     """
 
     def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 64, residual_channels: int = 128,
