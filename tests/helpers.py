@@ -26,6 +26,7 @@ SHORT_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0591.flac"  # 1.8 s
 LONG_CLIP = SAMPLES / "audio" / "kathleen_arctic_a0592.flac"  # 2.6 s
 
 STARTUP_SECONDS = 120
+WAIT_SECONDS = 180  # the longest a test waits for a job's state to change
 
 ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
 
@@ -44,8 +45,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(folder: Path, *options: str) -> Iterator[str]:
-    """``python app.py --port N OPTIONS`` run from ``folder`` (its temp files there too); yields its URL."""
+def serving(folder: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python app.py --port N OPTIONS`` run from ``folder`` (its temp files there too): (its URL, its process)."""
     pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
     port = free_port()
     log = folder / "app.log"
@@ -56,14 +57,33 @@ def running_app(folder: Path, *options: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_serving(process, port, log)
-        yield url
+        yield url, process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def running_app(folder: Path, *options: str) -> Iterator[str]:
+    """:func:`serving`, yielding only the URL."""
+    with serving(folder, *options) as (url, _):
+        yield url
+
+
+def wait_for(check, what: str, seconds: float = WAIT_SECONDS):
+    """``check()``'s first truthy value, polled until ``seconds`` have passed (then the test fails)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def _wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> None:

@@ -3,14 +3,13 @@ and a restarted server that finds the job again. Also the job manager's refusals
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
 from conftest import SAMPLES, harmonic_tone
-from helpers import running_app
+from helpers import running_app, wait_for
 from voiceconv.audio.io import save_audio
 from voiceconv.web.limits import Limits, UploadError
 from voiceconv.web.training import TrainingJobs
@@ -23,7 +22,6 @@ data: {crop_frames: 16, min_seconds: 2.0, media_utterances: 1}
 train: {steps: 400, batch_size: 2, log_every: 1, media_every: 1000, checkpoint_every: 100, export_every: 25,
         keep_checkpoints: 2, threads: 1}
 """
-WAIT_SECONDS = 180
 
 
 @pytest.fixture
@@ -40,16 +38,6 @@ def setup(tmp_path) -> Path:
 
 def uploads(setup: Path, name: str) -> list[str]:
     return sorted(str(p) for p in (setup / "uploads" / name).iterdir())
-
-
-def wait_for(check, what: str, seconds: float = WAIT_SECONDS):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_train_stop_resume_convert_and_restart_through_the_page(setup):

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from test_app_train import TINY_RECIPE as TRAIN_TAB_RECIPE
 from conftest import REPO, SAMPLES, harmonic_tone
-from helpers import SHORT_CLIP, STARTUP_SECONDS, free_port
+from helpers import SHORT_CLIP, serving, wait_for
 from voiceconv.audio.io import save_audio
 from voiceconv.web.gate import LoginThrottle
 from voiceconv.web.limits import Limits, UploadError
@@ -40,51 +40,9 @@ USER, PASSWORD = "tester", "pass:word"
 VOICE_MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 TINY_RECIPE = TRAIN_TAB_RECIPE.replace("export_every: 25", "export_every: 1000")  # the Train tab test's, fewer exports
-WAIT_SECONDS = 180
 
 
 # --- one server --------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def serving(folder: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python app.py --port N OPTIONS`` run in ``folder`` (its temp files there too): (its URL, its process)."""
-    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
-    port = free_port()
-    env = {**os.environ, "TMPDIR": str(folder), "OMP_NUM_THREADS": "1"}
-    with open(folder / "app.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *options], cwd=folder,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for(lambda: process.poll() is not None or _answers(url), "app.py to serve", STARTUP_SECONDS)
-        assert process.poll() is None, (folder / "app.log").read_text()
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "gradio_api/startup-events", timeout=5).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(check, what: str, seconds: float = WAIT_SECONDS):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def xss_model(folder: Path) -> Path:
