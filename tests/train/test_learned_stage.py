@@ -60,6 +60,21 @@ def test_a_pull_keeps_each_frame_level_and_moves_part_of_the_way():
     assert not torch.allclose(whole, frames, atol=0.1)  # the shape did move
 
 
+def test_a_smoothed_pull_keeps_the_frames_quick_changes_and_averages_the_move():
+    """With ``smooth_frames`` the move toward the neighbours is averaged over time: a constant move passes whole,
+    while the source's own frame-to-frame changes stay in the result."""
+    frames = random_images(1, seed=3)[0]  # [H, T]
+    shifted_shape = frames + torch.linspace(-1.0, 1.0, frames.shape[0])[:, None]  # the same move in every frame
+    torch.testing.assert_close(blend_toward(frames, shifted_shape, 0.5, smooth_frames=7),
+                               blend_toward(frames, shifted_shape, 0.5), atol=1e-4, rtol=0)
+    jumpy = random_images(1, seed=4)[0]
+    smoothed = blend_toward(frames, jumpy, 1.0, smooth_frames=7) - frames  # [H, T]: the move actually made
+    raw = blend_toward(frames, jumpy, 1.0) - frames
+    assert smoothed.diff(dim=1).abs().mean() < 0.5 * raw.diff(dim=1).abs().mean()
+    with pytest.raises(ValueError, match="odd"):
+        KnnConfig(smooth_frames=4)
+
+
 def test_frames_are_matched_on_their_shape_and_context():
     basis = dct_matrix(32, 4)
     assert torch.allclose(basis @ basis.T, torch.eye(4), atol=1e-5)  # orthonormal

@@ -48,7 +48,12 @@ class KnnConfig:
     context: int = 2  # frames on each side stacked into a frame's description
     cepstra: int = 24  # cepstral coefficients c1..c_n describing a frame
     blend: float = 0.5  # how far the target moves toward the neighbours' mean (0 = the source itself)
+    smooth_frames: int = 1  # the move is averaged over this many frames (odd; 1 = frame by frame)
     reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
+
+    def __post_init__(self):
+        if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
+            raise ValueError(f"pull.smooth_frames must be an odd number >= 1, got {self.smooth_frames}")
 
 
 def dct_matrix(rows: int, coefficients: int) -> torch.Tensor:
@@ -90,11 +95,21 @@ class FramePool:
         return torch.cat(nearest)
 
 
-def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float) -> torch.Tensor:
+def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float, smooth_frames: int = 1
+                 ) -> torch.Tensor:
     """``frames`` ``[H, T]`` moved by ``blend`` toward ``matched`` ``[H, T]`` once the latter has each frame's
-    level (its mean over rows) replaced by the former's."""
+    level (its mean over rows) replaced by the former's; the move is averaged over ``smooth_frames`` frames
+    centred on each (edges repeated), so the frame's own quick changes (the phones) stay its own."""
     matched = matched - matched.mean(dim=0, keepdim=True) + frames.mean(dim=0, keepdim=True)
-    return frames + blend * (matched - frames)
+    return frames + blend * moving_average(matched - frames, smooth_frames)
+
+
+def moving_average(frames: torch.Tensor, width: int) -> torch.Tensor:
+    """``frames`` ``[H, T]`` averaged along time over ``width`` (odd) frames centred on each, edges repeated."""
+    if width <= 1:
+        return frames
+    padded = torch.nn.functional.pad(frames[None], (width // 2, width // 2), mode="replicate")  # [1, H, T + w - 1]
+    return torch.nn.functional.avg_pool1d(padded, width, stride=1)[0]  # [H, T]
 
 
 LOG_FLOOR = 1e-12
@@ -136,7 +151,8 @@ class KnnVoiceChanger:
             if chosen.any():
                 nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
                 matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
-        moved = blend_toward(log_envelope, matched, self.config.blend).T.double().numpy()  # [T, bins]
+        moved = blend_toward(log_envelope, matched, self.config.blend, self.config.smooth_frames)  # [bins, T]
+        moved = moved.T.double().numpy()  # [T, bins]
         changed = world.WorldFrames(world.transform_f0(frames.f0, self.alignment), np.exp(moved).copy(order="C"),
                                     frames.aperiodicity)
         out = world.synthesize(changed, self.sample_rate, len(wav), settings)
