@@ -60,6 +60,27 @@ def test_a_pull_keeps_each_frame_level_and_moves_part_of_the_way():
     assert not torch.allclose(whole, frames, atol=0.1)  # the shape did move
 
 
+def test_keep_variance_gives_matched_frames_the_targets_spread_over_time():
+    """An average of k neighbours varies less from sound to sound than the target's frames do; keep_variance
+    spreads the neighbours' means back to the target's per-utterance variance (and never narrows them)."""
+    waves = [harmonic_tone(1.0, f0=150.0 + 9 * i, seed=i) for i in range(3)]
+    same = PitchStats(5.0, 0.2)
+    changer = KnnVoiceChanger(waves, waves, 16000, Alignment(same, same, 1.0),
+                              KnnConfig(k=2, cepstra=12, keep_variance=True))
+    target_variance = changer.variances[True]  # [cepstra]
+    _, envelope = changer._log_envelope(waves[0])  # [bins, T]
+    level = changer.cepstra @ envelope  # [cepstra, T]
+    mean = level.mean(dim=1, keepdim=True)
+    narrow = envelope + changer.cepstra.T @ ((mean - level) * 0.5)  # half the spread of the frames' cepstra
+    assert ((changer.cepstra @ narrow).var(dim=1) < (changer.cepstra @ envelope).var(dim=1)).all()
+    restored = changer.cepstra @ changer.with_target_variance(narrow, True)
+    ratio = restored.var(dim=1) / target_variance
+    gain = (restored.var(dim=1) / (changer.cepstra @ narrow).var(dim=1)).sqrt()
+    assert (gain < 1.99).sum() >= 6 and ((ratio - 1).abs() < 1e-3)[gain < 1.99].all()  # the target's spread, where the gain bound allows
+    assert (gain > 1 - 1e-4).all()  # never narrowed
+    torch.testing.assert_close(restored.mean(dim=1), (changer.cepstra @ narrow).mean(dim=1), atol=1e-3, rtol=0)
+
+
 def test_a_smoothed_pull_keeps_the_frames_quick_changes_and_averages_the_move():
     """With ``smooth_frames`` the move toward the neighbours is averaged over time: a constant move passes whole,
     while the source's own frame-to-frame changes stay in the result."""

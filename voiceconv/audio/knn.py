@@ -49,6 +49,7 @@ class KnnConfig:
     cepstra: int = 24  # cepstral coefficients c1..c_n describing a frame
     blend: float = 0.5  # how far the target moves toward the neighbours' mean (0 = the source itself)
     smooth_frames: int = 1  # the move is averaged over this many frames (odd; 1 = frame by frame)
+    keep_variance: bool = False  # give the neighbours' means the target's variance over time (global variance)
     reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
 
     def __post_init__(self):
@@ -113,6 +114,7 @@ def moving_average(frames: torch.Tensor, width: int) -> torch.Tensor:
 
 
 LOG_FLOOR = 1e-12
+MAX_VARIANCE_GAIN = 2.0  # keep_variance widens a coefficient's spread over time at most this much
 
 
 class KnnVoiceChanger:
@@ -129,10 +131,14 @@ class KnnVoiceChanger:
         frames = torch.cat([envelope for _, envelope in target], dim=1)  # [bins, N]
         normalized = _statistics([frames]).normalize(frames)
         self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
+        self.cepstra = dct_matrix(frames.shape[0], config.cepstra + 1)[1:]  # [cepstra, bins]: c1..c_n
+        self.variances = {}  # voiced flag -> the target's cepstral variance over an utterance's frames [cepstra]
         for flag in (True, False):
             chosen = voiced == flag
             if int(chosen.sum()) >= config.k:
                 self.pools[flag] = (FramePool([normalized[:, chosen]], config), frames[:, chosen].T.contiguous())
+                self.variances[flag] = _utterance_variance(
+                    [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
 
     @property
     def pool_size(self) -> int:
@@ -151,6 +157,8 @@ class KnnVoiceChanger:
             if chosen.any():
                 nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
                 matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
+                if self.config.keep_variance:
+                    matched[:, chosen] = self.with_target_variance(matched[:, chosen], flag)
         moved = blend_toward(log_envelope, matched, self.config.blend, self.config.smooth_frames)  # [bins, T]
         moved = moved.T.double().numpy()  # [T, bins]
         changed = world.WorldFrames(world.transform_f0(frames.f0, self.alignment), np.exp(moved).copy(order="C"),
@@ -158,12 +166,29 @@ class KnnVoiceChanger:
         out = world.synthesize(changed, self.sample_rate, len(wav), settings)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
+    def with_target_variance(self, matched: torch.Tensor, flag: bool) -> torch.Tensor:
+        """Neighbours' means ``[bins, T]`` with their cepstra c1..c_n spread over time as much as the target's
+        frames spread in an utterance: an average of k frames is smoother than any one frame, which blurs the
+        contrast between sounds (global variance compensation, Toda et al. 2007, on the matched frames)."""
+        if matched.shape[1] < 2:
+            return matched
+        cepstra = self.cepstra @ matched  # [cepstra, T]
+        mean = cepstra.mean(dim=1, keepdim=True)
+        scale = (self.variances[flag] / cepstra.var(dim=1).clamp_min(1e-8)).sqrt().clamp(1.0, MAX_VARIANCE_GAIN)
+        return matched + self.cepstra.T @ ((cepstra - mean) * (scale[:, None] - 1.0))  # only c1..c_n change
+
     def _log_envelope(self, wav: np.ndarray, warp: float = 1.0, frames: world.WorldFrames | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Voicing ``[T]`` and the log envelope ``[bins, T]``, warped by ``warp``, of ``wav`` (or of its ``frames``)."""
         frames = frames or world.analyse(wav, self.sample_rate, self.alignment.settings)
         envelope = world.warp_envelope(frames.envelope, warp)
         return torch.from_numpy(frames.f0 > 0), torch.from_numpy(np.log(envelope + LOG_FLOOR).T.astype(np.float32))
+
+
+def _utterance_variance(cepstra: list[torch.Tensor]) -> torch.Tensor:
+    """The mean over utterances of each coefficient's variance over an utterance's frames: ``[n, T_i]`` -> ``[n]``."""
+    variances = [c.var(dim=1) for c in cepstra if c.shape[1] >= 2]
+    return torch.stack(variances).mean(dim=0) if variances else torch.ones(cepstra[0].shape[0])
 
 
 def _statistics(envelopes: list[torch.Tensor]) -> SpeakerStats:
