@@ -388,7 +388,7 @@ FACE_MODEL = REPO / "samples" / "models" / "faces_vae.safetensors"
 
 def plant_face_folder(source: Path, folder: Path, share: float, seed: int) -> dict[Path, str]:
     """Copy the images under ``source`` into ``folder``, plant non-faces and broken images; {path: kind}."""
-    from voiceconv.data.faces import image_files
+    from voiceconv.faces.data import image_files
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
@@ -417,7 +417,7 @@ def plant_face_folder(source: Path, folder: Path, share: float, seed: int) -> di
 
 
 def benchmark_faces(share: float, seed: int) -> None:
-    from voiceconv.audit_faces import audit_face_folder
+    from voiceconv.faces.audit import audit_face_folder
 
     print(f"\nFace folders with {share:.0%} non-faces (Caltech-101 objects) and {share:.0%} broken images; "
           f"model {FACE_MODEL.relative_to(REPO)} (trained on these very faces)\n")

@@ -224,7 +224,7 @@ def test_the_audit_library_loads_no_training_code_and_no_gradio():
     import subprocess
     import sys
 
-    probe = ("import json, sys; import voiceconv.audit, voiceconv.audit_faces; "
+    probe = ("import json, sys; import voiceconv.audit, voiceconv.faces.audit; "
              "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('voiceconv.', 'gradio')))))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
                             check=False)

@@ -41,7 +41,7 @@ from voiceconv.cli import main
 from voiceconv.convert import Converter
 from voiceconv.errors import AudioError
 from voiceconv.files import atomic_output, remove_abandoned
-from voiceconv.facemodels import load_face_model
+from voiceconv.faces.tools import load_face_model
 from voiceconv.modelcheck import check_output
 from voiceconv.modelfile import ModelFileError, read_header
 from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip

@@ -12,12 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_web_page_and_the_converter_load_no_training_code():
     """A server imports the page (both tabs) and the converter; none of that may pull in voiceconv.train, or the
-    training corpora's loader (conversion's speaker statistics live with the features)."""
-    probe = ("import json, sys; import app, voiceconv.web.page, voiceconv.web.faces, voiceconv.web.face_views, "
+    training corpora's loader (conversion's speaker statistics live with the features), or the face families' training
+code (voiceconv.faces' recipes, tasks and debias)."""
+    probe = ("import json, sys; import app, voiceconv.web.page, voiceconv.web.faces, voiceconv.faces.views, "
              "voiceconv.convert, voiceconv.batch; "
              "print(json.dumps(sorted(m for m in sys.modules if m.startswith('voiceconv.'))))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert "voiceconv.convert" in loaded and "voiceconv.web.page" in loaded  # the probe saw what it imported
-    assert [m for m in loaded if m.startswith("voiceconv.train") or m == "voiceconv.data.speakers"] == []
+    training = ("voiceconv.data.speakers", "voiceconv.faces.recipes", "voiceconv.faces.tasks", "voiceconv.faces.debias")
+    assert [m for m in loaded if m.startswith("voiceconv.train") or m in training] == []

@@ -17,7 +17,7 @@ from voiceconv.audio.io import load_audio, save_audio
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import from_dict
 from voiceconv.families import SPEECH_VAE
-from voiceconv.facemodels import load_weights
+from voiceconv.faces.tools import load_weights
 from voiceconv.modelfile import ModelFileError, load_model_file
 from voiceconv.models.base import evaluating
 from voiceconv.models.vae import VAE, VAEConfig

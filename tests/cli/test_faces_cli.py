@@ -15,8 +15,8 @@ from PIL import Image
 
 from voiceconv.cli import main
 from voiceconv.errors import ConfigError
-from voiceconv.data.faces import load_face_image
-from voiceconv.facemodels import load_face_model, traverse, typical_code
+from voiceconv.faces.data import load_face_image
+from voiceconv.faces.tools import load_face_model, traverse, typical_code
 from voiceconv.modelfile import load_model_file, read_header, save_model_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,12 +231,13 @@ def test_every_family_names_its_pieces_and_they_exist():
 
 def test_model_file_checks_and_face_loaders_cover_exactly_the_registry_kinds():
     """A kind added to the registry without a model-file check (or a check left for a removed kind) fails here."""
-    from voiceconv import facemodels, modelcheck
+    from voiceconv import modelcheck
+    from voiceconv.faces import tools as face_tools
     from voiceconv.families import FACE_CLASSIFIER, FAMILIES
 
     assert set(modelcheck.KINDS) == set(FAMILIES) | {FACE_CLASSIFIER}
-    face_loaded = {kind for kind, entry in FAMILIES.items() if entry.loader == "voiceconv.facemodels:load_face_model"}
-    assert set(facemodels.LOADERS) == face_loaded
+    face_loaded = {kind for kind, entry in FAMILIES.items() if entry.loader == "voiceconv.faces.tools:load_face_model"}
+    assert set(face_tools.LOADERS) == face_loaded
 
 
 def test_a_voice_recipe_may_name_its_kind(tmp_path):

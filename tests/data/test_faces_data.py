@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from voiceconv.data import faces as face_data
-from voiceconv.data.faces import (FaceFolder, decode_image, image_grid, load_face_folder, load_face_image,
+from voiceconv.faces import data as face_data
+from voiceconv.faces.data import (FaceFolder, decode_image, image_grid, load_face_folder, load_face_image,
                                   random_flips, save_grid, to_float, to_pixels)
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.train.debias import hold_out, imbalanced_split
-from voiceconv.train.face_recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
+from voiceconv.faces.debias import hold_out, imbalanced_split
+from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
 
 
 def write_image(path, array: np.ndarray, mode: str | None = None):

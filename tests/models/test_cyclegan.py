@@ -183,7 +183,7 @@ def test_one_direction_check_for_voice_and_face_conversion():
     from conftest import SAMPLES
     from voiceconv.convert import Converter
     from voiceconv.errors import ConfigError
-    from voiceconv.facemodels import translate
+    from voiceconv.faces.tools import translate
     from voiceconv.models.cyclegan import checked_direction
 
     assert [checked_direction(d) for d in ("a2b", "b2a")] == ["a2b", "b2a"]

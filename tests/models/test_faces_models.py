@@ -11,7 +11,7 @@ import torch
 from conftest import harmonic_tone
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import save_audio
-from voiceconv.data.faces import FaceFolder
+from voiceconv.faces.data import FaceFolder
 from voiceconv.data.speakers import load_speaker
 from voiceconv.losses import gaussian_kl_divergence, reparameterize
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
@@ -19,8 +19,8 @@ from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
 from voiceconv.nn import ConvDecoder, ConvEncoder
 from voiceconv.speechmodels import reconstruct_audio, reconstruct_image
-from voiceconv.train.face_recipes import FaceDataConfig, FaceDBVAERecipe
-from voiceconv.train.faces import DebiasingTask, group_balanced_weights
+from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe
+from voiceconv.faces.tasks import DebiasingTask, group_balanced_weights
 from voiceconv.train.loop import TrainConfig, fit
 from voiceconv.train.speech_vae import SpeechVAEDataConfig, SpeechVAERecipe, SpeechVAETask
 

@@ -103,8 +103,8 @@ def test_face_models_are_discovered_beside_voice_models_and_described(models_dir
 
 
 def test_rarity_reference_comes_from_the_model_file_and_its_absence_is_a_clear_error(models_dir):
-    from voiceconv.facemodels import load_face_model
-    from voiceconv.web.face_views import rarity_reference
+    from voiceconv.faces.tools import load_face_model
+    from voiceconv.faces.views import rarity_reference
 
     model, _ = load_face_model(models_dir / "faces_dbvae.safetensors")
     stored = rarity_reference(model)  # no training data needed

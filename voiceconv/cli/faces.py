@@ -118,7 +118,7 @@ def _add_audit(tools) -> None:
 
 
 def _run_audit(args) -> int:
-    from voiceconv.audit_faces import audit_face_folder
+    from voiceconv.faces.audit import audit_face_folder
 
     report = audit_face_folder(args.folder, args.model)
     print(report.markdown(), end="")
@@ -131,7 +131,7 @@ def _read_images(paths: list[Path], size: int, limit: int):
     """``[N, 3, size, size]`` from image files and folders (first ``limit`` images, sorted per folder)."""
     import torch
 
-    from voiceconv.data.faces import image_files, load_face_image
+    from voiceconv.faces.data import image_files, load_face_image
     from voiceconv.errors import VoiceconvError
 
     files = [f for p in paths for f in (image_files(p) if p.is_dir() else [p])][:limit]
@@ -141,21 +141,21 @@ def _read_images(paths: list[Path], size: int, limit: int):
 
 
 def _load(args):
-    from voiceconv.facemodels import load_face_model
+    from voiceconv.faces.tools import load_face_model
 
     model, header = load_face_model(args.model)
     return model, header["image"]["height"]
 
 
 def _save(args, images, columns: int) -> int:
-    from voiceconv.data.faces import save_grid
+    from voiceconv.faces.data import save_grid
 
     print(save_grid(args.out, images, columns))
     return 0
 
 
 def _run_reconstruct(args) -> int:
-    from voiceconv.facemodels import reconstruct
+    from voiceconv.faces.tools import reconstruct
 
     model, size = _load(args)
     images = _read_images(args.images, size, args.limit)
@@ -171,14 +171,14 @@ def _rows(originals, results):
 
 
 def _run_sample(args) -> int:
-    from voiceconv.facemodels import sample
+    from voiceconv.faces.tools import sample
 
     model, _ = _load(args)
     return _save(args, sample(model, args.count, args.seed), 8)
 
 
 def _run_traverse(args) -> int:
-    from voiceconv.facemodels import most_active_latents, require_model_class, traverse
+    from voiceconv.faces.tools import most_active_latents, require_model_class, traverse
     from voiceconv.models.vae import VAE
 
     model, size = _load(args)
@@ -191,7 +191,7 @@ def _run_traverse(args) -> int:
 
 
 def _run_interpolate(args) -> int:
-    from voiceconv.facemodels import interpolate
+    from voiceconv.faces.tools import interpolate
 
     model, size = _load(args)
     first, second = _read_images([args.first], size, 1), _read_images([args.second], size, 1)
@@ -199,7 +199,7 @@ def _run_interpolate(args) -> int:
 
 
 def _run_translate(args) -> int:
-    from voiceconv.facemodels import translate
+    from voiceconv.faces.tools import translate
 
     model, size = _load(args)
     images = _read_images(args.images, size, args.limit)
@@ -209,8 +209,8 @@ def _run_translate(args) -> int:
 def _run_compare(args) -> int:
     import logging
 
-    from voiceconv.train.debias import compare_debiasing, markdown_report
-    from voiceconv.train.face_recipes import FaceDBVAERecipe
+    from voiceconv.faces.debias import compare_debiasing, markdown_report
+    from voiceconv.faces.recipes import FaceDBVAERecipe
     from voiceconv.families import recipe_kind
     from voiceconv.train.recipes import load_recipe_as
 

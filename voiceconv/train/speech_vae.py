@@ -26,7 +26,7 @@ from voiceconv.families import SPEECH_VAE
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
 from voiceconv.speechmodels import reconstruct_image
-from voiceconv.train.faces import add_images
+from voiceconv.faces.tasks import add_images
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 from voiceconv.train.voice import speaker_name

@@ -18,23 +18,27 @@ face; ``/traverse_face`` (image or None, model) -> traversal grid;
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
+from torch import nn
 
-from voiceconv.data.faces import IMAGE_SUFFIXES
 from voiceconv.errors import VoiceconvError
+from voiceconv.faces.data import IMAGE_SUFFIXES, load_face_image
 from voiceconv.families import FACE_DBVAE, FACE_GAN, FACE_VAE
-from voiceconv.facemodels import typical_code
-from voiceconv.models.vae import VAE
-from voiceconv.web.face_views import (MAX_SLIDERS, SLIDER_SPAN, FaceModels, debias_face, edited_face, explore_face,
-                                     interpolation_strip, load_upload_face, sample_grid, slider_latents, traversal_grid)
-from voiceconv.web.limits import Limits, UploadError, user_message
+from voiceconv.faces.tools import load_face_model, typical_code
+from voiceconv.faces.views import (MAX_SLIDERS, SLIDER_SPAN, debias_face, edited_face, explore_face,
+                                   interpolation_strip, rarity_reference, sample_grid, slider_latents, traversal_grid)
+from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
+from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
 from voiceconv.web.models import FaceModelInfo
 from voiceconv.web.messages import shown_as_message
 
@@ -49,6 +53,85 @@ SLIDERS_PER_ROW = 4
 log = logging.getLogger(__name__)
 
 
+# --- uploads and the models ----------------------------------------------------------------------
+def load_upload_face(path: str | Path | None, size: int, limits: Limits) -> torch.Tensor:
+    """An uploaded image as the model sees it, ``[1, 3, size, size]`` in [-1, 1] (safe loader, size limit)."""
+    if not path:
+        raise UploadError("no face yet: upload an image or pick one of the sample faces")
+    check_upload_size(path, limits)
+    stat = os.stat(path)
+    return _decoded(str(path), size, stat.st_mtime_ns, stat.st_size)[None]
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded(path: str, size: int, mtime_ns: int, file_size: int) -> torch.Tensor:
+    """Decoded once per file version: slider moves re-render the same upload many times."""
+    return load_face_image(path, size)
+
+
+# --- the models -----------------------------------------------------------------------------------
+class FaceModels:
+    """The discovered face models, each loaded on first use and shared by all requests."""
+
+    def __init__(self, infos: dict[str, FaceModelInfo]):
+        self.infos = infos
+        self._loaded: dict[str, tuple[nn.Module, dict]] = {}
+        self._rarity: dict[str, LatentHistograms | VoiceconvError] = {}
+        self._lock = threading.Lock()
+
+    def keys_of(self, *kinds: str) -> list[str]:
+        """Keys of the models of these kinds: those of the first kind first, each kind in discovery order."""
+        return [key for kind in kinds for key, info in self.infos.items() if info.kind == kind]
+
+    def info(self, key: str) -> FaceModelInfo:
+        """The discovered face model called ``key``; anything else is refused."""
+        if key not in self.infos:
+            raise UploadError(f"unknown face model {key!r}; choose one of {', '.join(self.infos) or 'none'}")
+        return self.infos[key]
+
+    def model(self, key: str) -> nn.Module:
+        """The loaded model (eval mode) called ``key``."""
+        return self._load(key)[0]
+
+    def vae(self, key: str) -> VAE:
+        """The loaded VAE or debiasing VAE called ``key``; refused for a GAN (it has no encoder)."""
+        model = self.model(key)
+        if not isinstance(model, VAE):
+            raise UploadError(f"{key} is a {self.info(key).kind} model; reconstructing needs a VAE")
+        return model
+
+    def dbvae(self, key: str) -> DebiasingVAE:
+        """The loaded debiasing VAE called ``key``."""
+        model = self.model(key)
+        if not isinstance(model, DebiasingVAE):
+            raise UploadError(f"{key} is a {self.info(key).kind} model; the debiasing view needs a face-dbvae model")
+        return model
+
+    def rarity(self, key: str) -> LatentHistograms:
+        """The debiasing VAE's rarity reference, built once; VoiceconvError if its file lacks the training codes."""
+        model, _ = self._load(key)
+        with self._lock:
+            if key not in self._rarity:
+                try:
+                    self._rarity[key] = rarity_reference(model)
+                except VoiceconvError as err:
+                    self._rarity[key] = err
+            found = self._rarity[key]
+        if isinstance(found, VoiceconvError):
+            raise found
+        return found
+
+    def _load(self, key: str) -> tuple[nn.Module, dict]:
+        info = self.info(key)
+        with self._lock:
+            if key not in self._loaded:
+                log.info("loading %s", info.path)
+                self._loaded[key] = load_face_model(info.path)
+            return self._loaded[key]
+
+
+
+# --- the handlers --------------------------------------------------------------------------------
 class FaceHandlers:
     """The Faces tab's event handlers; models are chosen by key among the discovered face models."""
 

@@ -1,8 +1,8 @@
 """Using trained image models: load face model files (weights only) and make pictures with them.
 
 Every function takes and returns images ``[N, C, H, W]`` in [-1, 1]; the CLI
-(``voiceconv faces ...``) reads image files with :func:`voiceconv.data.faces.load_face_image`
-and writes grids with :func:`voiceconv.data.faces.save_grid`.
+(``voiceconv faces ...``) reads image files with :func:`voiceconv.faces.data.load_face_image`
+and writes grids with :func:`voiceconv.faces.data.save_grid`.
 """
 
 from __future__ import annotations

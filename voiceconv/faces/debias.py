@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 
 from voiceconv.config import to_dict
-from voiceconv.data.faces import FaceFolder, concatenate, encode_in_chunks, save_grid, to_float
 from voiceconv.errors import ConfigError
+from voiceconv.faces.data import FaceFolder, concatenate, encode_in_chunks, save_grid, to_float
+from voiceconv.faces.recipes import FaceDBVAERecipe, SplitConfig
+from voiceconv.faces.tasks import DebiasingTask, load_groups
 from voiceconv.files import atomic_output
-from voiceconv.models.vae import DebiasingVAE, FaceClassifier
 from voiceconv.models.base import evaluating
-from voiceconv.train.face_recipes import FaceDBVAERecipe, SplitConfig
-from voiceconv.train.faces import DebiasingTask, load_groups
+from voiceconv.models.vae import DebiasingVAE, FaceClassifier
 from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 

@@ -1,30 +1,24 @@
-"""What the Faces tab computes, without gradio: face models loaded once, reconstructions, latent edits, samples,
-and the debiasing VAE's view of a face (is it a face, and how rare is it among the training faces).
+"""What the Faces tab shows, without gradio or the web layer: reconstructions, latent edits, traversals,
+morphs, samples, and the debiasing VAE's view of a face (is it a face, and how rare is it among the training faces).
 
 Pictures come back as RGB ``uint8 [H, W, 3]`` arrays, enlarged by whole pixels
-(nearest neighbour) so that 64 x 64 faces stay crisp on the page.
+(nearest neighbour) so that 64 x 64 faces stay crisp on the page. The page's
+model registry and upload handling are in :mod:`voiceconv.web.faces`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from voiceconv.data.faces import image_grid, load_face_image, to_pixels
 from voiceconv.errors import VoiceconvError
-from voiceconv.facemodels import (interpolate, load_face_model, most_active_latents, sample, traverse,
-                                   typical_code)
+from voiceconv.faces.data import image_grid, to_pixels
+from voiceconv.faces.tools import interpolate, most_active_latents, sample, traverse, typical_code
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
-from voiceconv.web.limits import Limits, UploadError, check_upload_size
-from voiceconv.web.models import FaceModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +32,7 @@ TRAVERSAL_STEPS = 7  # columns of the traversal grid, -SLIDER_SPAN to +SLIDER_SP
 INTERPOLATION_STEPS = 8  # faces in a morph, both ends included
 
 
-# --- pictures and uploads -------------------------------------------------------------------------
+# --- pictures --------------------------------------------------------------------------------
 def enlarged(image: torch.Tensor, face_size: int, target_pixels: int = FACE_PIXELS) -> np.ndarray:
     """A ``[C, H, W]`` image in [-1, 1] -> RGB ``uint8``, each pixel repeated ``target_pixels // face_size`` times."""
     pixels = to_pixels(image).permute(1, 2, 0).numpy()  # [H, W, C]
@@ -46,82 +40,6 @@ def enlarged(image: torch.Tensor, face_size: int, target_pixels: int = FACE_PIXE
         pixels = np.repeat(pixels, 3, axis=-1)
     scale = max(1, target_pixels // face_size)
     return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
-
-
-def load_upload_face(path: str | Path | None, size: int, limits: Limits) -> torch.Tensor:
-    """An uploaded image as the model sees it, ``[1, 3, size, size]`` in [-1, 1] (safe loader, size limit)."""
-    if not path:
-        raise UploadError("no face yet: upload an image or pick one of the sample faces")
-    check_upload_size(path, limits)
-    stat = os.stat(path)
-    return _decoded(str(path), size, stat.st_mtime_ns, stat.st_size)[None]
-
-
-@functools.lru_cache(maxsize=32)
-def _decoded(path: str, size: int, mtime_ns: int, file_size: int) -> torch.Tensor:
-    """Decoded once per file version: slider moves re-render the same upload many times."""
-    return load_face_image(path, size)
-
-
-# --- the models -----------------------------------------------------------------------------------
-class FaceModels:
-    """The discovered face models, each loaded on first use and shared by all requests."""
-
-    def __init__(self, infos: dict[str, FaceModelInfo]):
-        self.infos = infos
-        self._loaded: dict[str, tuple[nn.Module, dict]] = {}
-        self._rarity: dict[str, LatentHistograms | VoiceconvError] = {}
-        self._lock = threading.Lock()
-
-    def keys_of(self, *kinds: str) -> list[str]:
-        """Keys of the models of these kinds: those of the first kind first, each kind in discovery order."""
-        return [key for kind in kinds for key, info in self.infos.items() if info.kind == kind]
-
-    def info(self, key: str) -> FaceModelInfo:
-        """The discovered face model called ``key``; anything else is refused."""
-        if key not in self.infos:
-            raise UploadError(f"unknown face model {key!r}; choose one of {', '.join(self.infos) or 'none'}")
-        return self.infos[key]
-
-    def model(self, key: str) -> nn.Module:
-        """The loaded model (eval mode) called ``key``."""
-        return self._load(key)[0]
-
-    def vae(self, key: str) -> VAE:
-        """The loaded VAE or debiasing VAE called ``key``; refused for a GAN (it has no encoder)."""
-        model = self.model(key)
-        if not isinstance(model, VAE):
-            raise UploadError(f"{key} is a {self.info(key).kind} model; reconstructing needs a VAE")
-        return model
-
-    def dbvae(self, key: str) -> DebiasingVAE:
-        """The loaded debiasing VAE called ``key``."""
-        model = self.model(key)
-        if not isinstance(model, DebiasingVAE):
-            raise UploadError(f"{key} is a {self.info(key).kind} model; the debiasing view needs a face-dbvae model")
-        return model
-
-    def rarity(self, key: str) -> LatentHistograms:
-        """The debiasing VAE's rarity reference, built once; VoiceconvError if its file lacks the training codes."""
-        model, _ = self._load(key)
-        with self._lock:
-            if key not in self._rarity:
-                try:
-                    self._rarity[key] = rarity_reference(model)
-                except VoiceconvError as err:
-                    self._rarity[key] = err
-            found = self._rarity[key]
-        if isinstance(found, VoiceconvError):
-            raise found
-        return found
-
-    def _load(self, key: str) -> tuple[nn.Module, dict]:
-        info = self.info(key)
-        with self._lock:
-            if key not in self._loaded:
-                log.info("loading %s", info.path)
-                self._loaded[key] = load_face_model(info.path)
-            return self._loaded[key]
 
 
 # --- reconstruct and edit -------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""Training the lecture's generative models on faces: tasks for the one loop, model export and entry points
-(the recipes are in :mod:`voiceconv.train.face_recipes`, face folders in :mod:`voiceconv.data.faces`).
+"""Training the lecture's generative models on faces: tasks for the one loop (:func:`voiceconv.train.loop.fit`),
+model export and entry points (the recipes are in :mod:`voiceconv.faces.recipes`, face folders in
+:mod:`voiceconv.faces.data`).
 
 * ``face-vae``: a VAE on face images (:class:`FaceVAETask`).
 * ``face-dbvae``: a debiasing VAE, face / non-face, with adaptive resampling of the faces (:class:`DebiasingTask`).
 * ``face-gan``: a DCGAN (:class:`FaceGANTask`).
 * ``face-cyclegan``: the voice CycleGAN's own code between two face domains, e.g. grey <-> colour (:class:`FaceCycleGANTask`).
 
-Every task draws its batches from cached ``uint8`` pixels (:mod:`voiceconv.data.faces`) and
+Every task draws its batches from cached ``uint8`` pixels (:mod:`voiceconv.faces.data`) and
 mirrors half of them; every model file is safetensors with a JSON header (:mod:`voiceconv.modelfile`).
 """
 
@@ -18,9 +19,10 @@ from pathlib import Path
 import torch
 
 from voiceconv.config import to_dict
-from voiceconv.data.faces import (FaceFolder, concatenate, encode_in_chunks, image_grid, load_face_folder, random_flips,
-                                  to_float)
 from voiceconv.errors import ConfigError
+from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, image_grid, load_face_folder, random_flips,
+                                  to_float)
+from voiceconv.faces.recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
 from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfile import save_model_file
@@ -28,25 +30,10 @@ from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, debiasing_weights
-from voiceconv.train.face_recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
 from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -60,8 +47,6 @@ def load_groups(folders: tuple[str, ...], size: int, cache_dir: Path, min_images
         for reason in group.skipped:
             log.warning("skipped: %s", reason)
     return groups
-
-
 
 
 def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -85,17 +70,33 @@ def image_header(size: int) -> dict:
 
 
 # --- tasks ----------------------------------------------------------------------------------------
-class FaceVAETask:
-    """A VAE on every image of the face folders."""
+class PooledFacesTask:
+    """A model of ``model_class`` trained on every image of the face folders, pooled; batches drawn uniformly.
 
-    def __init__(self, recipe: FaceVAERecipe, groups: list[FaceFolder]):
+    The base of :class:`FaceVAETask` and :class:`FaceGANTask`: they differ in
+    their model, what they show in TensorBoard and what their model file holds.
+    """
+
+    model_class: type[VAE] | type[DCGAN]
+
+    def __init__(self, recipe: FaceVAERecipe | FaceGANRecipe, groups: list[FaceFolder]):
         size = recipe.data.size
         self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
-        self.model = VAE(3, size, size, recipe.model, seed=recipe.train.seed)
-        self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
+        self.model = self.model_class(3, size, size, recipe.model, seed=recipe.train.seed)
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """``{"images": [batch_size, 3, S, S]}`` drawn uniformly with replacement, half mirrored when ``data.flip``."""
         return {"images": random_faces(self.faces.pixels, batch_size, self.recipe.data.flip, generator)}
+
+
+class FaceVAETask(PooledFacesTask):
+    """A VAE on every image of the face folders."""
+
+    model_class = VAE
+
+    def __init__(self, recipe: FaceVAERecipe, groups: list[FaceFolder]):
+        super().__init__(recipe, groups)
+        self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -213,17 +214,14 @@ class DebiasingTask:
         save_model_file(path, {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}, header)
 
 
-class FaceGANTask:
+class FaceGANTask(PooledFacesTask):
     """A DCGAN on every image of the face folders."""
 
-    def __init__(self, recipe: FaceGANRecipe, groups: list[FaceFolder]):
-        size = recipe.data.size
-        self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
-        self.model = DCGAN(3, size, size, recipe.model, seed=recipe.train.seed)
-        self.fixed_latents = torch.randn(32, recipe.model.latent, generator=torch.Generator().manual_seed(0))
+    model_class = DCGAN
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"images": random_faces(self.faces.pixels, batch_size, self.recipe.data.flip, generator)}
+    def __init__(self, recipe: FaceGANRecipe, groups: list[FaceFolder]):
+        super().__init__(recipe, groups)
+        self.fixed_latents = torch.randn(32, recipe.model.latent, generator=torch.Generator().manual_seed(0))
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:

@@ -69,8 +69,8 @@ def audit_face_folder(folder: str | Path, model_path: str | Path,
     """Audit every image under ``folder`` with the face VAE (or DB-VAE) in ``model_path``."""
     import torch
 
-    from voiceconv.data.faces import image_files, load_face_image
-    from voiceconv.facemodels import load_face_model, require_model_class
+    from voiceconv.faces.data import image_files, load_face_image
+    from voiceconv.faces.tools import load_face_model, require_model_class
     from voiceconv.models.vae import VAE
 
     model, header = load_face_model(model_path)

@@ -1,5 +1,5 @@
 """The recipes of the face families (``face-vae``, ``face-dbvae``, ``face-gan``, ``face-cyclegan``): what a YAML
-recipe of each holds. The tasks that train them are in :mod:`voiceconv.train.faces` and :mod:`voiceconv.train.debias`."""
+recipe of each holds. The tasks that train them are in :mod:`voiceconv.faces.tasks` and :mod:`voiceconv.faces.debias`."""
 
 from __future__ import annotations
 
