@@ -81,6 +81,28 @@ def test_keep_variance_gives_matched_frames_the_targets_spread_over_time():
     torch.testing.assert_close(restored.mean(dim=1), (changer.cepstra @ narrow).mean(dim=1), atol=1e-3, rtol=0)
 
 
+def test_voiced_only_leaves_unvoiced_sounds_where_they_are():
+    """With voiced_only the pull moves vowels and voiced consonants only: noise (a fricative's sound) comes out
+    (nearly) as WORLD resynthesized it, while the default pulls it toward the target's unvoiced frames."""
+    rng = np.random.default_rng(0)
+    voices = [harmonic_tone(1.0, f0=150.0 + 9 * i, seed=i) for i in range(3)]
+    hisses = [(0.05 * rng.standard_normal(16000)).astype(np.float32) for _ in range(3)]
+    shaped = [np.convolve(hiss, np.ones(4) / 4, mode="same").astype(np.float32) for hiss in hisses]  # another hiss
+    same = PitchStats(5.0, 0.2)
+    alignment = Alignment(same, same, 1.0)
+    config = KnnConfig(k=2, cepstra=12, blend=1.0)
+    noise = hisses[0]
+    resynthesized = copy_synthesize(noise, 16000, alignment.settings)
+    pulled = KnnVoiceChanger(voices + hisses, voices + shaped, 16000, alignment, config)(noise)
+    kept = KnnVoiceChanger(voices + hisses, voices + shaped, 16000, alignment,
+                           dataclasses.replace(config, voiced_only=True))(noise)
+    def moved(wav: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((wav - resynthesized) ** 2)))
+
+    assert moved(pulled) > 0.1 * np.sqrt(np.mean(resynthesized ** 2))
+    assert moved(kept) < 0.2 * moved(pulled)  # only the few frames the tracker calls voiced in noise move
+
+
 def test_a_smoothed_pull_keeps_the_frames_quick_changes_and_averages_the_move():
     """With ``smooth_frames`` the move toward the neighbours is averaged over time: a constant move passes whole,
     while the source's own frame-to-frame changes stay in the result."""

@@ -49,6 +49,7 @@ class KnnConfig:
     cepstra: int = 24  # cepstral coefficients c1..c_n describing a frame
     blend: float = 0.5  # how far the target moves toward the neighbours' mean (0 = the source itself)
     smooth_frames: int = 1  # the move is averaged over this many frames (odd; 1 = frame by frame)
+    voiced_only: bool = False  # leave unvoiced frames (the noise of fricatives and bursts) where they are
     keep_variance: bool = False  # give the neighbours' means the target's variance over time (global variance)
     reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
 
@@ -154,7 +155,7 @@ class KnnVoiceChanger:
         matched = log_envelope.clone()
         for flag, (pool, pool_frames) in self.pools.items():
             chosen = voiced == flag
-            if chosen.any():
+            if chosen.any() and (flag or not self.config.voiced_only):
                 nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
                 matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
                 if self.config.keep_variance:
