@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceconv.audit import Flags, robust_threshold, table_csv, write_text
+from voiceconv.audit.outliers import robust_threshold
+from voiceconv.audit.report import Flags, table_csv, write_text
 from voiceconv.errors import ImageFileError, VoiceconvError
 
 BATCH = 64  # images reconstructed at once
