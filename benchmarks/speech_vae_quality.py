@@ -24,7 +24,7 @@ from voiceconv.audio.features import MelImageEncoder
 from voiceconv.audio.io import audio_files, load_audio, save_audio
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.evaluate.mcd import mel_cepstral_distortion
-from voiceconv.speechmodels import load_speech_vae, reconstruct_image
+from voiceconv.speech_vae import load_speech_vae, reconstruct_image
 
 
 def measure(model_path: Path, inputs: list[Path], limit: int, out: Path | None) -> list[dict]:

@@ -83,7 +83,7 @@ FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
                 "voiceconv.faces.tasks:train_face_cyclegan", "voiceconv.faces.tools:load_face_model",
                 data_options=("faces_a", "faces_b")),
     ModelFamily(SPEECH_VAE, "speech VAE", "voiceconv.train.speech_vae:SpeechVAERecipe",
-                "voiceconv.train.speech_vae:train_speech_vae", "voiceconv.speechmodels:load_speech_vae",
+                "voiceconv.train.speech_vae:train_speech_vae", "voiceconv.speech_vae:load_speech_vae",
                 data_options=("speaker",)),
 )}
 

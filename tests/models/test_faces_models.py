@@ -8,19 +8,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import harmonic_tone
+from conftest import REPO, harmonic_tone
 from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import save_audio
-from voiceconv.faces.data import FaceFolder
 from voiceconv.data.speakers import load_speaker
+from voiceconv.errors import VoiceconvError
+from voiceconv.faces.data import FaceFolder
+from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe
+from voiceconv.faces.tasks import DebiasingTask, group_balanced_weights
 from voiceconv.losses import gaussian_kl_divergence, reparameterize
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig, debiasing_weights
 from voiceconv.nn import ConvDecoder, ConvEncoder
-from voiceconv.speechmodels import reconstruct_audio, reconstruct_image
-from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe
-from voiceconv.faces.tasks import DebiasingTask, group_balanced_weights
+from voiceconv.speech_vae import load_speech_vae, reconstruct_audio, reconstruct_image
 from voiceconv.train.loop import TrainConfig, fit
 from voiceconv.train.speech_vae import SpeechVAEDataConfig, SpeechVAERecipe, SpeechVAETask
 
@@ -188,3 +189,24 @@ def test_vae_on_spectrogram_crops_trains_and_reconstructs_audio(tmp_path):
     assert reconstruct_image(task.model, image).shape == image.shape
     reconstruct_audio(outcome.model_path, tmp_path / "speaker" / "0.wav", tmp_path / "vae.wav")
     assert sf.info(tmp_path / "vae.wav").duration == pytest.approx(1.5, abs=0.05)
+
+
+def test_a_speech_vae_loader_refuses_another_kind_before_reading_its_weights(tmp_path):
+    """A face VAE file with damaged (NaN) weights: refused for its kind, which is read first, not for its weights."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from voiceconv.faces.tools import load_face_model
+
+    source = REPO / "samples" / "models" / "faces_vae.safetensors"
+    with safe_open(str(source), "pt") as f:
+        metadata, tensors = f.metadata(), {name: f.get_tensor(name) for name in f.keys()}
+    name = next(n for n, t in tensors.items() if t.is_floating_point())
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    damaged = tmp_path / "faces_vae_nan.safetensors"
+    save_file(tensors, str(damaged), metadata=metadata)
+    with pytest.raises(VoiceconvError, match="NaN"):  # the weights are damaged: a loader that reads them says so
+        load_face_model(damaged)
+    with pytest.raises(VoiceconvError, match="'face-vae' model, not a speech VAE") as refused:
+        load_speech_vae(damaged)
+    assert "NaN" not in str(refused.value)

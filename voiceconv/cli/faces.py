@@ -1,4 +1,5 @@
-"""``voiceconv faces ...`` and ``voiceconv speech-vae ...``: the lecture's other generative models' tools."""
+"""``voiceconv faces ...``: the face models' tools (pictures as PNG grids) and the debiasing comparison; the speech
+VAE's command is in :mod:`voiceconv.cli.speech_vae`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from voiceconv.families import FACE_DBVAE
 
 
 def add_verbs(verbs) -> None:
-    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare,audit}`` and ``speech-vae``."""
+    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare,audit}``."""
     faces = verbs.add_parser("faces", help="face VAE / DB-VAE / GAN / CycleGAN tools: pictures as PNG grids",
                              description="Make pictures with a trained face model (from `voiceconv train` with a "
                                          "face recipe), or run the debiasing comparison.")
@@ -24,14 +25,6 @@ def add_verbs(verbs) -> None:
     _add_translate(tools)
     _add_compare(tools)
     _add_audit(tools)
-    speech = verbs.add_parser("speech-vae", help="hear a recording through a speech VAE (Griffin-Lim)",
-                              description="Tools of a speech VAE trained with a speech-vae recipe.")
-    speech_tools = speech.add_subparsers(dest="tool", required=True, metavar="TOOL")
-    p = speech_tools.add_parser("reconstruct", help="audio -> log-mel -> VAE -> Griffin-Lim -> audio")
-    p.add_argument("--model", type=Path, required=True, help="speech-vae model file")
-    p.add_argument("input", type=Path, help="audio file")
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_AUDIO", help=".wav, .flac, .ogg or .mp3")
-    p.set_defaults(run=_run_speech_reconstruct)
 
 
 def _model_and_output(p: argparse.ArgumentParser) -> None:
@@ -221,11 +214,4 @@ def _run_compare(args) -> int:
     report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models))
     print(markdown_report(report))
     print(f"report written to {args.out}/report.md")
-    return 0
-
-
-def _run_speech_reconstruct(args) -> int:
-    from voiceconv.speechmodels import reconstruct_audio
-
-    print(reconstruct_audio(args.model, args.input, args.out))
     return 0

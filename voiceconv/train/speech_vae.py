@@ -1,5 +1,5 @@
 """The face VAE's code on speech: training a VAE of one speaker's log-mel crops (using it:
-:mod:`voiceconv.speechmodels`).
+:mod:`voiceconv.speech_vae`).
 
 The crops are the speaker corpus's (:mod:`voiceconv.data.speakers`), mapped back
 to the [-1, 1] log-mel image range so the decoder's tanh covers them. To hear
@@ -25,7 +25,7 @@ from voiceconv.errors import ConfigError
 from voiceconv.families import SPEECH_VAE
 from voiceconv.modelfile import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
-from voiceconv.speechmodels import reconstruct_image
+from voiceconv.speech_vae import reconstruct_image
 from voiceconv.faces.tasks import add_images
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir

@@ -1,8 +1,10 @@
-"""Using a trained speech VAE: load its model file (weights only) and hear a recording through it.
+"""Using a trained speech VAE (the face VAE's code on log-mel images): load its model file and hear a recording
+through it.
 
 :func:`reconstruct_audio` cuts a recording's log-mel image into crop-wide
 windows, passes each through the encoder (posterior mean) and decoder, and
-plays the result with Griffin-Lim. Training lives in :mod:`voiceconv.train.speech_vae`.
+plays the result with Griffin-Lim. Its command is ``voiceconv speech-vae``
+(:mod:`voiceconv.cli.speech_vae`); training lives in :mod:`voiceconv.train.speech_vae`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import from_dict
 from voiceconv.families import SPEECH_VAE
 from voiceconv.faces.tools import load_weights
-from voiceconv.modelfile import ModelFileError, load_model_file
+from voiceconv.modelfile import load_model_file
 from voiceconv.models.base import evaluating
 from voiceconv.models.vae import VAE, VAEConfig
 
@@ -37,10 +39,11 @@ def reconstruct_image(model: VAE, image: torch.Tensor) -> torch.Tensor:
 
 
 def load_speech_vae(path: str | Path) -> tuple[VAE, FeatureConfig]:
-    """A speech VAE model file -> (VAE in eval mode, its feature config); weights only."""
-    tensors, header = load_model_file(path)
-    if header.get("kind") != SPEECH_VAE:
-        raise ModelFileError(f"{path}: a {header.get('kind')!r} model, not a speech VAE")
+    """A speech VAE model file -> (VAE in eval mode, its feature config).
+
+    A file of another kind is refused (a ModelFileError naming its kind) before any of its weights is read.
+    """
+    tensors, header = load_model_file(path, kinds=(SPEECH_VAE,))
     features, image = from_dict(FeatureConfig, header["features"]), header["image"]
     model = VAE(1, image["height"], image["width"], from_dict(VAEConfig, header["model"]))
     load_weights(model, tensors, path)
