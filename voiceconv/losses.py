@@ -20,21 +20,25 @@ def lsgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return (fake_scores - 1.0).pow(2).mean()
 
 
+def _mean_residual(output: torch.Tensor, target: torch.Tensor, squared: bool) -> torch.Tensor:
+    """E[ |output - target| ] (E[ (output - target)^2 ] when ``squared``): the cycle and identity losses' distance."""
+    residual = output - target
+    return residual.pow(2).mean() if squared else residual.abs().mean()
+
+
 def cycle_consistency_loss(reconstructed: torch.Tensor, original: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Cycle-consistency loss (Zhu et al. 2017, eq. 2): E[ ||F(G(x)) - x||_1 ].
 
     ``squared``: E[ ||F(G(x)) - x||_2^2 ] instead. An L1 penalty pulls with constant force however small the
     residual, so a generator that starts as the identity stays exactly there; the squared one lets small
     changes through."""
-    residual = reconstructed - original
-    return residual.pow(2).mean() if squared else residual.abs().mean()
+    return _mean_residual(reconstructed, original, squared)
 
 
 def identity_loss(mapped: torch.Tensor, original: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Identity-mapping loss (Zhu et al. 2017, sec. 5.2; Kaneko & Kameoka 2018, eq. 4): E[ ||G(y) - y||_1 ]
     (``squared``: E[ ||G(y) - y||_2^2 ], as for the cycle loss)."""
-    residual = mapped - original
-    return residual.pow(2).mean() if squared else residual.abs().mean()
+    return _mean_residual(mapped, original, squared)
 
 
 def pseudo_target_loss(converted: torch.Tensor, pseudo_target: torch.Tensor, bands: int) -> torch.Tensor:

@@ -27,7 +27,9 @@ def test_loads_each_format_back_at_the_right_length(tmp_path, tone, suffix):
     wav = load_audio(path, 16000)
     assert wav.dtype == np.float32 and wav.ndim == 1
     assert abs(len(wav) - len(tone)) <= 2000  # mp3 encoders add priming samples
-    assert np.corrcoef(wav[:8000], tone[:8000])[0, 1] > 0.9 if suffix in (".wav", ".flac") else True
+    # the same waveform, sample-aligned, for the lossy codecs too (the loader drops their priming; measured: ogg
+    # 0.9991, mp3 0.99992, wav and flac 0.9999999)
+    assert np.corrcoef(wav[:8000], tone[:8000])[0, 1] > 0.99
 
 
 def test_stereo_is_downmixed_and_resampled(tmp_path):
