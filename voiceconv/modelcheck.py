@@ -353,10 +353,10 @@ def _speakers(path: Path, header: dict) -> None:
 
 def _registries(path: Path, config) -> None:
     """A CycleGAN's network names, each one of its registry's."""
-    from voiceconv.nn import DISCRIMINATORS, GENERATORS
+    from voiceconv.nn import DISCRIMINATORS, GENERATOR_ARCHITECTURES
     from voiceconv.nn.generators import OUTPUT_MODES
 
-    for field, valid in (("generator", GENERATORS), ("discriminator", DISCRIMINATORS),
+    for field, valid in (("generator", GENERATOR_ARCHITECTURES), ("discriminator", DISCRIMINATORS),
                          ("generator_output", OUTPUT_MODES)):
         value = getattr(config, field)
         if value not in valid:

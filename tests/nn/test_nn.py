@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from voiceconv.nn import (DISCRIMINATORS, GENERATORS, Generator212, PatchDiscriminator, ResnetGenerator,
+from voiceconv.nn import (DISCRIMINATORS, GENERATOR_ARCHITECTURES, Generator212, PatchDiscriminator, ResnetGenerator,
                           build_discriminator, build_generator, count_parameters)
 
 SPECTROGRAM = (1, 80, 64)  # [C, n_mels, frames]
@@ -25,11 +25,11 @@ def small_generator(name: str, in_ch: int, out_ch: int, height: int):
 
 
 def test_registries_name_every_network():
-    assert set(GENERATORS) == {"generator212", "envelope1d", "resnet"}
+    assert set(GENERATOR_ARCHITECTURES) == {"generator212", "envelope1d", "resnet"}
     assert set(DISCRIMINATORS) == {"patch"}
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("name", sorted(GENERATOR_ARCHITECTURES))
 @pytest.mark.parametrize("shape", [SPECTROGRAM, FACE], ids=["spectrogram", "face"])
 def test_generator_keeps_spatial_shape(name, shape):
     channels, height, width = shape
@@ -38,7 +38,7 @@ def test_generator_keeps_spatial_shape(name, shape):
     assert generator(x).shape == (2, channels, height, width)
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("name", sorted(GENERATOR_ARCHITECTURES))
 def test_generator_maps_channel_counts(name):
     generator = small_generator(name, 3, 1, 64)
     assert generator(torch.randn(2, *FACE)).shape == (2, 1, 64, 64)
@@ -103,7 +103,7 @@ def test_generator212_rejects_bad_heights(height):
         Generator212(1, 1, height)
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("name", sorted(GENERATOR_ARCHITECTURES))
 @pytest.mark.parametrize("size, dim", [((80, 62), "width"), ((80, 4), "width"), ((78, 64), "height")])
 def test_generators_reject_bad_input_sizes(name, size, dim):
     generator = small_generator(name, 1, 1, 80)
@@ -126,7 +126,7 @@ def test_patch_discriminator_rejects_too_small_inputs():
 
 @pytest.mark.parametrize("build, kind", [(build_generator, "generator"), (build_discriminator, "discriminator")])
 def test_unknown_names_list_the_valid_ones(build, kind):
-    registry = GENERATORS if kind == "generator" else DISCRIMINATORS
+    registry = GENERATOR_ARCHITECTURES if kind == "generator" else DISCRIMINATORS
     with pytest.raises(ValueError, match=f"unknown {kind} 'unet'") as error:
         build("unet", in_ch=1)
     assert all(name in str(error.value) for name in registry)

@@ -18,7 +18,7 @@ from voiceconv.errors import ConfigError
 from voiceconv.losses import (cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                               pseudo_target_loss)
 from voiceconv.models.base import TrainableModel, linear_decay
-from voiceconv.nn import build_discriminator, build_generator
+from voiceconv.nn import GENERATOR_CHANNELS, RESIDUAL_CHANNELS, build_discriminator, build_generator
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class CycleGANConfig:
     """Architecture, loss weights and optimizer settings (defaults: the papers' weights, a CPU-sized network)."""
 
     generator: str = "generator212"  # generator212 | envelope1d (pitch-aligned speech) | resnet (faces)
-    generator_channels: int = 64
-    residual_channels: int = 128
+    generator_channels: int = GENERATOR_CHANNELS  # the nn defaults: 64
+    residual_channels: int = RESIDUAL_CHANNELS  # 128
     residual_blocks: int = 6
     generator_output: str = "none"  # none | full | envelope: see Generator212 (envelope = start from the identity)
     output_bands: int = 16  # frequency bands of an "envelope" output's correction

@@ -3,8 +3,8 @@
 The networks map images ``[B, C, H, W]`` to images (generators) or to patch
 score maps (discriminators) and know nothing about audio: the same classes
 serve 1-channel log-mel spectrograms (H = n_mels, W = frames) and 3-channel
-faces. Build them by name from the registries :data:`GENERATORS` and
-:data:`DISCRIMINATORS`.
+faces. Build them by name from the registries :data:`GENERATOR_ARCHITECTURES`
+and :data:`DISCRIMINATORS` (architecture name -> class).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from torch import nn
 
 from voiceconv.nn.discriminators import DISCRIMINATORS, PatchDiscriminator, build_discriminator
 from voiceconv.nn.encoders import ConvDecoder, ConvEncoder
-from voiceconv.nn.generators import GENERATORS, Generator212, ResnetGenerator, build_generator
+from voiceconv.nn.generators import (GENERATOR_ARCHITECTURES, GENERATOR_CHANNELS, RESIDUAL_CHANNELS, Generator212,
+                                     ResnetGenerator, build_generator)
 
 __all__ = [
-    "ConvDecoder", "ConvEncoder", "DISCRIMINATORS", "GENERATORS", "Generator212", "PatchDiscriminator", "ResnetGenerator",
-    "build_discriminator", "build_generator", "count_parameters",
+    "ConvDecoder", "ConvEncoder", "DISCRIMINATORS", "GENERATOR_ARCHITECTURES", "GENERATOR_CHANNELS", "Generator212",
+    "PatchDiscriminator", "RESIDUAL_CHANNELS", "ResnetGenerator", "build_discriminator", "build_generator",
+    "count_parameters",
 ]
 
 

@@ -22,6 +22,11 @@ from voiceconv.nn.blocks import Downsample2d, GLUConv1d, GLUConv2d, ResidualGLU1
 #: How a generator's last layer meets its input: ``none`` = the layer's output is the image (the papers);
 #: ``full`` = input + output; ``envelope`` = input + output smoothed along frequency into ``bands`` bands.
 OUTPUT_MODES = ("none", "full", "envelope")
+#: The generators' default widths, the one source of them (``CycleGANConfig`` takes its defaults from here):
+#: base channels (the first and last convolutions) and the residual blocks' channels. The paper's Generator212
+#: is twice as wide (base 128, residual 256); these CPU-sized widths give it 8.6M parameters at height 80.
+GENERATOR_CHANNELS = 64
+RESIDUAL_CHANNELS = 128
 
 
 def _check_input(x: torch.Tensor, in_ch: int, multiple: int, height: int | None = None) -> None:
@@ -57,9 +62,10 @@ class Generator212(nn.Module):
           -> Upsample2d x2                 [B, base, H, W]
           -> Conv2d (5x15)                 [B, out_ch, H, W]
 
-    With the defaults (base 128, residual 256, 6 blocks) the layer widths are
-    those of the paper; each gated convolution computes twice its width (values
-    and gates), which makes 34.3M parameters at height 80. ``height`` (the
+    With base 128, residual 256 and 6 blocks the layer widths are those of the
+    paper; each gated convolution computes twice its width (values and gates),
+    which makes 34.3M parameters at height 80 (the defaults, half as wide:
+    8.6M). ``height`` (the
     number of mel bands) fixes the 2D<->1D reshapes; height and width (frames)
     must be multiples of 4, at least 8.
 
@@ -78,9 +84,9 @@ class Generator212(nn.Module):
     the onsets and transitions that carry the words.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 128,
-                 residual_channels: int = 256, n_residual: int = 6, output: str = "none", bands: int = 16,
-                 frames: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = GENERATOR_CHANNELS,
+                 residual_channels: int = RESIDUAL_CHANNELS, n_residual: int = 6, output: str = "none",
+                 bands: int = 16, frames: int = 1):
         super().__init__()
         if height % 4 or height < 8:
             raise ConfigError(f"Generator212 needs a height (n_mels) that is a multiple of 4, at least 8; got {height}")
@@ -150,8 +156,9 @@ class EnvelopeGenerator1d(nn.Module):
     width must be a multiple of 4, at least 8.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = 64, residual_channels: int = 128,
-                 n_residual: int = 6, input_bands: int = 32, bands: int = 16, frames: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, height: int, base_channels: int = GENERATOR_CHANNELS,
+                 residual_channels: int = RESIDUAL_CHANNELS, n_residual: int = 6, input_bands: int = 32,
+                 bands: int = 16, frames: int = 1):
         super().__init__()
         if out_ch > in_ch:
             raise ConfigError(f"a residual output needs out_ch ({out_ch}) <= in_ch ({in_ch})")
@@ -231,7 +238,8 @@ class ResnetGenerator(nn.Module):
     Height and width must be multiples of ``2**n_down``, at least ``2**(n_down + 1)``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, base_channels: int = 64, n_blocks: int = 6, n_down: int = 2):
+    def __init__(self, in_ch: int, out_ch: int, base_channels: int = GENERATOR_CHANNELS, n_blocks: int = 6,
+                 n_down: int = 2):
         super().__init__()
         self.in_ch, self.n_down = in_ch, n_down
         widths = [base_channels * 2**i for i in range(n_down + 1)]  # base, 2 base, ..., 2^n_down base
@@ -249,7 +257,7 @@ class ResnetGenerator(nn.Module):
         return self.output(h)
 
 
-GENERATORS: dict[str, type[nn.Module]] = {
+GENERATOR_ARCHITECTURES: dict[str, type[nn.Module]] = {
     "generator212": Generator212,
     "envelope1d": EnvelopeGenerator1d,
     "resnet": ResnetGenerator,
@@ -257,7 +265,7 @@ GENERATORS: dict[str, type[nn.Module]] = {
 
 
 def build_generator(name: str, **kwargs) -> nn.Module:
-    """The generator registered as ``name`` in :data:`GENERATORS`, built with ``kwargs``."""
-    if name not in GENERATORS:
-        raise ConfigError(f"unknown generator {name!r}; valid names: {', '.join(GENERATORS)}")
-    return GENERATORS[name](**kwargs)
+    """The generator registered as ``name`` in :data:`GENERATOR_ARCHITECTURES`, built with ``kwargs``."""
+    if name not in GENERATOR_ARCHITECTURES:
+        raise ConfigError(f"unknown generator {name!r}; valid names: {', '.join(GENERATOR_ARCHITECTURES)}")
+    return GENERATOR_ARCHITECTURES[name](**kwargs)
