@@ -28,6 +28,7 @@ class Flags:
 
     @property
     def flagged(self) -> bool:
+        """Whether any reason was found."""
         return bool(self.reasons)
 
     @property
@@ -55,6 +56,7 @@ class FileAudit(Flags):
 
     @property
     def readable(self) -> bool:
+        """Whether the file could be read (its measurements exist)."""
         return self.seconds is not None
 
 
@@ -71,6 +73,7 @@ class SpeakerSummary:
 
     @property
     def enough(self) -> bool:
+        """Whether the unflagged files hold the minutes of sound needed."""
         return self.minutes >= self.needed_minutes
 
 
@@ -85,6 +88,7 @@ class AuditReport:
 
     @property
     def flagged(self) -> list[FileAudit]:
+        """The flagged files, in report order."""
         return [f for f in self.files if f.flagged]
 
     def markdown(self) -> str:
@@ -100,6 +104,7 @@ class AuditReport:
         return write_text(path, self.csv_text())
 
     def write_markdown(self, path: str | Path) -> Path:
+        """Write :meth:`markdown` to ``path`` atomically."""
         return write_text(path, self.markdown())
 
 

@@ -23,6 +23,8 @@ BATCH = 64  # images reconstructed at once
 
 @dataclass(frozen=True)
 class FaceAuditSettings:
+    """Thresholds of the face audit's reconstruction-error cut."""
+
     mad_k: float = 3.0
     min_error: float = 0.02  # per-pixel squared error in [-1, 1] units; the default face VAE's training faces: ~0.03
 
@@ -38,12 +40,15 @@ class ImageAudit(Flags):
 
 @dataclass
 class FaceAuditReport:
+    """Every audited image, the model that judged them and the error cut it used."""
+
     files: list[ImageAudit]
     model: Path
     cut: float | None  # the reconstruction error above which images are flagged
 
     @property
     def flagged(self) -> list[ImageAudit]:
+        """The flagged images, in folder order."""
         return [f for f in self.files if f.flagged]
 
     def csv_text(self) -> str:
@@ -51,9 +56,11 @@ class FaceAuditReport:
         return table_csv(self.files)
 
     def write_csv(self, path: str | Path) -> Path:
+        """Write :meth:`csv_text` to ``path`` atomically."""
         return write_text(path, self.csv_text())
 
     def markdown(self) -> str:
+        """The report for people: the cut, then every image's error and reason."""
         cut = f"{self.cut:.4f}" if self.cut is not None else "none (too few readable images)"
         lines = ["# Face folder audit", "",
                  (f"Model: {self.model}. Reconstruction-error cut: {cut}. "

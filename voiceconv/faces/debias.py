@@ -46,6 +46,7 @@ class FaceSplit:
     test_nonfaces: FaceFolder
 
     def counts(self) -> dict:
+        """Images per group on each side: ``{"train": {group: count}, "test": {group: count}}``."""
         return {"train": {**{name: len(g) for name, g in self.train_faces.items()}, NONFACES: len(self.train_nonfaces)},
                 "test": {**{name: len(g) for name, g in self.test_faces.items()}, NONFACES: len(self.test_nonfaces)}}
 

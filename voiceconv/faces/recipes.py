@@ -50,6 +50,8 @@ class FacePairDataConfig:
 
 @dataclass(frozen=True)
 class FaceVAERecipe:
+    """A ``face-vae`` recipe: a VAE on face images."""
+
     kind: Literal[FACE_VAE] = FACE_VAE
     model: VAEConfig = field(default_factory=VAEConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
@@ -58,6 +60,8 @@ class FaceVAERecipe:
 
 @dataclass(frozen=True)
 class FaceDBVAERecipe:
+    """A ``face-dbvae`` recipe: a debiasing VAE (faces and non-faces), and the split of its comparison."""
+
     kind: Literal[FACE_DBVAE] = FACE_DBVAE
     model: VAEConfig = field(default_factory=VAEConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
@@ -67,6 +71,8 @@ class FaceDBVAERecipe:
 
 @dataclass(frozen=True)
 class FaceGANRecipe:
+    """A ``face-gan`` recipe: a DCGAN on face images."""
+
     kind: Literal[FACE_GAN] = FACE_GAN
     model: GANConfig = field(default_factory=GANConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
@@ -75,6 +81,8 @@ class FaceGANRecipe:
 
 @dataclass(frozen=True)
 class FaceCycleGANRecipe:
+    """A ``face-cyclegan`` recipe: the voice CycleGAN between two folders of faces (a ResNet generator)."""
+
     kind: Literal[FACE_CYCLEGAN] = FACE_CYCLEGAN
     model: CycleGANConfig = field(default_factory=lambda: CycleGANConfig(generator="resnet"))
     data: FacePairDataConfig = field(default_factory=FacePairDataConfig)

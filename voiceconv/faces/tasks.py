@@ -66,6 +66,7 @@ def add_images(writer, tag: str, images: torch.Tensor, step: int, columns: int) 
 
 
 def image_header(size: int) -> dict:
+    """The ``image`` field of a face model file's header: RGB, ``size`` x ``size``, pixels in [-1, 1]."""
     return {"channels": 3, "height": size, "width": size, "range": [-1, 1]}
 
 
@@ -100,6 +101,7 @@ class FaceVAETask(PooledFacesTask):
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
+        """Pictures of the model as it is now into TensorBoard (the loop calls it every ``media_every`` steps)."""
         device = next(self.model.parameters()).device
         with evaluating(self.model):
             originals = to_float(self.media).to(device)
@@ -109,6 +111,7 @@ class FaceVAETask(PooledFacesTask):
             add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         export_vae(self.model, FACE_VAE, path, self.recipe, info, {g.name: len(g) for g in self.groups},
                    self.faces.pixels)
 
@@ -166,6 +169,7 @@ class DebiasingTask:
             torch.full((len(faces),), 1.0 / len(faces))
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One training batch of ``batch_size`` drawn with ``generator`` (the loop's, so resume is exact)."""
         n_faces = (batch_size + 1) // 2
         face_indices = torch.multinomial(self.face_weights(batch_size), n_faces, replacement=True, generator=generator)
         nonface_indices = torch.randint(0, len(self.nonfaces), (batch_size - n_faces,), generator=generator)
@@ -194,6 +198,7 @@ class DebiasingTask:
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
+        """Pictures of the model as it is now into TensorBoard (the loop calls it every ``media_every`` steps)."""
         device = next(self.model.parameters()).device
         if not self.resample:
             return
@@ -205,6 +210,7 @@ class DebiasingTask:
         add_images(writer, "faces/rarest", to_float(self.faces.pixels[rarest]), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         if self.resample:
             export_vae(self.model, FACE_DBVAE, path, self.recipe, info, self.groups, self.faces.pixels)
             return
@@ -225,11 +231,13 @@ class FaceGANTask(PooledFacesTask):
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
+        """Pictures of the model as it is now into TensorBoard (the loop calls it every ``media_every`` steps)."""
         device = next(self.model.parameters()).device
         with evaluating(self.model):
             add_images(writer, "faces/samples", self.model.G(self.fixed_latents.to(device)), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         header = {"kind": FACE_GAN, "model": to_dict(self.recipe.model), "image": image_header(self.recipe.data.size),
                   "data": {"faces": {g.name: len(g) for g in self.groups}},
                   "training": {**info, "recipe": to_dict(self.recipe)}}
@@ -248,11 +256,13 @@ class FaceCycleGANTask:
         self.media = {side: f.pixels[torch.linspace(0, len(f) - 1, count).long()] for side, f in self.domains.items()}
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One training batch of ``batch_size`` drawn with ``generator`` (the loop's, so resume is exact)."""
         return {side: random_faces(faces.pixels, batch_size, self.recipe.data.flip, generator)  # [B, 3, S, S]
                 for side, faces in self.domains.items()}
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
+        """Pictures of the model as it is now into TensorBoard (the loop calls it every ``media_every`` steps)."""
         device = next(self.model.parameters()).device
         with evaluating(self.model):
             for side, translate in (("A", self.model.a_to_b), ("B", self.model.b_to_a)):
@@ -260,6 +270,7 @@ class FaceCycleGANTask:
                 add_images(writer, f"faces/{side}_translated", torch.cat([source, translate(source)]), step, len(source))
 
     def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         tensors = {f"G_AB.{k}": v for k, v in self.model.inference_generator("G_AB").state_dict().items()}
         tensors |= {f"G_BA.{k}": v for k, v in self.model.inference_generator("G_BA").state_dict().items()}
         header = {"kind": FACE_CYCLEGAN, "model": to_dict(self.recipe.model),
