@@ -1,1 +1,1 @@
-"""Datasets: unpaired speaker segments (cached log-mel features) and face image folders (cached pixels)."""
+"""Datasets: unpaired speaker segments (cached log-mel features). Face image folders are in :mod:`voiceconv.faces.data`."""
