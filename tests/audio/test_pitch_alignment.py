@@ -25,7 +25,7 @@ from voiceconv.models.base import TrainableModel
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.nn import Generator212
 from voiceconv.train.loop import TrainConfig, fit
-from voiceconv.runlog import read_history
+from voiceconv.runfolder import read_history
 from voiceconv.train.selection import best_entry, proxy_score, selection_score
 from voiceconv.train.voice import VoiceDataConfig, VoiceRecipe, train_voice
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 from voiceconv.errors import ConfigError
 from voiceconv.models.gan import DCGAN, GANConfig
-from voiceconv.runlog import read_progress
+from voiceconv.runfolder import RunFolder, read_progress
 from voiceconv.train.loop import TrainConfig, fit
 
 
@@ -61,3 +63,50 @@ def test_the_time_budget_ends_the_run_early_and_exports_the_model(tmp_path):
 def test_negative_budget_is_refused():
     with pytest.raises(ConfigError, match="train.max_minutes=-1"):
         TrainConfig(max_minutes=-1)
+
+
+class _InterruptingTask(TinyGANTask):
+    """Sends itself ``signal_number`` (or raises ``error``) on the third batch."""
+
+    def __init__(self, signal_number=None, error=None):
+        super().__init__()
+        self.calls, self.signal_number, self.error = 0, signal_number, error
+
+    def batch(self, batch_size, generator):
+        self.calls += 1
+        if self.calls == 3:
+            if self.error is not None:
+                raise self.error
+            os.kill(os.getpid(), self.signal_number)
+        return super().batch(batch_size, generator)
+
+
+def test_a_finished_run_writes_its_outcome(tmp_path):
+    fit(TinyGANTask(), TrainConfig(steps=4, batch_size=2, log_every=2, media_every=100, threads=1,
+                                   export_every=2), tmp_path)
+    outcome = RunFolder(tmp_path).read_outcome()
+    assert outcome == {"state": "finished", "step": 4, "models": [
+        "model.safetensors", "exports/model_step0000002.safetensors", "exports/model_step0000004.safetensors"]}
+    assert not (tmp_path / "outcome.json.tmp").exists()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_sigterm_or_ctrl_c_writes_stopped(tmp_path, signal_number):
+    outcome = fit(_InterruptingTask(signal_number), TrainConfig(steps=50, batch_size=2, threads=1), tmp_path)
+    assert outcome.interrupted
+    assert RunFolder(tmp_path).read_outcome() == {"state": "stopped", "step": 2, "models": []}
+
+
+def test_a_failed_run_writes_failed_and_raises_on(tmp_path):
+    (tmp_path / "outcome.json").write_text('{"state": "finished", "step": 9, "models": []}')  # an earlier run's
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fit(_InterruptingTask(error=RuntimeError("disk on fire")),
+            TrainConfig(steps=50, batch_size=2, log_every=1, threads=1), tmp_path)
+    outcome = RunFolder(tmp_path).read_outcome()
+    assert outcome == {"state": "failed", "step": 2, "models": [], "error": "RuntimeError: disk on fire"}
+
+
+def test_no_outcome_is_read_before_the_end_or_from_a_damaged_file(tmp_path):
+    assert RunFolder(tmp_path).read_outcome() is None
+    (tmp_path / "outcome.json").write_text('{"state": "fini')
+    assert RunFolder(tmp_path).read_outcome() is None

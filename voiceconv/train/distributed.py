@@ -123,3 +123,11 @@ def barrier(topology: Topology) -> None:
 def shutdown(topology: Topology) -> None:
     if topology.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (or not launched by torchrun), without raising on a bad launch variable."""
+    try:
+        return runtime.launch_environment().rank == 0
+    except Exception:  # noqa: BLE001 - a failed launch still gets its outcome written by one process
+        return True

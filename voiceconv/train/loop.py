@@ -25,7 +25,7 @@ from voiceconv.models.base import TrainableModel
 from voiceconv.train import distributed
 from voiceconv.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from voiceconv.train.distributed import Topology
-from voiceconv.runlog import append_history, append_progress, read_history
+from voiceconv.runfolder import RunFolder, append_history, append_progress, read_history, read_progress
 from voiceconv.train.selection import best_entry
 
 
@@ -80,10 +80,35 @@ class TrainingOutcome:
     seconds: float
     interrupted: bool
     model_path: Path | None
+    is_main: bool = True
 
 
 def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainingOutcome:
-    """Train ``task.model`` for ``config.steps`` steps in total (continuing from a checkpoint when ``resume``)."""
+    """Train ``task.model`` for ``config.steps`` steps in total (continuing from a checkpoint when ``resume``).
+
+    On exit rank 0 writes ``outcome.json`` (see :class:`RunFolder`): finished, stopped (Ctrl-C or SIGTERM) or
+    failed (an exception, raised on after it is written)."""
+    folder = RunFolder(run_dir)
+    folder.clear_outcome()
+    try:
+        outcome = _fit(task, config, run_dir, resume)
+    except Exception as error:
+        if distributed.is_main_process():
+            folder.write_outcome("failed", _last_step(folder), [], f"{type(error).__name__}: {error}")
+        raise
+    if outcome.is_main:
+        models = [p for p in (outcome.model_path, folder.best, *folder.snapshots()) if p and p.is_file()]
+        folder.write_outcome("stopped" if outcome.interrupted else "finished", outcome.steps, models)
+    return outcome
+
+
+def _last_step(folder: RunFolder) -> int:
+    """The last logged step, for the outcome of a failed run."""
+    progress = read_progress(folder.root)
+    return int(progress[-1]["step"]) if progress else 0
+
+
+def _fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool) -> TrainingOutcome:
     topology = distributed.init_topology(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -144,7 +169,8 @@ def fit(task: TrainingTask, config: TrainConfig, run_dir: Path, resume: bool = F
         writer.close()
     distributed.barrier(topology)
     distributed.shutdown(topology)
-    return TrainingOutcome(steps=step, seconds=total_seconds, interrupted=interrupted, model_path=model_path)
+    return TrainingOutcome(steps=step, seconds=total_seconds, interrupted=interrupted, model_path=model_path,
+                           is_main=topology.is_main)
 
 
 def _place(model: TrainableModel, topology: Topology, config: TrainConfig) -> TrainableModel:

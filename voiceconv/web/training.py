@@ -43,7 +43,7 @@ from voiceconv.audio.io import audio_files, audio_info
 from voiceconv.errors import AudioError, ConfigError, VoiceconvError
 from voiceconv.families import VOICE_KIND, recipe_kind
 from voiceconv.files import atomic_output
-from voiceconv.runlog import read_history, read_progress
+from voiceconv.runfolder import read_history, read_progress
 from voiceconv.web.jobs import gather_uploads
 from voiceconv.web.limits import Limits, UploadError
 
