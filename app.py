@@ -37,7 +37,7 @@ AUTH_VARIABLE = "VOICECONV_AUTH"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command-line options of ``python app.py``."""
     defaults = Limits()
-    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Train, Faces, Models).")
+    p = argparse.ArgumentParser(description="Serve the voiceconv web page (Convert, Batch, Live, Train, Faces, Models).")
     p.add_argument("--model", type=Path, help="model file to select first (added to those in --models-dir)")
     p.add_argument("--models-dir", type=Path, default=SAMPLES / "models",
                    help="folder of *.safetensors voice and face models")

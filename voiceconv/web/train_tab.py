@@ -7,6 +7,7 @@ themselves are :class:`voiceconv.web.training.TrainingJobs`.
 
 from __future__ import annotations
 
+import os
 import threading
 import gradio as gr
 import numpy as np
@@ -28,6 +29,7 @@ class TrainHandlers:
     def __init__(self, jobs: TrainingJobs):
         self.jobs = jobs
         self._snapshot_lock = threading.Lock()
+        self._rendering: set = set()  # preview folders being rendered now
 
     @shown_as_message
     def audit(self, files_a: list[str] | None, name_a: str, files_b: list[str] | None, name_b: str,
@@ -79,16 +81,31 @@ class TrainHandlers:
             return None, None
         out_dir = self.jobs.folder(status.job.id) / "previews" / status.snapshot.stem
         picture_file = out_dir / "pictures.npz"
-        with self._snapshot_lock:
-            if not picture_file.is_file():
-                from voiceconv.convert import Converter
+        with self._snapshot_lock:  # held only to claim the render: the status timer never waits on a conversion
+            render = not picture_file.is_file() and out_dir not in self._rendering
+            if render:
+                self._rendering.add(out_dir)
+        if render:
+            try:
+                self._render(status.snapshot, preview, out_dir, picture_file)
+            finally:
+                with self._snapshot_lock:
+                    self._rendering.discard(out_dir)
+        if not picture_file.is_file():
+            return None, None  # another request is rendering it: shown on a later tick
+        audio = next(out_dir.glob("*.wav"), None)
+        return (str(audio) if audio else None), np.load(picture_file)["output"]
 
-                out_dir.mkdir(parents=True, exist_ok=True)
-                result = convert_clip(Converter(status.snapshot), preview, "a2b", self.jobs.limits, out_dir)
-                np.savez(picture_file, output=result.output_picture)
-            audio = next(out_dir.glob("*.wav"), None)
-            picture = np.load(picture_file)["output"]
-        return (str(audio) if audio else None), picture
+    def _render(self, snapshot, preview, out_dir, picture_file) -> None:
+        """Convert the held-back clip with ``snapshot`` into ``out_dir``; the pictures file, written last and
+        atomically, marks it done."""
+        from voiceconv.convert import Converter
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = convert_clip(Converter(snapshot), preview, "a2b", self.jobs.limits, out_dir)
+        partial = picture_file.with_name("pictures.partial.npz")
+        np.savez(partial, output=result.output_picture)
+        os.replace(partial, picture_file)
 
 
 def train_tab(handlers: TrainHandlers) -> None:

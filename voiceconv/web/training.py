@@ -43,7 +43,8 @@ from voiceconv.audio.io import audio_files, audio_info
 from voiceconv.errors import AudioError, ConfigError, VoiceconvError
 from voiceconv.families import VOICE_KIND, recipe_kind
 from voiceconv.files import atomic_output
-from voiceconv.runfolder import read_history, read_progress
+from voiceconv.runfolder import RunFolder, read_history, read_progress
+from voiceconv.web.delivery import Delivery, clock, read_text
 from voiceconv.web.jobs import gather_uploads
 from voiceconv.web.limits import Limits, UploadError
 
@@ -104,7 +105,7 @@ class JobStatus:
         if job.state == "finished" and self.step < self.total_steps:
             steps = f"step {self.step} (the time budget ended it)"
         parts = [f"**{job.name_a} <-> {job.name_b}** ({job.recipe}): **{job.state}**", steps,
-                 f"{_clock(self.elapsed_seconds)} trained"]
+                 f"{clock(self.elapsed_seconds)} trained"]
         if job.state == "running" and not self.losses:
             parts[1:] = ["preparing: reading the recordings, fitting the pitch alignment, scoring the untrained model"]
         if job.state == "receiving":
@@ -112,7 +113,7 @@ class JobStatus:
         if job.minutes:
             parts.append(f"budget {job.minutes:g} min")
         if self.remaining_seconds is not None and job.state in ACTIVE:
-            parts.append(f"about {_clock(self.remaining_seconds)} to go")
+            parts.append(f"about {clock(self.remaining_seconds)} to go")
         text = ", ".join(parts) + "."
         if job.message:
             text += f"\n\n{job.message}"
@@ -356,6 +357,7 @@ class TrainingJobs:
         command += ["--set", f"train.max_minutes={job.minutes or self.limits.max_training_minutes}"]  # always bounded
         if job.resume:
             command.append("--resume")
+        RunFolder(folder / "run").clear_outcome()  # what this process writes decides how it ended
         with open(folder / "train.log", "ab") as out:
             out.write(f"\n$ voiceconv {' '.join(command[len(self.command):])}\n".encode())
             out.flush()
@@ -375,14 +377,14 @@ class TrainingJobs:
         """Decide from the run folder how the process ended; what the message claims is what is on disk."""
         process = self._children.pop(job.id, None)
         code = process.returncode if process is not None else None
-        run = self.folder(job.id) / "run"
-        model = run / "model.safetensors"
-        exported = model.is_file() and model.stat().st_mtime >= (job.started or 0) - 1
+        run = RunFolder(self.folder(job.id) / "run")
+        outcome = run.read_outcome() or {}  # none when the process was killed too hard to write one (SIGKILL)
+        exported = outcome.get("state") == "finished" and run.model.is_file()
         if exported and (code == 0 or (code is None and job.state == "running")):
             job.state, job.message = "finished", "Finished: the model is in the Convert tab's list."
-            _deliver(self, job)
-        elif job.state == "stopping" or code == 130:
-            job.state, job.message = "stopped", _stopped_message(run)
+            Delivery(job, self.folder(job.id), self.delivered(job)).deliver()
+        elif job.state == "stopping" or code == 130 or outcome.get("state") == "stopped":
+            job.state, job.message = "stopped", _stopped_message(run.root)
         else:
             job.state, job.message = "failed", self._failure_message(job, code)
         job.pid = None
@@ -421,7 +423,7 @@ class TrainingJobs:
         return JobStatus(job, step, total, elapsed, _remaining(progress, total, job.minutes), progress,
                          read_history(run) if run.is_dir() else [], model if finished else _newest_snapshot(run),
                          model if finished else None, model.with_suffix(".md") if finished else None,
-                         _read_text(folder / "audit.md"), shown_paths(_tail(folder / "train.log"), folder))
+                         read_text(folder / "audit.md"), shown_paths(_tail(folder / "train.log"), folder))
 
     def _needed_minutes(self, recipe: str | None) -> dict:
         """``{"needed_minutes": ...}`` from the recipe's ``data.min_seconds``, as ``voiceconv audit --recipe``
@@ -432,7 +434,7 @@ class TrainingJobs:
     def _recipe_steps(self, job: Job) -> int:
         """The run's step count: from its saved recipe (every field written out) or, before it starts, the
         recipe file's ``train.steps`` (0 when it leaves it to the default)."""
-        saved = self.folder(job.id) / "run" / "recipe.yaml"
+        saved = RunFolder(self.folder(job.id) / "run").recipe
         steps = _recipe_setting(saved if saved.is_file() else self.recipes().get(job.recipe), "train", "steps")
         return int(steps or 0)
 
@@ -563,23 +565,17 @@ def _remaining(progress: list[dict], total_steps: int, minutes: float) -> float 
 
 
 def _newest_snapshot(run: Path) -> Path | None:
-    final = run / "model.safetensors"
-    if final.is_file():
-        return final
-    exports = sorted((run / "exports").glob("model_step*.safetensors")) if (run / "exports").is_dir() else []
+    """The run's final model when written, else its newest periodic export (None before the first)."""
+    folder = RunFolder(run)
+    if folder.model.is_file():
+        return folder.model
+    exports = folder.snapshots()
     return exports[-1] if exports else None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
 
 
 def _tail(path: Path, lines: int = 12) -> str:
     """The log's last ``lines`` lines, of the progress bar's many redraws only the newest."""
-    text = [line for line in _read_text(path).replace("\r", "\n").splitlines() if line.strip()]
+    text = [line for line in read_text(path).replace("\r", "\n").splitlines() if line.strip()]
     bars = [i for i, line in enumerate(text) if "step/s" in line or "s/step" in line]
     kept = [line for i, line in enumerate(text) if i not in bars[:-1]]
     return "\n".join(kept[-lines:])
@@ -639,63 +635,3 @@ def _pid_alive(pid: int | None) -> bool:
             return True
         return True
     return state != "Z"
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def _deliver(jobs: TrainingJobs, job: Job) -> None:
-    """Copy the model to deliver (``best.safetensors`` when held-back selection ran, else the last) to
-    ``run/<A>_<B>.safetensors`` and write its card beside it."""
-    run = jobs.folder(job.id) / "run"
-    chosen = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "model.safetensors"
-    target = jobs.delivered(job)
-    with atomic_output(target) as tmp:
-        shutil.copyfile(chosen, tmp)
-    _write_card(jobs, job, target)
-
-
-def _write_card(jobs: TrainingJobs, job: Job, model: Path) -> None:
-    """``<model>.md``: what was trained, on what, for how long, which step was chosen, the held-back scores and the
-    audit."""
-    from voiceconv.modelfile import read_header
-
-    folder = jobs.folder(job.id)
-    run = folder / "run"
-    try:
-        training = read_header(model).get("training", {})
-        trained = read_header(run / "model.safetensors").get("training", {})
-    except VoiceconvError:
-        training = trained = {}
-    budget = [f"{job.steps} steps"] if job.steps else []
-    budget += [f"{job.minutes:g} minutes"] if job.minutes else []
-    lines = [f"# {job.name_a} <-> {job.name_b}", "",
-             f"Trained on the Train tab of the voiceconv page with the `{job.recipe}` recipe.", "",
-             f"- **trained:** {trained.get('steps', '?')} steps in {_clock(float(trained.get('training_seconds', 0)))} "
-             f"on {trained.get('hardware', 'unknown hardware')} (budget: {' and '.join(budget)})",
-             f"- **this file:** step {training.get('steps', '?')}"
-             + (", the best held-back score" if "selected" in training else ", the last step"),
-             f"- **recordings:** {len(audio_files(folder / 'speakers' / job.name_a))} of {job.name_a}, "
-             f"{len(audio_files(folder / 'speakers' / job.name_b))} of {job.name_b} (one of {job.name_a}'s held back "
-             "for the snapshots)"]
-    history = read_history(run)
-    if history:
-        columns = list(history[0])
-        lines += ["", "## Held-back scores (model selection)", "", "| " + " | ".join(columns) + " |",
-                  "|---" * len(columns) + "|"]
-        lines += ["| " + " | ".join(_shown(entry.get(k, "")) for k in columns) + " |" for entry in history]
-    audit = _read_text(folder / "audit.md")
-    if audit:  # under the card's own heading, its sections one level down
-        body = audit.split("\n", 1)[1] if audit.startswith("# ") else audit
-        lines += ["", "## Audit of the training recordings", "", body.strip().replace("\n## ", "\n### ")]
-    lines += ["", "These figures come from the training run only; judge the model with `voiceconv evaluate` on "
-              "recordings it has never seen."]
-    with atomic_output(model.with_suffix(".md")) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _shown(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
