@@ -54,8 +54,10 @@ def apply_overrides(config: T, overrides: list[str]) -> T:
     return from_dict(type(config), values)
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    """Load dataclass ``cls`` from a YAML file; missing keys keep their defaults."""
+def read_recipe(path: str | Path) -> dict:
+    """The mapping of sections in a recipe (or config) YAML file: the one way recipes are read.
+
+    Raises :class:`ConfigError` when the file cannot be read, is not YAML or is not a mapping."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
@@ -64,6 +66,14 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
         values = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load dataclass ``cls`` from a YAML file; missing keys keep their defaults."""
+    values = read_recipe(path)
     try:
         return from_dict(cls, values)
     except ConfigError as err:

@@ -19,8 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from voiceconv.config import read_recipe
 from voiceconv.errors import ConfigError
 
 # The kinds, as recipes and model-file headers spell them; every other module uses these names.
@@ -100,14 +99,7 @@ def family(kind: str) -> ModelFamily:
 
 def recipe_kind(path: str | Path) -> str:
     """The ``kind`` of a recipe YAML (``voice-cyclegan`` when it has none)."""
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read recipe ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
+    values = read_recipe(path)
     kind = values.get("kind", VOICE_KIND)
     if not isinstance(kind, str):
         raise ConfigError(f"{path}: kind must be a string, got {kind!r}")

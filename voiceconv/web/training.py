@@ -37,9 +37,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
 
 from voiceconv.audio.io import audio_files, audio_info
+from voiceconv.config import read_recipe
 from voiceconv.errors import AudioError, ConfigError, VoiceconvError
 from voiceconv.families import VOICE_KIND, recipe_kind
 from voiceconv.files import atomic_output
@@ -468,9 +468,9 @@ def _recipe_setting(path: Path | None, section: str, key: str) -> float | None:
     """A number from a recipe YAML's ``section.key``, read as plain YAML (no training code); None when the file,
     the section or the key is missing or not a number."""
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else {}
+        values = read_recipe(path) if path else {}
         return float(values[section][key])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+    except (ConfigError, KeyError, TypeError, ValueError):
         return None
 
 
