@@ -11,7 +11,6 @@ a traceback, and leaves the inputs as they were.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -573,10 +572,10 @@ def test_a_zip_bomb_is_refused_before_unpacking(tmp_path):
 
 
 def load_app_module():
-    spec = importlib.util.spec_from_file_location("voiceconv_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The launcher behind ``python app.py`` and ``voiceconv serve``."""
+    import voiceconv.web.serve
+
+    return voiceconv.web.serve
 
 
 @pytest.fixture(scope="module")

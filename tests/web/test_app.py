@@ -249,3 +249,17 @@ def test_server_rejects_a_zip_with_members_outside_its_folder(client, tmp_path):
     upload = make_zip(tmp_path / "slip.zip", {"ok.flac": SHORT_CLIP.read_bytes(), "../evil.flac": b"x"})
     message = refusal(client, [handle_file(str(upload))], "kathleen_rms", "a2b", api_name="/convert_batch")
     assert message == "slip.zip: member '../evil.flac' points outside the folder ('..'); refusing the zip"
+
+
+def test_voiceconv_serve_is_the_same_page_from_the_installed_command(tmp_path):
+    """``voiceconv serve`` takes app.py's options from the console command (run outside the checkout) and stops
+    with the same one-line message."""
+    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
+    command = [sys.executable, "-m", "voiceconv", "serve"]
+    helped = subprocess.run(command + ["--help"], capture_output=True, text=True, timeout=STARTUP_SECONDS, cwd=tmp_path)
+    assert helped.returncode == 0 and "--max-training-jobs" in helped.stdout and "--auth-file" in helped.stdout
+    result = subprocess.run(command + ["--models-dir", str(tmp_path)], capture_output=True, text=True,
+                            timeout=STARTUP_SECONDS, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (f"voiceconv serve: error: no voice models found in {tmp_path}; "
+                             "pass --model or --models-dir\n")

@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from voiceconv import __version__
-from voiceconv.cli import audio, audit, convert, evaluate, faces, speech_vae, train
+from voiceconv.cli import audio, audit, convert, evaluate, faces, serve, speech_vae, train
 from voiceconv.errors import VoiceconvError
 
 
@@ -41,6 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceconv", description="Voice conversion on mel-spectrogram images.")
     parser.add_argument("--version", action="version", version=f"voiceconv {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (audio, evaluate, train, convert, faces, speech_vae, audit):
+    for module in (audio, evaluate, train, convert, faces, speech_vae, audit, serve):
         module.add_verbs(verbs)
     return parser
