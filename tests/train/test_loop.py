@@ -92,7 +92,12 @@ def test_a_finished_run_writes_its_outcome(tmp_path):
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_run_stopped_by_sigterm_or_ctrl_c_writes_stopped(tmp_path, signal_number):
-    outcome = fit(_InterruptingTask(signal_number), TrainConfig(steps=50, batch_size=2, threads=1), tmp_path)
+    # Ctrl-C as a terminal delivers it: a process started in the background (nohup ... &) inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        outcome = fit(_InterruptingTask(signal_number), TrainConfig(steps=50, batch_size=2, threads=1), tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert outcome.interrupted
     assert RunFolder(tmp_path).read_outcome() == {"state": "stopped", "step": 2, "models": []}
 
