@@ -5,15 +5,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from voiceconv.audio.io import audio_files
 from voiceconv.errors import VoiceconvError
 from voiceconv.files import atomic_output
 from voiceconv.runfolder import RunFolder, read_history
-
-if TYPE_CHECKING:
-    from voiceconv.web.training import Job
+from voiceconv.web.job import Job
 
 
 def read_text(path: Path) -> str:

@@ -45,6 +45,7 @@ from voiceconv.families import VOICE_KIND, recipe_kind
 from voiceconv.files import atomic_output
 from voiceconv.runfolder import RunFolder, read_history, read_progress
 from voiceconv.web.delivery import Delivery, clock, read_text
+from voiceconv.web.job import Job
 from voiceconv.web.jobs import gather_uploads
 from voiceconv.web.limits import Limits, UploadError
 
@@ -56,29 +57,6 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # speaker names become f
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PREVIEW_MIN_SECONDS = 1.0
 MAX_STEPS = 1_000_000  # the largest step budget (the recipes train 100,000); every job also has a time bound
-
-
-@dataclass
-class Job:
-    """What ``job.json`` records about one training job."""
-
-    id: str
-    name_a: str
-    name_b: str
-    recipe: str  # the recipe's name (its file in the recipes folder, without .yaml)
-    steps: int  # the step budget (0: the recipe's own step count)
-    minutes: float  # the time budget (0: none)
-    created: float
-    state: str = "queued"
-    resume: bool = False  # the next start continues from the newest checkpoint
-    pid: int | None = None
-    started: float | None = None
-    message: str = ""
-
-    @property
-    def key(self) -> str:
-        """The finished model's name in the page's model lists."""
-        return f"{self.name_a}_{self.name_b}_{self.id}"
 
 
 @dataclass(frozen=True)
