@@ -181,7 +181,7 @@ def test_torchrun_ranks_split_the_files_without_overlap(tmp_path):
     assert not (out / "failures.csv").exists()
 
 
-def test_usage_errors_exit_2(tmp_path, capsys):
+def test_usage_errors_exit_2_and_a_bad_model_file_1(tmp_path, capsys):
     source = write_tone(tmp_path / "a.wav", 1.0)
     (tmp_path / "model.safetensors").write_text("not a model")
     (tmp_path / "file").write_text("")
@@ -189,7 +189,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         main(["convert", "--model", str(MODEL), str(source), "-o", str(tmp_path / "out"), "--jobs", "0"])
     assert exit_info.value.code == 2
     assert main(["convert", "--model", str(tmp_path / "model.safetensors"), str(source), "-o",
-                 str(tmp_path / "out")]) == 2
+                 str(tmp_path / "out")]) == 1  # a bad model file is a bad file, as in every verb, not a usage error
     assert main(["convert", "--model", str(MODEL), str(source), "-o", str(tmp_path / "file")]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert "positive integer" in errors[-3] and "model.safetensors" in errors[-2] and "is a file" in errors[-1]

@@ -24,8 +24,8 @@ def _add_convert(verbs) -> None:
                     "command again resumes an interrupted batch; an output appears only once complete. Inputs "
                     "that cannot be converted (missing, not audio, corrupt, empty, too short, two inputs with one "
                     "output name) are listed with the reason in OUT_DIR/failures.csv while the rest carry on. "
-                    "Exit status: 0 all converted, 1 some failed, 2 usage error (bad option, unreadable model "
-                    "file, OUT_DIR inside an input folder), 130 interrupted. Under torchrun --nproc-per-node N the "
+                    "Exit status: 0 all converted, 1 some failed or the model file is unreadable, 2 usage error "
+                    "(bad option, OUT_DIR inside an input folder), 130 interrupted. Under torchrun --nproc-per-node N the "
                     "files are split between the processes, each listing its failures in failures.rank<R>.csv.")
     p.add_argument("--model", type=Path, required=True, help="model file (.safetensors) from voiceconv train")
     p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b",
@@ -73,7 +73,10 @@ def _run_convert(args) -> int:
                                jobs=args.jobs, sample_rate=args.sample_rate, progress=rank == 0,
                                planning_failures=failures if rank == 0 else (), device=args.device,
                                pitch=args.pitch)
-    except (ModelFileError, LaunchError) as err:  # LaunchError: a --device this process cannot use
+    except ModelFileError as err:  # a bad file: 1, as every verb's (a usage error is 2)
+        print(f"voiceconv convert: error: {err}", file=sys.stderr)
+        return 1
+    except LaunchError as err:  # a --device this process cannot use: a usage error
         print(f"voiceconv convert: error: {err}", file=sys.stderr)
         return 2
     who = f"rank {rank} of {world_size}: " if world_size > 1 else ""
