@@ -4,10 +4,10 @@ GAN losses say little about what a listener hears, and the adversarial
 updates of a voice CycleGAN can undo in a hundred steps what the previous
 hundred gained. So every ``train.validate_every`` steps the voice task
 converts recordings of each speaker that training never sees (``data.held_back``)
-with the current generators, through the conversion's own path
-(:func:`voiceconv.convert.pipeline.segment`), and scores them. The loop
-keeps ``best.safetensors``: the step with the highest **selection score**,
-which rewards moving the identity and penalises lost words and sound.
+with the current generators, through the same functions conversion uses,
+and scores them. The loop keeps ``best.safetensors``: the step with the
+highest **selection score**, which rewards moving the identity and
+penalises lost words and sound.
 
 With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
 
@@ -29,7 +29,6 @@ input after removing each band's mean (temporal detail kept: the words).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +39,9 @@ import torch
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
-from voiceconv.convert.pipeline import Pipeline, segment
+from voiceconv.convert import convert_image, vocode, vocoder_for
 from voiceconv.data.speakers import load_training_audio
-from voiceconv.errors import AudioError, ModelFileError
-from voiceconv.models.directions import DIRECTIONS, source_side, target_side
+from voiceconv.errors import AudioError
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
 def selection_score(margin: float, wer: float, dnsmos: float) -> float:
@@ -65,11 +63,9 @@ def best_entry(history: list[dict]) -> dict | None:
 
 @dataclass
 class HeldBackUtterance:
-    """One held-back recording prepared for scoring: the recording, its aligned waveform and the generator's
-    input image."""
+    """One held-back recording prepared for scoring: the generator's input image and the aligned waveform."""
 
     name: str
-    wav: np.ndarray  # [samples] as recorded: what the converted speech's loudness is matched to
     aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
 
@@ -82,12 +78,12 @@ class VoiceValidator:
                  reference_files: dict[str, list[Path]]):
         self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
         self.encoder, self.refine = MelImageEncoder(features), alignment is not None
-        alignments = {"a2b": alignment, "b2a": alignment and alignment.reverse()}
-        self.utterances = {direction: self._prepare(held_back[source_side(direction)], alignments[direction])
-                           for direction in DIRECTIONS}
+        self.vocoder = vocoder_for(features, self.refine)
+        self.utterances = {direction: self._prepare(held_back[direction[0]], alignment if direction == "a2b" else
+                                                    alignment and alignment.reverse())
+                           for direction in ("a2b", "b2a")}
         self.reference_files = reference_files
         self._metrics = None  # loaded on first use: the speaker encoder, centroids and input transcripts
-        self._pipelines: dict[str, Pipeline] = {}  # by device: the encoder and vocoder are made once
 
     def _prepare(self, files: list[Path], alignment: Alignment | None) -> list[HeldBackUtterance]:
         prepared = []
@@ -96,18 +92,10 @@ class VoiceValidator:
                 wav = load_training_audio(path, self.features)
             except AudioError:
                 continue
-            aligned = wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
-            prepared.append(HeldBackUtterance(path.name, wav, aligned, self.encoder(torch.from_numpy(aligned))))
+            if alignment is not None:
+                wav = change_voice(wav, self.features.sample_rate, alignment)
+            prepared.append(HeldBackUtterance(path.name, wav, self.encoder(torch.from_numpy(wav))))
         return prepared
-
-    def _pipeline(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-                  device: torch.device | str) -> Pipeline:
-        """The conversion pipeline of the current ``generators`` on ``device``."""
-        key = str(device)
-        if key not in self._pipelines:
-            self._pipelines[key] = Pipeline.build("<held-back selection>", self.features, generators,
-                                                  {**self.speaker_stats, **self.input_stats}, self.refine, device)
-        return dataclasses.replace(self._pipelines[key], generators=generators)
 
     @property
     def available(self) -> bool:
@@ -117,9 +105,14 @@ class VoiceValidator:
     def __call__(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
                  device: torch.device | str = "cpu") -> dict[str, float]:
         """``{"score": ..., and its parts}`` for the current ``generators`` (``{"a2b": G_AB, "b2a": G_BA}``)."""
-        pipeline = self._pipeline(generators, device)
+        converted = {}
+        for direction, utterances in self.utterances.items():
+            target = self.speaker_stats[direction[-1]].to(device)
+            converted[direction] = [convert_image(generators[direction], u.image.to(device),
+                                                  self.input_stats[direction].to(device), target).float().cpu()
+                                    for u in utterances]
         metrics = self._full_metrics()
-        return self._full_scores(pipeline, metrics) if metrics else self._proxy_scores(pipeline)
+        return self._full_scores(converted, metrics) if metrics else self._proxy_scores(converted)
 
     def _full_metrics(self):
         if self._metrics is None:
@@ -143,16 +136,17 @@ class VoiceValidator:
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
 
-    def _full_scores(self, pipeline: Pipeline, metrics) -> dict[str, float]:
+    def _full_scores(self, converted: dict[str, list[torch.Tensor]], metrics) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, texts = metrics
         rate, margins, wers, moses = self.features.sample_rate, [], [], []
-        for direction, utterances in self.utterances.items():
-            source, target = source_side(direction), target_side(direction)
-            for utterance, text in zip(utterances, texts[direction]):
-                try:  # the conversion's own path: image, generator, refine, loudness
-                    wav = segment(pipeline, utterance.wav, utterance.aligned, direction)
+        for direction, images in converted.items():
+            source, target = direction[0], direction[-1]
+            for utterance, image, text in zip(self.utterances[direction], images, texts[direction]):
+                wav = vocode(self.vocoder, image, utterance.image, torch.from_numpy(utterance.aligned)[None],
+                             self.refine)[0].numpy()
+                try:
                     embedding = encoder.embed(wav, rate)
-                except (ModelFileError, ValueError):  # damaged output (NaN, a constant), or too little speech
+                except ValueError:
                     continue
                 margins.append(cosine(embedding, centroids[target]) - cosine(embedding, centroids[source]))
                 wers.append(asr.word_error_rate(text, asr.recognize(wav, rate)) if text else 0.0)
@@ -163,13 +157,11 @@ class VoiceValidator:
         return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
                 "success": float(np.mean(np.array(margins) > 0))}
 
-    def _proxy_scores(self, pipeline: Pipeline) -> dict[str, float]:
+    def _proxy_scores(self, converted: dict[str, list[torch.Tensor]]) -> dict[str, float]:
         scores, correlations = [], []
-        for direction, utterances in self.utterances.items():
-            source = self.speaker_stats[source_side(direction)].mean
-            target = self.speaker_stats[target_side(direction)].mean
-            for utterance in utterances:
-                image = pipeline.convert_image(utterance.image, direction).cpu()  # [1, n_mels, T]
+        for direction, images in converted.items():
+            source, target = self.speaker_stats[direction[0]].mean, self.speaker_stats[direction[-1]].mean
+            for utterance, image in zip(self.utterances[direction], images):
                 band_mean = image[0].mean(dim=-1)  # [n_mels]
                 d_source = float((band_mean - source.cpu()).pow(2).mean().sqrt())
                 d_target = float((band_mean - target.cpu()).pow(2).mean().sqrt())
