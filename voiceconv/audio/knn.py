@@ -133,13 +133,14 @@ class KnnVoiceChanger:
         normalized = _statistics([frames]).normalize(frames)
         self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
         self.cepstra = dct_matrix(frames.shape[0], config.cepstra + 1)[1:]  # [cepstra, bins]: c1..c_n
-        self.variances = {}  # voiced flag -> the target's cepstral variance over an utterance's frames [cepstra]
+        self.variances = {}  # keep_variance: voiced flag -> the target's cepstral variance over an utterance [cepstra]
         for flag in (True, False):
             chosen = voiced == flag
             if int(chosen.sum()) >= config.k:
                 self.pools[flag] = (FramePool([normalized[:, chosen]], config), frames[:, chosen].T.contiguous())
-                self.variances[flag] = _utterance_variance(
-                    [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
+                if config.keep_variance:
+                    self.variances[flag] = _utterance_variance(
+                        [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
 
     @property
     def pool_size(self) -> int:
