@@ -14,6 +14,8 @@ Layout written under ``--out``::
     rms/train/arctic_aNNNN.flac        flite rms synthesis, 16 kHz mono FLAC
     rms/eval/arctic_aNNNN.flac
     transcripts.tsv                    id<TAB>prompt text, evaluation ids only
+    {kathleen,rms}/train/transcripts.tsv  the training folders' prompts: model selection judges the
+                                       held-back recordings' words against them (voiceconv.data.transcripts)
 
 Usage::
 
@@ -246,6 +248,8 @@ def prepare(shared_data: Path, out: Path, jobs: int = 2) -> None:
     made += synthesize_many(prompts, ids["eval"], out / "rms" / "eval", jobs)
     print(f"rms: synthesized {made} new files in {time.perf_counter() - start:.1f} s ({jobs} jobs)")
     write_transcripts(prompts, ids["eval"], out / "transcripts.tsv")
+    write_transcripts(prompts, ids["kathleen_train"], out / "kathleen" / "train" / "transcripts.tsv")
+    write_transcripts(prompts, ids["rms_train"], out / "rms" / "train" / "transcripts.tsv")
     print_summary(out)
 
 

@@ -16,7 +16,8 @@ pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'vo
 
 from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
 from voiceconv.evaluate.harness import (  # noqa: E402
-    BASELINE_CEILING, BASELINE_KNN, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate, read_transcripts)
+    BASELINE_CEILING, BASELINE_KNN, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate)
+from voiceconv.data.transcripts import read_transcripts  # noqa: E402
 from voiceconv.evaluate.report import write_report  # noqa: E402
 from voiceconv.errors import VoiceconvError  # noqa: E402
 

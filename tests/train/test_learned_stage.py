@@ -20,6 +20,7 @@ from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.nn import build_discriminator, build_generator
 from voiceconv.nn.generators import interpolate_bands
 from voiceconv.train.loop import TrainConfig, fit
+from voiceconv.train.selection import VoiceValidator
 from voiceconv.train.voice import (VoiceConversionTask, VoiceDataConfig, VoiceRecipe, copy_synthesize,
                                    load_voice_data)
 
@@ -227,3 +228,16 @@ def test_an_envelope_recipe_trains_exports_and_converts(speakers, tmp_path):
     torch.testing.assert_close(converter.stats["b"].mean, data.output_stats["b"].mean)  # natural statistics ship
     out = converter.convert(harmonic_tone(1.0, f0=230.0), 16000, "a2b")
     assert out.shape == (16000,) and np.isfinite(out).all() and np.abs(out).max() > 0.01
+
+
+def test_selection_judges_held_back_words_against_the_speaker_folders_transcripts(speakers, tmp_path):
+    (speakers[0] / "transcripts.tsv").write_text("0\tthe first words\n1\tthe held back words\n", encoding="utf-8")
+    recipe = envelope_recipe(held_back=1)
+    data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
+    assert data.held_back["a"] == [speakers[0] / "1.wav"]
+    assert data.transcripts == {speakers[0] / "1.wav": "the held back words"}  # the low folder has none
+    validator = VoiceValidator(FEATURES, data.held_back, data.alignment,
+                               {direction: corpus.stats for direction, corpus in data.inputs.items()},
+                               data.output_stats, data.training_files, data.transcripts)
+    assert [u.transcript for u in validator.utterances["a2b"]] == ["the held back words"]
+    assert [u.transcript for u in validator.utterances["b2a"]] == [None]  # judged against the input's recognition

@@ -45,6 +45,7 @@ from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.audio import world
 from voiceconv.audio.knn import KnnVoiceChanger
 from voiceconv.audio.vocoder import GriffinLimVocoder
+from voiceconv.data.transcripts import read_transcripts
 from voiceconv.errors import AudioError, VoiceconvError
 from voiceconv.evaluate import asr, prosody, quality
 from voiceconv.evaluate.mcd import as_pcm16, mcd_from_features, world_f0, world_features
@@ -107,19 +108,6 @@ class EvaluationResult:
 def find_audio(folder: Path) -> dict[str, Path]:
     """Audio files under ``folder`` (recursive), keyed by relative path without extension."""
     return {p.relative_to(folder).with_suffix("").as_posix(): p for p in audio_files(folder)}
-
-
-def read_transcripts(path: Path) -> dict[str, str]:
-    """``id<TAB>text`` lines -> {id: text}; blank and ``#`` lines ignored."""
-    texts = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, sep, text = line.partition("\t")
-        if not sep:
-            raise VoiceconvError(f"{path}:{number}: expected 'id<TAB>text', got {line[:60]!r}")
-        texts[key.strip()] = text.strip()
-    return texts
 
 
 def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progress=None) -> EvaluationResult:

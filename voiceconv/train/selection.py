@@ -15,8 +15,11 @@ With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
 
 where ``sim_*`` is the Resemblyzer similarity to each speaker's centroid (of
 up to 30 training recordings), WER is pocketsphinx's word error rate of the
-converted speech against its own recognition of the (pitch-aligned) input,
-i.e. the words the input carried, and DNSMOS is the P.835 overall quality.
+converted speech against the recording's transcript where its speaker folder
+has one (``transcripts.tsv``, voiceconv.data.transcripts: the words read, as
+``voiceconv evaluate --transcripts`` judges them), else against its own
+recognition of the (pitch-aligned) input, i.e. the words the input carried;
+DNSMOS is the P.835 overall quality.
 
 Without the extra, a cheaper proxy on the log-mel images themselves::
 
@@ -68,6 +71,7 @@ class HeldBackUtterance:
     name: str
     aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
+    transcript: str | None = None  # the words read, when the speaker folder's transcripts.tsv has them
 
 
 class VoiceValidator:
@@ -75,9 +79,10 @@ class VoiceValidator:
 
     def __init__(self, features: FeatureConfig, held_back: dict[str, list[Path]], alignment: Alignment | None,
                  input_stats: dict[str, SpeakerStats], speaker_stats: dict[str, SpeakerStats],
-                 reference_files: dict[str, list[Path]]):
+                 reference_files: dict[str, list[Path]], transcripts: dict[Path, str] | None = None):
         self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
         self.encoder, self.refine = MelImageEncoder(features), alignment is not None
+        self.transcripts = transcripts or {}
         self.vocoder = vocoder_for(features, self.refine)
         self.utterances = {direction: self._prepare(held_back[direction[0]], alignment if direction == "a2b" else
                                                     alignment and alignment.reverse())
@@ -94,7 +99,8 @@ class VoiceValidator:
                 continue
             if alignment is not None:
                 wav = change_voice(wav, self.features.sample_rate, alignment)
-            prepared.append(HeldBackUtterance(path.name, wav, self.encoder(torch.from_numpy(wav))))
+            prepared.append(HeldBackUtterance(path.name, wav, self.encoder(torch.from_numpy(wav)),
+                                              self.transcripts.get(path)))
         return prepared
 
     @property
@@ -131,8 +137,8 @@ class VoiceValidator:
             centroids = {side: encoder.centroid([(load_training_audio(files[i], self.features),
                                                   self.features.sample_rate) for i in spread_picks(len(files))])
                          for side, files in self.reference_files.items()}
-            texts = {direction: [asr.recognize(u.aligned, self.features.sample_rate) for u in utterances]
-                     for direction, utterances in self.utterances.items()}
+            texts = {direction: [u.transcript or asr.recognize(u.aligned, self.features.sample_rate)
+                                 for u in utterances] for direction, utterances in self.utterances.items()}
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
 
@@ -154,8 +160,10 @@ class VoiceValidator:
         if not margins:
             return {"score": math.nan}
         margin, wer, mos = float(np.mean(margins)), float(np.mean(wers)), float(np.mean(moses))
+        transcribed = [u.transcript is not None for utterances in self.utterances.values() for u in utterances]
         return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
-                "success": float(np.mean(np.array(margins) > 0))}
+                "success": float(np.mean(np.array(margins) > 0)),
+                "wer_vs_transcripts": float(np.mean(transcribed))}  # the share judged against the words read
 
     def _proxy_scores(self, converted: dict[str, list[torch.Tensor]]) -> dict[str, float]:
         scores, correlations = [], []

@@ -24,6 +24,7 @@ from voiceconv.audio.world import (FIT_FILES, Alignment, WorldSettings, analyse,
 from voiceconv.config import to_dict
 from voiceconv.convert import convert_image
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
+from voiceconv.data.transcripts import folder_transcripts
 from voiceconv.errors import AudioError, ConfigError
 from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
@@ -87,6 +88,7 @@ class VoiceData:
     held_back: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
     training_files: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
     output_stats: dict[str, SpeakerStats] = field(default_factory=dict)
+    transcripts: dict[Path, str] = field(default_factory=dict)  # held-back file -> its words (folder_transcripts)
 
     def __post_init__(self):
         self.output_stats = self.output_stats or {side: corpus.stats for side, corpus in self.speakers.items()}
@@ -128,7 +130,7 @@ class VoiceConversionTask:
             self._validator = VoiceValidator(
                 self.recipe.features, self.data.held_back, self.data.alignment,
                 {direction: corpus.stats for direction, corpus in self.data.inputs.items()},
-                self.data.output_stats, self.data.training_files)
+                self.data.output_stats, self.data.training_files, self.data.transcripts)
         if not self._validator.available:
             return None
         with evaluating(self.model):
@@ -201,9 +203,10 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     with each direction's aligned input corpus. ``alignment_file`` keeps the fitted alignment: a resumed run
     reads it back instead of fitting again."""
     features, data = recipe.features, recipe.data
-    files, held_back = {}, {}
+    files, held_back, transcripts = {}, {}, {}
     for side, folder in zip("ab", folders):
         files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
+        transcripts.update(folder_transcripts(folder, held_back[side]))
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
                    crop_frames=data.crop_frames)
     alignment = None if data.align == "none" else _alignment(files, features, data, alignment_file)
@@ -240,7 +243,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
             attach_pseudo_targets(inputs[direction], speakers[direction[-1]],
                                   _knn_changer(direction, files, features, alignment, data.pull),
                                   partial(load, folder, files=files[direction[0]]))
-    return VoiceData(speakers, inputs, alignment, held_back, files, output_stats)
+    return VoiceData(speakers, inputs, alignment, held_back, files, output_stats, transcripts)
 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
