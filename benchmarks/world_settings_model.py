@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from voiceconv.audio.world import Alignment
-from voiceconv.modelfile import load_model_file, save_model_file
+from voiceconv.modelfiles.format import load_model_file, save_model_file
 
 
 def main() -> None:

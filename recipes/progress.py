@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 
 SNAPSHOT = re.compile(r"model_step(\d+)\.safetensors$")
 

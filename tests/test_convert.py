@@ -13,7 +13,8 @@ import torch
 from conftest import SAMPLES, harmonic_tone
 from voiceconv.audio.io import audio_files, load_audio, loudness
 from voiceconv.audio.world import WorldSettings, extract_f0, parse_pitch
-from voiceconv.convert import Converter, QuietChunks, join_crossfaded
+from voiceconv.convert import Converter
+from voiceconv.convert.windowing import CrossfadeJoiner
 from voiceconv.errors import AudioError, SilentAudioError, TooShortError, VoiceconvError
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
@@ -39,8 +40,9 @@ def test_windowed_conversion_has_no_seams(converter, speech):
     assert windowed.shape == whole.shape == speech.shape
     difference = (converter.encoder(torch.from_numpy(windowed)) - converter.encoder(torch.from_numpy(whole)))[0]
     per_frame = difference.abs().mean(0)  # [T]
-    stride = converter.windows.stride // converter.features.hop_length
-    joins = torch.cat([per_frame[k * stride - 4 : k * stride + 4] for k in range(1, len(speech) // converter.windows.stride)])
+    windows = converter.windowing.plan(converter.features)[0]
+    stride = windows.stride // converter.features.hop_length
+    joins = torch.cat([per_frame[k * stride - 4 : k * stride + 4] for k in range(1, len(speech) // windows.stride)])
     assert per_frame.mean() < 0.12  # image units: [-1, 1] spans 120 dB
     assert joins.mean() < 1.5 * per_frame.mean()
 
@@ -51,13 +53,15 @@ def test_world_chunks_are_cut_in_pauses_and_join_back_to_the_input(converter):
     bursts = [np.concatenate([harmonic_tone(0.9, RATE, seed=i), np.zeros(int(0.3 * RATE), np.float32)])
               for i in range(12)]  # 0.9 s of sound, 0.3 s of silence, 12 times
     wav = np.concatenate(bursts)
-    chunks = QuietChunks.for_windows(converter.windows, RATE)
-    pieces = list(chunks.split(np.array_split(wav, 37)))
+    chunks = converter.windowing.plan(converter.features)[1]  # the chunks the converter's WORLD alignment uses
+    cutter = chunks.cutter()
+    pieces = [piece for block in np.array_split(wav, 37) for piece in cutter.push(block)] + cutter.finish()
     cuts = [kept[1] for _, _, kept, is_last in pieces if not is_last]
     assert len(cuts) >= 3 and pieces[-1][3]
     for cut in cuts:  # inside a silence, with room for the cross-fade
         assert np.abs(wav[cut - len(chunks.fade_in) : cut + len(chunks.fade_in)]).max() == 0.0
-    joined = np.concatenate(list(join_crossfaded(pieces, chunks.fade_in)))
+    joiner = CrossfadeJoiner(chunks.fade_in)  # as the converter joins aligned chunks
+    joined = np.concatenate([joiner.add(piece) for piece in pieces])
     np.testing.assert_allclose(joined, wav, atol=1e-6)
 
 
@@ -74,7 +78,8 @@ def test_long_input_is_consumed_lazily(converter):
 
     first = next(converter.convert_stream(endless()))
     blocks_read = next(consumed)
-    window_blocks = (converter.windows.stride + converter.windows.margin) / len(block)
+    windows = converter.windowing.plan(converter.features)[0]
+    window_blocks = (windows.stride + windows.margin) / len(block)
     assert len(first) > 0 and blocks_read <= 2 * window_blocks + 2
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import SAMPLES
 from voiceconv.audio.io import load_audio
 from voiceconv.convert import Converter
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 
 DEFAULT_MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
 

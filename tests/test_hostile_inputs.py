@@ -41,8 +41,9 @@ from voiceconv.convert import Converter
 from voiceconv.errors import AudioError
 from voiceconv.files import atomic_output, remove_abandoned
 from voiceconv.faces.tools import load_face_model
-from voiceconv.modelcheck import check_output
-from voiceconv.modelfile import ModelFileError, read_header
+from voiceconv.errors import ModelFileError
+from voiceconv.modelfiles.checks import check_output
+from voiceconv.modelfiles.format import read_header
 from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip
 from voiceconv.web.limits import Limits
 

@@ -23,3 +23,15 @@ code (voiceconv.faces' recipes, tasks and debias)."""
     assert "voiceconv.convert" in loaded and "voiceconv.web.page" in loaded  # the probe saw what it imported
     training = ("voiceconv.data.speakers", "voiceconv.faces.recipes", "voiceconv.faces.tasks", "voiceconv.faces.debias")
     assert [m for m in loaded if m.startswith("voiceconv.train") or m in training] == []
+
+
+def test_model_files_load_without_conversion_or_training_code():
+    """The model-file package sits below conversion: reading, checking and bundling a voice model imports neither
+    voiceconv.convert nor voiceconv.train (the old modelcheck climbed back up to the converter)."""
+    probe = ("import json, sys; import voiceconv.modelfiles.voice, voiceconv.modelfiles.format; "
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('voiceconv.'))))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "voiceconv.modelfiles.checks" in loaded  # the probe saw what it imported
+    assert [m for m in loaded if m.startswith(("voiceconv.convert", "voiceconv.train", "voiceconv.web"))] == []

@@ -29,6 +29,15 @@ def converter() -> Converter:
     return Converter(MODEL)
 
 
+def test_streams_and_files_default_to_the_same_windowing(converter):
+    """``open_stream`` and ``convert_stream`` both cut with the converter's own windowing unless told otherwise."""
+    wav = load_audio(OTHER_CLIP, converter.features.sample_rate)
+    stream = converter.open_stream(converter.features.sample_rate)
+    assert stream.windowing == converter.windowing
+    joined = np.concatenate([stream.push(wav), stream.finish()])
+    np.testing.assert_array_equal(joined, np.concatenate(list(converter.convert_stream([wav]))))
+
+
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     return load_audio(CLIP, MICROPHONE_RATE)
@@ -36,7 +45,7 @@ def speech() -> np.ndarray:
 
 def streamed(converter: Converter, wav: np.ndarray, rate: int, block: int, **options) -> np.ndarray:
     """``wav`` pushed ``block`` samples at a time, then finished; every output joined."""
-    stream = converter.open_stream(rate, **options)
+    stream = converter.open_stream(rate, **{"windowing": LIVE_WINDOWING, **options})
     outputs = [stream.push(wav[start : start + block]) for start in range(0, len(wav), block)]
     return np.concatenate([*outputs, stream.finish()])
 
@@ -69,8 +78,8 @@ def test_stream_equals_the_file_conversion_with_the_coarser_world_analysis(speec
 def test_two_streams_keep_their_own_state(converter, speech):
     """Interleaved pushes into two streams (different input, direction and pitch) give each its own conversion."""
     other = load_audio(OTHER_CLIP, MICROPHONE_RATE)
-    first = converter.open_stream(MICROPHONE_RATE, "a2b", "auto")
-    second = converter.open_stream(MICROPHONE_RATE, "b2a", "source")
+    first = converter.open_stream(MICROPHONE_RATE, "a2b", "auto", LIVE_WINDOWING)
+    second = converter.open_stream(MICROPHONE_RATE, "b2a", "source", LIVE_WINDOWING)
     outputs: dict[str, list[np.ndarray]] = {"first": [], "second": []}
     for start in range(0, max(len(speech), len(other)), 2400):
         outputs["first"].append(first.push(speech[start : start + 2400]))
@@ -86,7 +95,7 @@ def test_two_streams_keep_their_own_state(converter, speech):
 def test_live_stream_holds_back_no_more_than_its_windowing_says(converter):
     rate, block = converter.features.sample_rate, 1600  # no resampling; 100 ms blocks
     wav = load_audio(OTHER_CLIP, rate)
-    stream = converter.open_stream(rate)
+    stream = converter.open_stream(rate, windowing=LIVE_WINDOWING)
     bound = LIVE_WINDOWING.max_held_back_seconds(converter.features) + block / rate
     held_back = []
     for start in range(0, len(wav), block):
@@ -104,7 +113,7 @@ def test_live_stream_holds_back_no_more_than_its_windowing_says(converter):
 def test_stream_refuses_at_finish_what_the_file_conversion_refuses(converter, wav, error):
     with pytest.raises(error):
         converter.convert(wav, converter.features.sample_rate, windowing=LIVE_WINDOWING)
-    stream = converter.open_stream(converter.features.sample_rate, name="microphone")
+    stream = converter.open_stream(converter.features.sample_rate, windowing=LIVE_WINDOWING, name="microphone")
     assert np.abs(stream.push(wav)).max(initial=0.0) < 1e-4  # nothing to hear before finish refuses it
     with pytest.raises(error, match="microphone"):
         stream.finish()
@@ -133,7 +142,7 @@ def test_page_bounds_live_streams(converter, speech):
     from voiceconv.web.live import LiveStreams
 
     streams = LiveStreams(max_streams=2, max_seconds=1.0)
-    open_stream = lambda: converter.open_stream(MICROPHONE_RATE)  # noqa: E731
+    open_stream = lambda: converter.open_stream(MICROPHONE_RATE, windowing=LIVE_WINDOWING)  # noqa: E731
     first = streams.open("alice", open_stream)
     assert streams.open("alice", open_stream) is not first and len(streams) == 1  # a new take replaces the old
     streams.open("bob", open_stream)

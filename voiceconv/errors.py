@@ -58,6 +58,10 @@ class NonFiniteAudioError(AudioError):
     """The audio holds NaN or infinite samples."""
 
 
+class ModelFileError(VoiceconvError):
+    """A model file is missing, damaged or not a voiceconv model; the message names the file and the field."""
+
+
 class ImageFileError(VoiceconvError):
     """A spectrogram image cannot be used; the message names the file."""
 

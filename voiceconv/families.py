@@ -68,7 +68,7 @@ class ModelFamily:
 
 FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
     ModelFamily(VOICE_KIND, "voice CycleGAN", "voiceconv.train.voice:VoiceRecipe",
-                "voiceconv.train.voice:train_voice_pair", "voiceconv.modelcheck:load_voice_model",
+                "voiceconv.train.voice:train_voice_pair", "voiceconv.modelfiles.voice:load_voice_model",
                 data_options=("speaker_a", "speaker_b", "name_a", "name_b"),
                 required_options=("speaker_a", "speaker_b"), options_in_recipe=False),
     ModelFamily(FACE_VAE, "VAE", "voiceconv.faces.recipes:FaceVAERecipe", "voiceconv.faces.tasks:train_face_vae",

@@ -20,7 +20,8 @@ from voiceconv.audio.features import FeatureConfig
 from voiceconv.audio.io import save_audio
 from voiceconv.convert import Converter
 from voiceconv.errors import ConfigError
-from voiceconv.modelfile import ModelFileError, load_model_file
+from voiceconv.errors import ModelFileError
+from voiceconv.modelfiles.format import load_model_file
 from voiceconv.models.base import TrainableModel
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.nn import Generator212

@@ -17,7 +17,7 @@ from voiceconv.cli import main
 from voiceconv.errors import ConfigError
 from voiceconv.faces.data import load_face_image
 from voiceconv.faces.tools import load_face_model, traverse, typical_code
-from voiceconv.modelfile import load_model_file, read_header, save_model_file
+from voiceconv.modelfiles.format import load_model_file, read_header, save_model_file
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "media_every": 2, "checkpoint_every": 1, "threads": 1}
@@ -231,7 +231,7 @@ def test_every_family_names_its_pieces_and_they_exist():
 
 def test_model_file_checks_and_face_loaders_cover_exactly_the_registry_kinds():
     """A kind added to the registry without a model-file check (or a check left for a removed kind) fails here."""
-    from voiceconv import modelcheck
+    from voiceconv.modelfiles import kinds as modelcheck
     from voiceconv.faces import tools as face_tools
     from voiceconv.families import FACE_CLASSIFIER, FAMILIES
 

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from conftest import harmonic_tone
 from voiceconv.audio.io import save_audio
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 from voiceconv.train.checkpoint import load_checkpoint
 
 TINY_RECIPE = """

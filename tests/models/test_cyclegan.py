@@ -16,7 +16,8 @@ from voiceconv.data.speakers import load_speaker
 from voiceconv.errors import VoiceconvError
 from voiceconv.losses import (cycle_consistency_loss, gaussian_kl_divergence, lsgan_discriminator_loss,
                               lsgan_generator_loss)
-from voiceconv.modelfile import ModelFileError, load_model_file
+from voiceconv.errors import ModelFileError
+from voiceconv.modelfiles.format import load_model_file
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.train.loop import TrainConfig, fit
 from voiceconv.train.voice import VoiceConversionTask, VoiceDataConfig, VoiceRecipe, load_voice_data

@@ -16,7 +16,7 @@ from conftest import REPO, harmonic_tone
 from voiceconv.audio.io import save_audio
 from voiceconv.cli import main
 from voiceconv.families import FAMILIES
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 from voiceconv.families import recipe_kind
 
 RECIPES = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))

@@ -21,7 +21,7 @@ from conftest import REPO
 from helpers import DEFAULT_MODEL, LONG_CLIP, SHORT_CLIP, STARTUP_SECONDS, make_zip, refusal, running_app
 from voiceconv.audio.io import load_audio
 from voiceconv.errors import CorruptAudioError
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 from voiceconv.web.archive import UnsafeArchiveError, check_zip, extract_zip
 from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
 from voiceconv.web.models import discover_models, model_documents, model_summary_markdown

@@ -70,7 +70,7 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     ``jobs`` is not used. ``pitch`` is :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
     after each file, converted or failed (the page's progress bar). Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
-    Raises :class:`~voiceconv.modelfile.ModelFileError` before converting
+    Raises :class:`~voiceconv.errors.ModelFileError` before converting
     anything when the model cannot be loaded.
     """
     from tqdm import tqdm

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from voiceconv.cli.common import add_pitch, positive_int
+from voiceconv.models.directions import DIRECTIONS
 
 
 def add_verbs(verbs) -> None:
@@ -28,7 +29,7 @@ def _add_convert(verbs) -> None:
                     "(bad option, OUT_DIR inside an input folder), 130 interrupted. Under torchrun --nproc-per-node N the "
                     "files are split between the processes, each listing its failures in failures.rank<R>.csv.")
     p.add_argument("--model", type=Path, required=True, help="model file (.safetensors) from voiceconv train")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b",
+    p.add_argument("--direction", choices=DIRECTIONS, default="a2b",
                    help="a2b: speaker A -> B, b2a: B -> A (default %(default)s)")
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="audio file, or folder of them")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
@@ -64,7 +65,7 @@ def _run_convert(args) -> int:
         return 2
     import torch
 
-    from voiceconv.modelfile import ModelFileError
+    from voiceconv.errors import ModelFileError
 
     torch.set_num_threads(worker_threads(1))  # used when converting in this process (--jobs 1)
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from voiceconv.cli.common import add_pitch
+from voiceconv.models.directions import DIRECTIONS
 
 
 def add_verbs(verbs) -> None:
@@ -26,7 +27,7 @@ def _add_evaluate(verbs) -> None:
     side.add_argument("--converted", type=Path, metavar="DIR",
                       help="converted files, named like the sources (from any system)")
     side.add_argument("--model", type=Path, help="a voiceconv model file: convert the sources on the fly")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="with --model (default %(default)s)")
+    p.add_argument("--direction", choices=DIRECTIONS, default="a2b", help="with --model (default %(default)s)")
     add_pitch(p)  # also what F0 accuracy measures against: the source's F0 moved by this setting
     p.add_argument("--target-ref", type=Path, required=True, metavar="DIR", help="recordings of the target speaker")
     p.add_argument("--source-ref", type=Path, metavar="DIR", help="recordings of the source speaker (default: --source)")

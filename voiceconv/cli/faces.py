@@ -10,6 +10,7 @@ from pathlib import Path
 from voiceconv.cli.train import with_data_flags
 from voiceconv.errors import ConfigError
 from voiceconv.families import FACE_DBVAE
+from voiceconv.models.directions import DIRECTIONS
 
 
 def add_verbs(verbs) -> None:
@@ -73,7 +74,7 @@ def _add_translate(tools) -> None:
     p = tools.add_parser("translate", help="images and their CycleGAN translations (face-cyclegan)")
     _model_and_output(p)
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="default %(default)s")
+    p.add_argument("--direction", choices=DIRECTIONS, default="a2b", help="default %(default)s")
     p.add_argument("--limit", type=int, default=16)
     p.set_defaults(run=_run_translate)
 

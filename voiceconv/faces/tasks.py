@@ -25,7 +25,7 @@ from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, ima
 from voiceconv.faces.recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
 from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
-from voiceconv.modelfile import save_model_file
+from voiceconv.modelfiles.format import save_model_file
 from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN

@@ -16,7 +16,8 @@ from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
 from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
-from voiceconv.modelfile import ModelFileError, load_model_file, prefixed
+from voiceconv.errors import ModelFileError
+from voiceconv.modelfiles.format import load_model_file, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, checked_direction
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, VAEConfig

@@ -18,6 +18,7 @@ from voiceconv.errors import ConfigError
 from voiceconv.losses import (cycle_consistency_loss, identity_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                               pseudo_target_loss)
 from voiceconv.models.base import TrainableModel, linear_decay
+from voiceconv.models.directions import DIRECTIONS, checked_direction  # noqa: F401 -- re-exported
 from voiceconv.nn import GENERATOR_CHANNELS, RESIDUAL_CHANNELS, build_discriminator, build_generator
 
 
@@ -83,6 +84,16 @@ def _build_image_generator(config: CycleGANConfig, in_ch: int, out_ch: int, heig
                            n_blocks=config.residual_blocks)
 
 
+def build_cyclegan_generator(config: CycleGANConfig, channels: int, height: int) -> nn.Module:
+    """A CycleGAN generator of ``channels``-channel images ``height`` rows high: ``[B, C(+1), H, W] -> [B, C, H, W]``.
+
+    With filling in frames (``mask_frames``) the mask travels as one more input channel (the one place this
+    rule is written: training, the model-file checks and loading all build generators here).
+    """
+    in_ch = channels + 1 if config.mask_frames else channels
+    return build_image_generator(config, in_ch, channels, height)
+
+
 def apply_generator(generator: nn.Module, images: torch.Tensor, mask_frames: bool,
                     mask: torch.Tensor | None = None) -> torch.Tensor:
     """Run a generator on ``[B, C, H, W]``; with filling in frames the (masked) image goes in with its mask channel."""
@@ -93,16 +104,6 @@ def apply_generator(generator: nn.Module, images: torch.Tensor, mask_frames: boo
     return generator(torch.cat([images * mask, mask], dim=1))
 
 
-DIRECTIONS = ("a2b", "b2a")  # a2b: G_AB turns domain A into B; b2a: G_BA the other way
-
-
-def checked_direction(direction: object) -> str:
-    """``direction`` when it is one of :data:`DIRECTIONS`; a one-line ConfigError otherwise."""
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"direction must be a2b or b2a, not {str(direction)[:20]!r}")
-    return direction
-
-
 class CycleGAN(TrainableModel):
     """Two generators ``G_AB: A -> B``, ``G_BA: B -> A`` and two discriminators ``D_A``, ``D_B``."""
 
@@ -110,11 +111,10 @@ class CycleGAN(TrainableModel):
                  total_steps: int = 200_000, seed: int = 0):
         super().__init__()
         self.config, self.channels = config, channels
-        in_ch = channels + 1 if config.mask_frames else channels  # the mask travels as an extra channel
         with torch.random.fork_rng():  # the same seed gives the same initial weights
             torch.manual_seed(seed)
-            self.G_AB = build_image_generator(config, in_ch, channels, height)
-            self.G_BA = build_image_generator(config, in_ch, channels, height)
+            self.G_AB = build_cyclegan_generator(config, channels, height)
+            self.G_BA = build_cyclegan_generator(config, channels, height)
             self.D_A, self.D_B = (build_discriminator(config.discriminator, in_ch=channels,
                                                       base_channels=config.discriminator_channels,
                                                       n_layers=config.discriminator_layers,

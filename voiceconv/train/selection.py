@@ -4,10 +4,10 @@ GAN losses say little about what a listener hears, and the adversarial
 updates of a voice CycleGAN can undo in a hundred steps what the previous
 hundred gained. So every ``train.validate_every`` steps the voice task
 converts recordings of each speaker that training never sees (``data.held_back``)
-with the current generators, through the same functions conversion uses,
-and scores them. The loop keeps ``best.safetensors``: the step with the
-highest **selection score**, which rewards moving the identity and
-penalises lost words and sound.
+with the current generators, through the conversion's own path
+(:func:`voiceconv.convert.pipeline.segment`), and scores them. The loop
+keeps ``best.safetensors``: the step with the highest **selection score**,
+which rewards moving the identity and penalises lost words and sound.
 
 With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
 
@@ -32,6 +32,7 @@ input after removing each band's mean (temporal detail kept: the words).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,9 +43,10 @@ import torch
 
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
-from voiceconv.convert import convert_image, vocode, vocoder_for
+from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.data.speakers import load_training_audio
-from voiceconv.errors import AudioError
+from voiceconv.errors import AudioError, ModelFileError
+from voiceconv.models.directions import DIRECTIONS, source_side, target_side
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
 def selection_score(margin: float, wer: float, dnsmos: float) -> float:
@@ -66,9 +68,11 @@ def best_entry(history: list[dict]) -> dict | None:
 
 @dataclass
 class HeldBackUtterance:
-    """One held-back recording prepared for scoring: the generator's input image and the aligned waveform."""
+    """One held-back recording prepared for scoring: the recording, its aligned waveform and the generator's
+    input image."""
 
     name: str
+    wav: np.ndarray  # [samples] as recorded: what the converted speech's loudness is matched to
     aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
     transcript: str | None = None  # the words read, when the speaker folder's transcripts.tsv has them
@@ -83,12 +87,12 @@ class VoiceValidator:
         self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
         self.encoder, self.refine = MelImageEncoder(features), alignment is not None
         self.transcripts = transcripts or {}
-        self.vocoder = vocoder_for(features, self.refine)
-        self.utterances = {direction: self._prepare(held_back[direction[0]], alignment if direction == "a2b" else
-                                                    alignment and alignment.reverse())
-                           for direction in ("a2b", "b2a")}
+        alignments = {"a2b": alignment, "b2a": alignment and alignment.reverse()}
+        self.utterances = {direction: self._prepare(held_back[source_side(direction)], alignments[direction])
+                           for direction in DIRECTIONS}
         self.reference_files = reference_files
         self._metrics = None  # loaded on first use: the speaker encoder, centroids and input transcripts
+        self._pipelines: dict[str, Pipeline] = {}  # by device: the encoder and vocoder are made once
 
     def _prepare(self, files: list[Path], alignment: Alignment | None) -> list[HeldBackUtterance]:
         prepared = []
@@ -97,11 +101,19 @@ class VoiceValidator:
                 wav = load_training_audio(path, self.features)
             except AudioError:
                 continue
-            if alignment is not None:
-                wav = change_voice(wav, self.features.sample_rate, alignment)
-            prepared.append(HeldBackUtterance(path.name, wav, self.encoder(torch.from_numpy(wav)),
+            aligned = wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
+            prepared.append(HeldBackUtterance(path.name, wav, aligned, self.encoder(torch.from_numpy(aligned)),
                                               self.transcripts.get(path)))
         return prepared
+
+    def _pipeline(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+                  device: torch.device | str) -> Pipeline:
+        """The conversion pipeline of the current ``generators`` on ``device``."""
+        key = str(device)
+        if key not in self._pipelines:
+            self._pipelines[key] = Pipeline.build("<held-back selection>", self.features, generators,
+                                                  {**self.speaker_stats, **self.input_stats}, self.refine, device)
+        return dataclasses.replace(self._pipelines[key], generators=generators)
 
     @property
     def available(self) -> bool:
@@ -111,14 +123,9 @@ class VoiceValidator:
     def __call__(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
                  device: torch.device | str = "cpu") -> dict[str, float]:
         """``{"score": ..., and its parts}`` for the current ``generators`` (``{"a2b": G_AB, "b2a": G_BA}``)."""
-        converted = {}
-        for direction, utterances in self.utterances.items():
-            target = self.speaker_stats[direction[-1]].to(device)
-            converted[direction] = [convert_image(generators[direction], u.image.to(device),
-                                                  self.input_stats[direction].to(device), target).float().cpu()
-                                    for u in utterances]
+        pipeline = self._pipeline(generators, device)
         metrics = self._full_metrics()
-        return self._full_scores(converted, metrics) if metrics else self._proxy_scores(converted)
+        return self._full_scores(pipeline, metrics) if metrics else self._proxy_scores(pipeline)
 
     def _full_metrics(self):
         if self._metrics is None:
@@ -142,17 +149,16 @@ class VoiceValidator:
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
 
-    def _full_scores(self, converted: dict[str, list[torch.Tensor]], metrics) -> dict[str, float]:
+    def _full_scores(self, pipeline: Pipeline, metrics) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, texts = metrics
         rate, margins, wers, moses = self.features.sample_rate, [], [], []
-        for direction, images in converted.items():
-            source, target = direction[0], direction[-1]
-            for utterance, image, text in zip(self.utterances[direction], images, texts[direction]):
-                wav = vocode(self.vocoder, image, utterance.image, torch.from_numpy(utterance.aligned)[None],
-                             self.refine)[0].numpy()
-                try:
+        for direction, utterances in self.utterances.items():
+            source, target = source_side(direction), target_side(direction)
+            for utterance, text in zip(utterances, texts[direction]):
+                try:  # the conversion's own path: image, generator, refine, loudness
+                    wav = segment(pipeline, utterance.wav, utterance.aligned, direction)
                     embedding = encoder.embed(wav, rate)
-                except ValueError:
+                except (ModelFileError, ValueError):  # damaged output (NaN, a constant), or too little speech
                     continue
                 margins.append(cosine(embedding, centroids[target]) - cosine(embedding, centroids[source]))
                 wers.append(asr.word_error_rate(text, asr.recognize(wav, rate)) if text else 0.0)
@@ -165,11 +171,13 @@ class VoiceValidator:
                 "success": float(np.mean(np.array(margins) > 0)),
                 "wer_vs_transcripts": float(np.mean(transcribed))}  # the share judged against the words read
 
-    def _proxy_scores(self, converted: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    def _proxy_scores(self, pipeline: Pipeline) -> dict[str, float]:
         scores, correlations = [], []
-        for direction, images in converted.items():
-            source, target = self.speaker_stats[direction[0]].mean, self.speaker_stats[direction[-1]].mean
-            for utterance, image in zip(self.utterances[direction], images):
+        for direction, utterances in self.utterances.items():
+            source = self.speaker_stats[source_side(direction)].mean
+            target = self.speaker_stats[target_side(direction)].mean
+            for utterance in utterances:
+                image = pipeline.convert_image(utterance.image, direction).cpu()  # [1, n_mels, T]
                 band_mean = image[0].mean(dim=-1)  # [n_mels]
                 d_source = float((band_mean - source.cpu()).pow(2).mean().sqrt())
                 d_target = float((band_mean - target.cpu()).pow(2).mean().sqrt())

@@ -23,7 +23,7 @@ from voiceconv.config import to_dict
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker
 from voiceconv.errors import ConfigError
 from voiceconv.families import SPEECH_VAE
-from voiceconv.modelfile import save_model_file
+from voiceconv.modelfiles.format import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
 from voiceconv.speech_vae import reconstruct_image
 from voiceconv.faces.tasks import add_images

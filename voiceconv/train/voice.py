@@ -18,20 +18,21 @@ import torch
 from voiceconv.audio.features import FeatureConfig, SpeakerStats
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger
-from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.audio.world import (FIT_FILES, Alignment, WorldSettings, analyse, change_voice, fit_alignment,
                                    spread_picks, synthesize)
 from voiceconv.config import to_dict
-from voiceconv.convert import convert_image
+from voiceconv.convert import Converter
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.data.transcripts import folder_transcripts
-from voiceconv.errors import AudioError, ConfigError
+from voiceconv.errors import AudioError, ConfigError, VoiceconvError
 from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
-from voiceconv.modelfile import save_model_file
+from voiceconv.modelfiles.format import save_model_file
+from voiceconv.modelfiles.layout import GENERATOR_PREFIXES
+from voiceconv.modelfiles.voice import VoiceModel, voice_model_tensors
 from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
-from voiceconv.models.voice_model import GENERATORS, voice_model_tensors
+from voiceconv.models.directions import DIRECTIONS, source_side
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import load_recipe_as, prepare_run_dir
 from voiceconv.train.selection import VoiceValidator
@@ -138,26 +139,46 @@ class VoiceConversionTask:
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
-        """Spectrograms and audio of the first utterances of each speaker, converted to the other."""
-        vocoder = GriffinLimVocoder(self.recipe.features)
-        device = next(self.model.parameters()).device
-        with evaluating(self.model):
-            for direction, generate in self.generators().items():
-                corpus, target = self.data.inputs[direction], self.data.output_stats[direction[-1]]
-                for index, normalized in enumerate(corpus.images[: self.recipe.data.media_utterances]):
-                    image = corpus.stats.denormalize(normalized)[None].to(device)  # [1, n_mels, T] in [-1, 1]
-                    converted = convert_image(generate, image, corpus.stats.to(device), target.to(device))
-                    tag = f"{direction}/{index}"
-                    writer.add_image(f"{tag}/source", (image.flip(-2).float().cpu() + 1) / 2, step)
-                    writer.add_image(f"{tag}/converted", (converted.flip(-2).float().cpu() + 1) / 2, step)
-                    audio = vocoder(converted.float().cpu())  # [1, samples]
-                    writer.add_audio(f"{tag}/audio", audio.clamp(-1, 1), step,
-                                     sample_rate=self.recipe.features.sample_rate)
+        """The first recordings of each speaker converted to the other by a :class:`Converter` of the weights
+        exporting now would ship (the conversion's own path: what TensorBoard plays is what the model says):
+        the input's and the output's log-mel images, and the audio."""
+        rate = self.recipe.features.sample_rate
+        try:
+            converter = Converter(VoiceModel.from_tensors(*self.model_file({"steps": step})),
+                                  device=next(self.model.parameters()).device)
+        except VoiceconvError as err:  # e.g. weights gone NaN: the loop goes on, the media say nothing
+            log.warning("no training media at step %d: %s", step, err)
+            return
+        for direction in DIRECTIONS:
+            for index, wav in enumerate(self._media_clips(source_side(direction))):
+                try:
+                    converted = converter.convert(wav, rate, direction)  # [samples]
+                except VoiceconvError as err:
+                    log.warning("no training media %s/%d at step %d: %s", direction, index, step, err)
+                    continue
+                tag = f"{direction}/{index}"
+                for name, audio in (("source", wav), ("converted", converted)):
+                    image = converter.encoder(torch.from_numpy(audio).to(converter.device))  # [1, n_mels, T]
+                    writer.add_image(f"{tag}/{name}", (image.flip(-2).float().cpu() + 1) / 2, step)
+                writer.add_audio(f"{tag}/audio", torch.from_numpy(converted)[None].clamp(-1, 1), step, sample_rate=rate)
 
-    def export(self, path: Path, info: dict) -> None:
+    def _media_clips(self, side: str) -> list[np.ndarray]:
+        """The first ``data.media_utterances`` readable training recordings of ``side``, each ``[samples]``."""
+        clips = []
+        for path in self.data.training_files[side]:
+            if len(clips) == self.recipe.data.media_utterances:
+                break
+            try:
+                clips.append(load_training_audio(path, self.recipe.features))
+            except AudioError:
+                continue
+        return clips
+
+    def model_file(self, info: dict) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, header) of the model file :meth:`export` writes now; ``info``: the training section."""
         aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
-        tensors = voice_model_tensors({d: self.model.inference_generator(name) for d, name in GENERATORS.items()},
-                                      self.data.output_stats, aligned)
+        generators = {d: self.model.inference_generator(name) for d, name in GENERATOR_PREFIXES.items()}
+        tensors = voice_model_tensors(generators, self.data.output_stats, aligned)
         header = {
             "kind": VOICE_KIND,
             "features": to_dict(self.recipe.features),
@@ -169,7 +190,11 @@ class VoiceConversionTask:
         }
         if self.data.alignment is not None:
             header["alignment"] = self.data.alignment.to_dict()
-        save_model_file(path, tensors, header)
+        return tensors, header
+
+    def export(self, path: Path, info: dict) -> None:
+        """Write the model file of the current weights to ``path``."""
+        save_model_file(path, *self.model_file(info))
 
 
 def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None = None) -> VoiceRecipe:
@@ -239,7 +264,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     if recipe.model.pull_weight > 0:
         if alignment is None:
             raise ConfigError("model.pull_weight > 0 needs data.align (the pseudo-targets start from the alignment)")
-        for direction, folder in zip(("a2b", "b2a"), folders):
+        for direction, folder in zip(DIRECTIONS, folders):
             attach_pseudo_targets(inputs[direction], speakers[direction[-1]],
                                   _knn_changer(direction, files, features, alignment, data.pull),
                                   partial(load, folder, files=files[direction[0]]))

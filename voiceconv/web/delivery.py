@@ -55,7 +55,7 @@ class Delivery:
 
 def _card_lines(job: Job, folder: Path, model: Path) -> list[str]:
     """The lines of the card of ``model``, trained by ``job`` in ``folder``."""
-    from voiceconv.modelfile import read_header
+    from voiceconv.modelfiles.format import read_header
 
     run = RunFolder(folder / "run")
     try:

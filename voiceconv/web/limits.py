@@ -67,7 +67,7 @@ def check_duration(name: str, seconds: float, limits: Limits) -> None:
 def user_message(err: VoiceconvError) -> str:
     """The error as shown on the page: audio and image errors name the uploaded file, not the server's temp path;
     model file errors name the model file, not the server's folder."""
-    from voiceconv.modelfile import ModelFileError  # imports torch: not before a message is needed
+    from voiceconv.errors import ModelFileError
 
     if isinstance(err, AudioError):
         message = f"{Path(err.path).name}: {err.problem}"

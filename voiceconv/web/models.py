@@ -18,7 +18,7 @@ from pathlib import Path
 from voiceconv.convert import Converter
 from voiceconv.errors import VoiceconvError
 from voiceconv.families import VOICE_KIND, faces_tab_kinds
-from voiceconv.modelfile import read_header
+from voiceconv.modelfiles.format import read_header
 
 log = logging.getLogger(__name__)
 _MARKDOWN_MARKS = re.compile(r"([\\`*\[\]()!])")  # emphasis, code, links and images
@@ -79,7 +79,7 @@ def discover_models(models_dir: str | Path | None, extra: list[str | Path] = ())
             continue
         try:
             _add(found, model_info(path))
-        except VoiceconvError as err:  # every header field and tensor is checked (voiceconv.modelcheck)
+        except VoiceconvError as err:  # every header field and tensor is checked (voiceconv.modelfiles.checks)
             if not _is_face_model(path):  # face models are offered on the Faces tab
                 log.warning("skipping %s", _naming(path, err))
     return found

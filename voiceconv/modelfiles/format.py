@@ -4,8 +4,8 @@ The header (safetensors metadata key ``voiceconv``) holds the resolved
 configuration: feature parameters, architecture, speaker names, training
 steps and time, hardware, and measured results when known. Loading never
 unpickles anything, so a model file from a stranger cannot run code, and
-every file is checked before it is used (:mod:`voiceconv.modelcheck`): the
-header when it is read, each field's type and range and every tensor's
+every file is checked before it is used (:mod:`voiceconv.modelfiles.checks`):
+the header when it is read, each field's type and range and every tensor's
 name, shape and type against the architecture the header describes; the
 values when the weights are loaded (no NaN or infinity).
 """
@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from voiceconv.errors import VoiceconvError
+from voiceconv.errors import ModelFileError
 from voiceconv.files import atomic_output
+from voiceconv.modelfiles.checks import check_header, check_kind, check_values
+from voiceconv.modelfiles.layout import prefixed  # noqa: F401 -- re-exported: sub-modules' state dicts
 
 FORMAT = "voiceconv-model"
 VERSION = 1
@@ -29,29 +33,81 @@ MAX_HEADER_CHARS = 1_000_000  # the headers voiceconv writes hold a few thousand
 MAX_HEADER_DEPTH = 32  # nesting of the header's JSON (voiceconv's own: 5)
 
 
-class ModelFileError(VoiceconvError):
-    """A model file is missing, damaged or not a voiceconv model."""
+@dataclass(frozen=True)
+class ModelFile:
+    """A checked model file in memory: its header, its tensors (on the CPU, float32) and the typed sections
+    the checks parsed (``{"features": FeatureConfig, "model": ..., ...}`` for the kinds voiceconv knows)."""
+
+    path: Path
+    header: dict
+    tensors: dict[str, torch.Tensor]
+    parsed: dict[str, Any]
 
 
 def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], header: dict) -> Path:
     """Write tensors and a JSON header atomically as one safetensors file."""
-    header = {"format": FORMAT, "version": VERSION, **header}
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"voiceconv": json.dumps(header)})
+        save_file(tensors, str(tmp), metadata={"voiceconv": json.dumps(stamped(header))})
     return Path(path)
+
+
+def stamped(header: dict) -> dict:
+    """``header`` as a file stores it: with the format's name and version first."""
+    return {"format": FORMAT, "version": VERSION, **header}
 
 
 def read_header(path: str | Path, kinds: Collection[str] | None = None) -> dict:
     """The JSON header of a model file, checked with the tensors it declares, without loading the weights.
 
     Raises :class:`ModelFileError` (one line naming the file and the field)
-    for anything :func:`voiceconv.modelcheck.check_header` refuses, and for a
+    for anything :func:`voiceconv.modelfiles.checks.check_header` refuses, and for a
     file whose kind is not one of ``kinds`` (when given: the kinds the caller takes).
     """
-    from voiceconv.modelcheck import check_header, check_kind
+    return _read_checked(path, kinds)[0]
 
-    path = _check(path)
+
+def load_model_file(path: str | Path, kinds: Collection[str] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors on the CPU, header) of a checked model file; ``kinds``: the kinds the caller takes."""
+    model = open_model_file(path, kinds)
+    return model.tensors, model.header
+
+
+def open_model_file(path: str | Path, kinds: Collection[str] | None = None) -> ModelFile:
+    """A checked model file (:class:`ModelFile`); ``kinds``: the kinds the caller takes.
+
+    A file of another kind is refused before its weights are read; NaN or
+    infinite weights are refused once they are. Floating point tensors come
+    as float32 whatever their type in the file, as every model computes in it.
+    """
+    header, parsed = _read_checked(path, kinds)
+    try:
+        with safe_open(str(path), "pt") as f:
+            tensors = {name: _as_float32(f.get_tensor(name)) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"{path}: damaged model file ({err})") from None
+    check_values(Path(path), header, tensors)
+    return ModelFile(Path(path), header, tensors, parsed)
+
+
+def check_in_memory(tensors: dict[str, torch.Tensor], header: dict, name: str = "<model>") -> ModelFile:
+    """A model that was never written (a training run's current weights) through the same checks as a file,
+    ``header`` stamped as :func:`save_model_file` would; ``name`` stands for the path in messages."""
+    header, path = json.loads(json.dumps(stamped(header))), Path(name)
+    tensors = {key: _as_float32(t.detach().to("cpu")) for key, t in tensors.items()}
+    layout = {key: (_DTYPE_NAMES.get(t.dtype, str(t.dtype)), tuple(t.shape)) for key, t in tensors.items()}
+    parsed = check_header(path, header, layout)
+    check_values(path, header, tensors)
+    return ModelFile(path, header, tensors, parsed)
+
+
+_DTYPE_NAMES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8"}
+
+
+def _read_checked(path: str | Path, kinds: Collection[str] | None) -> tuple[dict, dict[str, Any]]:
+    """(header, parsed sections) of ``path``, every field and declared tensor checked."""
+    path = _existing(path)
     try:
         with safe_open(str(path), "pt") as f:
             raw = (f.metadata() or {}).get("voiceconv")
@@ -61,40 +117,14 @@ def read_header(path: str | Path, kinds: Collection[str] | None = None) -> dict:
     header = _parse_header(path, raw)
     if kinds is not None:
         check_kind(path, header, tuple(kinds))
-    check_header(path, header, layout)
-    return header
-
-
-def load_model_file(path: str | Path, kinds: Collection[str] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors on the CPU, header) of a checked model file; ``kinds``: the kinds the caller takes.
-
-    A file of another kind is refused before its weights are read; NaN or
-    infinite weights are refused once they are. Floating point tensors come
-    as float32 whatever their type in the file, as every model computes in it.
-    """
-    from voiceconv.modelcheck import check_values
-
-    header = read_header(path, kinds)
-    try:
-        with safe_open(str(path), "pt") as f:
-            tensors = {name: _as_float32(f.get_tensor(name)) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFileError(f"{path}: damaged model file ({err})") from None
-    check_values(Path(path), header, tensors)
-    return tensors, header
+    return header, check_header(path, header, layout)
 
 
 def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() and tensor.dtype != torch.float32 else tensor
 
 
-def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The entries under ``prefix.`` with the prefix removed (a sub-module's state dict)."""
-    start = prefix + "."
-    return {name[len(start):]: t for name, t in tensors.items() if name.startswith(start)}
-
-
-def _check(path: str | Path) -> Path:
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")

@@ -1,0 +1,194 @@
+"""Conversion as the audio arrives: every stage of the file conversion, keeping its state between blocks.
+
+:class:`ConversionStream` takes blocks with ``push`` and returns what is ready so far: the resampler, the
+WORLD chunks cut at quiet moments (aligned on a second thread when a pool is given), the windows with
+context, each window through :func:`~voiceconv.convert.pipeline.segment`, and the cross-fades. A stream and
+a file cut with the same :class:`~voiceconv.convert.windowing.Windowing` give the same samples (bit for bit).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from voiceconv.audio.io import SILENCE_PEAK_DBFS
+from voiceconv.audio.world import Alignment, change_voice
+from voiceconv.convert.pipeline import Pipeline, segment
+from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, WindowCutter, Windowing
+from voiceconv.errors import (EmptyAudioError, NonFiniteAudioError, SilentAudioError, TooShortError,
+                              VoiceconvError)
+from voiceconv.models.directions import Direction
+
+
+class ConversionStream:
+    """A conversion fed as the audio arrives (made by :meth:`Converter.open_stream`).
+
+    :meth:`push` takes a block ``[n]`` at the input's rate and returns the
+    converted audio ready so far (possibly empty) at the model's rate;
+    :meth:`finish` returns the rest. Each stage of the file conversion keeps
+    its state between pushes (resampler, WORLD chunks cut at quiet moments,
+    windows with context, cross-fades, loudness matching per window), so
+    whatever the block sizes, the pushes' and finish's outputs joined are the
+    samples :meth:`Converter.convert` gives the whole input with the same
+    :class:`Windowing`. Not safe to share between threads; one stream per
+    speaker.
+    """
+
+    def __init__(self, pipeline: Pipeline, sample_rate: int, direction: Direction, alignment: Alignment | None,
+                 windowing: Windowing, name: str = "<stream>", pool: ThreadPoolExecutor | None = None,
+                 ahead: int = 0):
+        rate = pipeline.features.sample_rate
+        windows, chunks = windowing.plan(pipeline.features)
+        self.pipeline, self.direction, self.name, self.windowing = pipeline, direction, name, windowing
+        self.input_rate, self.sample_rate = int(sample_rate), rate
+        self.samples_in = self.samples_out = 0  # pushed (at input_rate), returned (at sample_rate)
+        self.finished = False
+        self._resampler = Resampler(self.input_rate, rate)
+        self._aligner = Aligner(alignment, chunks, rate, pipeline.features.n_fft, pool, ahead)
+        self._windows = WindowCutter(windows)
+        self._joiner = CrossfadeJoiner(windows.fade_in)
+
+    @property
+    def held_back_seconds(self) -> float:
+        """Audio pushed but not yet returned: the delay the windows and chunks add, in seconds."""
+        return self.samples_in / self.input_rate - self.samples_out / self.sample_rate
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Add mono samples ``[n]`` (float, at the stream's input rate); returns converted ``[m]``, maybe ``m = 0``."""
+        block = self._checked(block)
+        self.samples_in += len(block)
+        return self._run([self._resampler.push(block)], last=False)
+
+    def finish(self) -> np.ndarray:
+        """The end of the input: returns the rest of the converted audio. Raises :class:`AudioError` when the
+        whole stream was empty, shorter than :attr:`Converter.minimum_seconds` or silent, as :meth:`Converter.convert`
+        does."""
+        self._check_open()
+        return self._run([self._resampler.finish()], last=True)
+
+    def _run(self, blocks: list[np.ndarray], last: bool) -> np.ndarray:
+        self.finished = True  # until this push completes: a stream that raised takes nothing more
+        pieces = []
+        for start, span, kept, is_last in self._windows.feed(self._aligner.feed(blocks, last), last):
+            if is_last:
+                check_input(self._windows, self.pipeline, self.name)
+            converted = segment(self.pipeline, span[:, 0], span[:, 1], self.direction)  # [n]
+            pieces.append(self._joiner.add((start, converted, kept, is_last)))
+        self.finished = last
+        out = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        self.samples_out += len(out)
+        return out
+
+    def _checked(self, block: np.ndarray) -> np.ndarray:
+        self._check_open()
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 1:
+            raise VoiceconvError(f"{self.name}: expected a mono block [samples], got shape {block.shape}")
+        if not np.isfinite(block).all():
+            self.finished = True
+            raise NonFiniteAudioError(self.name, "contains NaN or infinite samples", "check the audio source")
+        return block
+
+    def _check_open(self) -> None:
+        if self.finished:
+            raise VoiceconvError(f"{self.name}: the stream is finished (or failed); open a new one")
+
+
+def check_input(windows: WindowCutter, pipeline: Pipeline, name: str) -> None:
+    """Refuse a whole input (as ``windows`` saw it) that is empty, shorter than one STFT window or silent."""
+    rate = pipeline.features.sample_rate
+    if windows.total == 0:
+        raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
+    if windows.total < pipeline.minimum_seconds * rate:
+        raise TooShortError(name, f"is {windows.total / rate:.3f} s long, at least {pipeline.minimum_seconds} s of "
+                                  "sound is needed", "use a longer recording")
+    if windows.peak < 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
+                               "check the microphone or the file's volume")
+
+
+class Aligner:
+    """Mono blocks -> blocks ``[n, 2]``: the input (column 0) beside its WORLD-aligned version (column 1).
+
+    WORLD's synthesis is only continuous within one call, so the input is
+    aligned in chunks cut at its quietest moments (:class:`QuietChunks`), each
+    with context on both sides, joined in a short cross-fade there. With a
+    ``pool``, up to ``ahead`` chunks are aligned there while the caller uses
+    the earlier ones (pyworld releases the GIL).
+    """
+
+    def __init__(self, alignment: Alignment | None, chunks: QuietChunks, sample_rate: int, n_fft: int,
+                 pool: ThreadPoolExecutor | None, ahead: int):
+        self.alignment, self.sample_rate, self.n_fft = alignment, sample_rate, n_fft
+        self.cutter, self.joiner = chunks.cutter(), CrossfadeJoiner(chunks.fade_in)
+        self.pool, self.ahead = pool, ahead if pool is not None else 0
+        self.pending: collections.deque[Future] = collections.deque()  # chunks being aligned, in order
+
+    @property
+    def is_identity(self) -> bool:
+        return self.alignment is None or self.alignment.is_identity
+
+    def feed(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[np.ndarray]:
+        """The paired blocks ``[n, 2]`` that ``blocks`` complete (all the rest when ``last``), lazily."""
+        if self.is_identity:
+            for block in blocks:
+                yield np.stack([block, block], axis=1)
+            return
+        for chunk in self._chunks(blocks, last):
+            self.pending.append(self._start(chunk))
+            while len(self.pending) > self.ahead:
+                yield self.joiner.add(self.pending.popleft().result())
+        while last and self.pending:
+            yield self.joiner.add(self.pending.popleft().result())
+
+    def _chunks(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
+        for block in blocks:
+            yield from self.cutter.push(block)
+        if last:
+            yield from self.cutter.finish()
+
+    def _start(self, chunk: Piece) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(self._align, chunk)
+        done: Future = Future()
+        done.set_result(self._align(chunk))
+        return done
+
+    def _align(self, chunk: Piece) -> Piece:
+        start, wav, boundaries, is_last = chunk
+        too_short = len(wav) < self.n_fft  # refused later, when the whole input is known
+        aligned = wav if too_short else change_voice(wav, self.sample_rate, self.alignment)
+        return start, np.stack([wav, aligned], axis=1), boundaries, is_last
+
+
+class Resampler:
+    """Block-by-block resampling with soxr (a no-op when the rates match); soxr's streaming output does not
+    depend on how the input is cut into blocks."""
+
+    def __init__(self, rate_in: int, rate_out: int):
+        if rate_in != rate_out:
+            import soxr
+
+            self.soxr = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
+        else:
+            self.soxr = None
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """The resampled samples ``block`` completes."""
+        return block if self.soxr is None else self.soxr.resample_chunk(block)
+
+    def finish(self) -> np.ndarray:
+        """The rest, at the end of the input."""
+        empty = np.zeros(0, np.float32)
+        return empty if self.soxr is None else self.soxr.resample_chunk(empty, last=True)
+
+
+def resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
+    """Resample a block stream with soxr (a no-op when the rates match)."""
+    resampler = Resampler(rate_in, rate_out)
+    for block in blocks:
+        yield resampler.push(block)
+    yield resampler.finish()

@@ -1,0 +1,247 @@
+"""How a conversion cuts its input: windows with context and cross-fades, and WORLD chunks cut in pauses.
+
+Long audio is converted in windows: each window keeps ``window`` seconds of
+output, sees ``context`` more input on each side (so the generator and
+Griffin-Lim never work at a cut), and meets its neighbour in a ``crossfade``
+raised-cosine cross-fade.
+
+WORLD aligns the input separately, in chunks of half a window cut at the
+input's quietest moments (:class:`QuietChunks`): WORLD's synthesis is only
+continuous within one call, so chunks meet where there is nothing to be
+discontinuous. The cutters here work one block at a time, so memory is bounded
+by a few windows whatever the input length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from voiceconv.audio.features import FeatureConfig
+from voiceconv.errors import VoiceconvError
+
+Piece = tuple[int, np.ndarray, tuple[int, int], bool]  # (offset, samples, (kept from, kept to), is_last)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where the windows of a long conversion start and end, in samples (all multiples of the hop).
+
+    Window ``k`` keeps output ``[k*hop_w, (k+1)*hop_w)`` (give or take half a
+    cross-fade) and converts input ``[k*hop_w - margin, (k+1)*hop_w + margin)``.
+    """
+
+    stride: int  # kept samples per window
+    margin: int  # context on each side, including half the cross-fade
+    crossfade: int
+    fade_in: np.ndarray  # [crossfade] raised cosine 0 -> 1
+
+    @classmethod
+    def from_seconds(cls, features: FeatureConfig, window: float, context: float, crossfade: float) -> WindowPlan:
+        """The plan in whole hops at ``features.sample_rate``; at least one STFT window of context."""
+        hop, rate = features.hop_length, features.sample_rate
+        hops = lambda seconds: max(1, round(seconds * rate / hop)) * hop  # noqa: E731
+        fade = hops(crossfade)
+        context = max(context, features.n_fft / rate)  # every window holds at least one STFT frame of context
+        if window < 2 * crossfade:
+            raise VoiceconvError(f"window_seconds ({window}) must be at least twice crossfade_seconds ({crossfade})")
+        return cls(stride=hops(window), margin=hops(context) + fade // 2, crossfade=fade, fade_in=raised_cosine(fade))
+
+    def segment(self, index: int) -> tuple[int, int]:
+        """Input span ``[start, end)`` that window ``index`` converts (``end`` may pass the input's end)."""
+        return max(0, index * self.stride - self.margin), (index + 1) * self.stride + self.margin
+
+
+@dataclass(frozen=True)
+class QuietChunks:
+    """How a stream is cut for WORLD: chunks of about ``length`` samples, each ending at the quietest
+    ``frame`` of its last ``search`` samples, with ``context`` samples of the neighbours on each side.
+
+    Neighbouring chunks meet in a ``len(fade_in)``-sample cross-fade centred on the cut, where the speech is
+    at its quietest, so their separately synthesized waveforms never have to agree in phase.
+    """
+
+    length: int
+    search: int
+    context: int
+    frame: int
+    fade_in: np.ndarray  # [fade] raised cosine 0 -> 1
+    ahead: int = 1  # chunks aligned ahead of the one being used
+
+    @classmethod
+    def for_windows(cls, windows: WindowPlan, sample_rate: int, length_seconds: float | None = None,
+                    context_seconds: float = 0.2) -> QuietChunks:
+        """Chunks of ``length_seconds`` (default: half a conversion window, at least 1 s), the cut anywhere in
+        the chunk's second half, ``context_seconds`` of context, 10 ms frames, a 20 ms cross-fade, and a
+        window's worth of chunks aligned ahead."""
+        frame, fade = round(0.01 * sample_rate), round(0.02 * sample_rate)
+        if length_seconds is None:
+            length = max(windows.stride // 2, sample_rate)
+        else:
+            length = round(length_seconds * sample_rate)
+        context = round(context_seconds * sample_rate)
+        if length < 4 * frame or context < fade:
+            raise VoiceconvError(f"WORLD chunks must be at least {4 * frame / sample_rate} s long "
+                                 f"(got {length_seconds}) with at least {fade / sample_rate} s of context "
+                                 f"(got {context_seconds})")
+        return cls(length=length, search=length // 2, context=context, frame=frame, fade_in=raised_cosine(fade),
+                   ahead=-(-windows.stride // length) + 1)
+
+    def cutter(self) -> QuietCutter:
+        """A :class:`QuietCutter` that cuts a stream into these chunks one block at a time."""
+        return QuietCutter(self)
+
+    def quietest(self, buffer: np.ndarray, search_from: int) -> int:
+        """Index in ``buffer`` of the quietest moment in ``[search_from, search_from + search)``: the middle of the
+        frame whose neighbourhood (the cross-fade's length each side) holds the least energy; among equally
+        quiet ones (a pause), the middle one."""
+        region = buffer[search_from : search_from + self.search]
+        frames = len(region) // self.frame
+        energy = np.square(region[: frames * self.frame].reshape(frames, self.frame)).sum(axis=1)  # [frames]
+        reach = -(-len(self.fade_in) // self.frame)  # frames each side
+        nearby = np.convolve(energy, np.ones(2 * reach + 1), mode="same")  # [frames]
+        quiet = np.flatnonzero(nearby <= nearby.min() * (1 + 1e-6))
+        return search_from + int(quiet[len(quiet) // 2]) * self.frame + self.frame // 2
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How a conversion cuts its input, in seconds (rounded to whole hops when used).
+
+    Each window keeps ``window`` seconds of output, converts ``context`` more
+    input on each side and meets its neighbour in a ``crossfade``; WORLD
+    aligns the input in chunks of about ``align_chunk`` seconds (``None``: half
+    a window, at least 1 s) cut at quiet moments, each seeing
+    ``align_context`` seconds past its cuts. A stream cut this way holds back
+    at most :meth:`max_held_back_seconds`, about ``window + context +
+    crossfade + align_chunk + align_context``.
+    """
+
+    window: float = 10.0
+    context: float = 0.5
+    crossfade: float = 0.25
+    align_chunk: float | None = None
+    align_context: float = 0.2
+
+    def plan(self, features: FeatureConfig) -> tuple[WindowPlan, QuietChunks]:
+        """The windows and WORLD chunks in samples at ``features.sample_rate``."""
+        windows = WindowPlan.from_seconds(features, self.window, self.context, self.crossfade)
+        return windows, QuietChunks.for_windows(windows, features.sample_rate, self.align_chunk, self.align_context)
+
+    def max_held_back_seconds(self, features: FeatureConfig) -> float:
+        """The most audio a stream cut this way has taken in but not yet returned (at ``features.sample_rate``; add
+        the block being filled and, when the stream resamples, soxr's few milliseconds). A window's first sample
+        waits for the window's end, its right context and half its cross-fade; the last of those waits for the
+        WORLD chunk holding it to be cut: a chunk's length and context past where it starts, plus half the
+        chunks' cross-fade."""
+        windows, chunks = self.plan(features)
+        window_wait = windows.stride + windows.margin + windows.crossfade // 2 + 1  # one sample past: not the last
+        chunk_wait = chunks.length + chunks.context + len(chunks.fade_in) // 2
+        return (window_wait + chunk_wait) / features.sample_rate
+
+
+#: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
+FILE_WINDOWING = Windowing()
+# Live conversion: 0.16-s windows with 64 ms of context (one STFT window at 16 kHz), WORLD chunks of 0.1-0.2 s with
+# 80 ms of context.
+# Chosen with benchmarks/live_latency.py on 2 cores: it holds back 0.46 s (median, 100-ms blocks; 0.66 s at most) at a
+# compute real-time factor near 0.2; its output is 2.7 dB (mean log-mel) from FILE_WINDOWING's, where 3-s windows are
+# 2.4 dB from it and the same windows with 50 ms of WORLD context 2.85 dB.
+LIVE_WINDOWING = Windowing(window=0.128, context=0.064, crossfade=0.048, align_chunk=0.2, align_context=0.08)
+
+
+class QuietCutter:
+    """Cuts a stream into :class:`QuietChunks` one block at a time: ``buffer[i]`` is input sample
+    ``offset + i``, and the next chunk owns input from ``start``."""
+
+    def __init__(self, chunks: QuietChunks):
+        self.chunks = chunks
+        self.buffer, self.offset, self.start = np.zeros(0, np.float32), 0, 0
+
+    def push(self, block: np.ndarray) -> list[Piece]:
+        """The chunks that ``block`` completes, each ``(offset, samples, (cut before, cut after), False)``:
+        ``samples[i]`` is input sample ``offset + i`` and reaches ``context`` past its cuts."""
+        chunks, cut_chunks = self.chunks, []
+        self.buffer = np.concatenate([self.buffer, np.asarray(block, dtype=np.float32)])
+        while self.offset + len(self.buffer) >= self.start + chunks.length + chunks.context:
+            search_from = self.start + chunks.length - chunks.search - self.offset
+            cut = chunks.quietest(self.buffer, search_from) + self.offset
+            chunk = self.buffer[: cut + chunks.context - self.offset]
+            cut_chunks.append((self.offset, chunk, (self.start, cut), False))
+            self.start, keep_from = cut, max(0, cut - chunks.context)
+            self.buffer, self.offset = self.buffer[keep_from - self.offset :], keep_from
+        return cut_chunks
+
+    def finish(self) -> list[Piece]:
+        """The last chunk (none at all for empty input)."""
+        if self.offset + len(self.buffer) > self.start:
+            return [(self.offset, self.buffer, (self.start, self.offset + len(self.buffer)), True)]
+        return []
+
+
+class WindowCutter:
+    """Cuts a stream of ``[n, 2]`` blocks (input beside aligned input) into the windows of a :class:`WindowPlan`,
+    forgetting what lies before the next window; it tracks the input's length and peak."""
+
+    def __init__(self, plan: WindowPlan):
+        self.plan, self.index = plan, 0
+        self.buffer, self.buffer_start = np.zeros((0, 2), np.float32), 0  # buffer[i] is stream sample buffer_start + i
+        self.total, self.peak = 0, 0.0
+
+    def feed(self, blocks, last: bool):
+        """``(start sample, input span [n, 2], (kept from, kept to), is_last)`` of each window that ``blocks``
+        complete; when ``last``, the rest, down to the one that reaches the input's end."""
+        for block in blocks:
+            self._append(block)
+            while self.total > self.plan.segment(self.index)[1]:  # a sample past its end: not the last
+                yield self._next_window(is_last=False)
+        while last:
+            is_last = self.total <= self.plan.segment(self.index)[1]
+            yield self._next_window(is_last)
+            last = not is_last
+
+    def _append(self, block: np.ndarray) -> None:
+        self.total += len(block)
+        self.peak = max(self.peak, float(np.abs(block[:, 0]).max(initial=0.0)))
+        self.buffer = np.concatenate([self.buffer, block])
+
+    def _next_window(self, is_last: bool) -> Piece:
+        start, end = self.plan.segment(self.index)
+        span = self.buffer[start - self.buffer_start : end - self.buffer_start]
+        kept = (self.index * self.plan.stride, (self.index + 1) * self.plan.stride)
+        self.index += 1
+        next_start = self.plan.segment(self.index)[0]
+        self.buffer, self.buffer_start = self.buffer[next_start - self.buffer_start :], next_start
+        return start, span, kept, is_last
+
+
+class CrossfadeJoiner:
+    """One stream from overlapping pieces ``(offset, samples, (kept from, kept to), is_last)``, one piece at a
+    time, where ``samples[i]`` is stream sample ``offset + i`` (mono, or ``[n, channels]``).
+
+    Each piece gives its kept span, and neighbours meet in a raised-cosine cross-fade of ``len(fade_in)``
+    samples centred on their boundary, so every piece but the last must reach half a fade past its kept span.
+    The joiner keeps the last piece's part under the next cross-fade.
+    """
+
+    def __init__(self, fade_in: np.ndarray):
+        self.fade_in, self.previous_tail = fade_in, None
+
+    def add(self, piece: Piece) -> np.ndarray:
+        """The stream samples that ``piece`` completes."""
+        offset, samples, (kept_from, kept_to), is_last = piece
+        half = len(self.fade_in) // 2
+        ramp = self.fade_in if samples.ndim == 1 else self.fade_in[:, None]
+        emit_from = kept_from - offset - (0 if self.previous_tail is None else half)
+        emit_to = len(samples) if is_last else kept_to - half - offset
+        block = samples[emit_from:emit_to].copy()
+        if self.previous_tail is not None:
+            block[: len(ramp)] = block[: len(ramp)] * ramp + self.previous_tail * (1.0 - ramp)
+        self.previous_tail = samples[emit_to : emit_to + len(ramp)]
+        return block
+
+
+def raised_cosine(length: int) -> np.ndarray:
+    """A fade-in ``[length]`` from 0 to 1 (its complement is the matching fade-out)."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)
