@@ -184,7 +184,7 @@ def one_line(message: str, path: Path) -> str:
 
 @pytest.mark.parametrize("attack", VOICE_ATTACKS)
 def test_every_broken_model_field_is_one_line_naming_the_file_and_field(tmp_path, voice_model, attack, capsys):
-    """The loader (as convert, evaluate and the page use it), then ``voiceconv convert``: exit 2, the same line."""
+    """The loader (as convert, evaluate and the page use it), then ``voiceconv convert``: exit 1, the same line."""
     edit, expected = VOICE_ATTACKS[attack]
     path = hostile_voice_model(tmp_path, voice_model, edit)
     source = write_tone(tmp_path / "in" / "a.wav", 0.3)

@@ -236,8 +236,6 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
     data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
     assert data.held_back["a"] == [speakers[0] / "1.wav"]
     assert data.transcripts == {speakers[0] / "1.wav": "the held back words"}  # the low folder has none
-    validator = VoiceValidator(FEATURES, data.held_back, data.alignment,
-                               {direction: corpus.stats for direction, corpus in data.inputs.items()},
-                               data.output_stats, data.training_files, data.transcripts)
+    validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts)
     assert [u.transcript for u in validator.utterances["a2b"]] == ["the held back words"]
     assert [u.transcript for u in validator.utterances["b2a"]] == [None]  # judged against the input's recognition

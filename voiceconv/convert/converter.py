@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from voiceconv.convert.windowing import Windowing
 from voiceconv.errors import VoiceconvError
 from voiceconv.modelfiles.layout import SPEAKERS
 from voiceconv.modelfiles.voice import VoiceModel
-from voiceconv.models.cyclegan import apply_generator
 from voiceconv.models.directions import DIRECTIONS, Direction, checked_direction
 
 
@@ -47,14 +45,10 @@ class Converter:
         model = model if isinstance(model, VoiceModel) else VoiceModel.from_file(model)
         self.model, self.path, self.header, self.device = model, model.path, model.header, torch.device(device)
         self.features, self.mask_frames = model.features, model.config.mask_frames
-        self.generators = model.generators(self.device)
         self.alignments = dict(model.alignment)  # {direction: Alignment}, {} for models from before alignment
         if world is not None:
             self.alignments = {d: replace(a, settings=world.check()) for d, a in self.alignments.items()}
-        generate = {d: partial(apply_generator, net, mask_frames=self.mask_frames)
-                    for d, net in self.generators.items()}
-        self.pipeline = Pipeline.build(self.path, self.features, generate, model.stats, bool(self.alignments),
-                                       self.device, n_iter)
+        self.pipeline = Pipeline.from_model(model, self.device, n_iter)
         self.windowing = Windowing(window_seconds, context_seconds, crossfade_seconds, align_chunk_seconds)
         self.windowing.plan(self.features)  # checks the lengths
 

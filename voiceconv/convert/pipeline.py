@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStat
 from voiceconv.audio.io import loudness
 from voiceconv.audio.vocoder import DEFAULT_ITERATIONS, GriffinLimVocoder
 from voiceconv.modelfiles.checks import check_output
+from voiceconv.modelfiles.voice import VoiceModel
+from voiceconv.models.cyclegan import apply_generator
 from voiceconv.models.directions import Direction, target_side
 
 SIZE_MULTIPLE = 4  # the generators downsample twice by 2
@@ -90,6 +93,14 @@ class Pipeline:
         device = torch.device(device)
         return cls(name, features, generators, {group: s.to(device) for group, s in stats.items()}, refine,
                    MelImageEncoder(features, device), vocoder_for(features, refine, n_iter, device), device)
+
+    @classmethod
+    def from_model(cls, model: VoiceModel, device: torch.device | str = "cpu", n_iter: int | None = None) -> Pipeline:
+        """The pipeline of a :class:`VoiceModel`: its generators built on ``device`` (the mask channel added when
+        it fills in frames), its statistics, and refining when it was trained on pitch-aligned input."""
+        generate = {direction: partial(apply_generator, net, mask_frames=model.config.mask_frames)
+                    for direction, net in model.generators(device).items()}
+        return cls.build(model.path, model.features, generate, model.stats, bool(model.alignment), device, n_iter)
 
     @property
     def minimum_seconds(self) -> float:

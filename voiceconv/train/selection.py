@@ -32,20 +32,19 @@ input after removing each band's mean (temporal detail kept: the words).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder, SpeakerStats
+from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
 from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import AudioError, ModelFileError
+from voiceconv.modelfiles.voice import VoiceModel
 from voiceconv.models.directions import DIRECTIONS, source_side, target_side
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
@@ -79,20 +78,18 @@ class HeldBackUtterance:
 
 
 class VoiceValidator:
-    """Scores the current generators on held-back recordings of both speakers (see the module docstring)."""
+    """Scores a voice model (the weights a training run would export now) on held-back recordings of both
+    speakers (see the module docstring)."""
 
     def __init__(self, features: FeatureConfig, held_back: dict[str, list[Path]], alignment: Alignment | None,
-                 input_stats: dict[str, SpeakerStats], speaker_stats: dict[str, SpeakerStats],
                  reference_files: dict[str, list[Path]], transcripts: dict[Path, str] | None = None):
-        self.features, self.input_stats, self.speaker_stats = features, input_stats, speaker_stats
-        self.encoder, self.refine = MelImageEncoder(features), alignment is not None
+        self.features, self.encoder = features, MelImageEncoder(features)
         self.transcripts = transcripts or {}
         alignments = {"a2b": alignment, "b2a": alignment and alignment.reverse()}
         self.utterances = {direction: self._prepare(held_back[source_side(direction)], alignments[direction])
                            for direction in DIRECTIONS}
         self.reference_files = reference_files
         self._metrics = None  # loaded on first use: the speaker encoder, centroids and input transcripts
-        self._pipelines: dict[str, Pipeline] = {}  # by device: the encoder and vocoder are made once
 
     def _prepare(self, files: list[Path], alignment: Alignment | None) -> list[HeldBackUtterance]:
         prepared = []
@@ -106,24 +103,16 @@ class VoiceValidator:
                                               self.transcripts.get(path)))
         return prepared
 
-    def _pipeline(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-                  device: torch.device | str) -> Pipeline:
-        """The conversion pipeline of the current ``generators`` on ``device``."""
-        key = str(device)
-        if key not in self._pipelines:
-            self._pipelines[key] = Pipeline.build("<held-back selection>", self.features, generators,
-                                                  {**self.speaker_stats, **self.input_stats}, self.refine, device)
-        return dataclasses.replace(self._pipelines[key], generators=generators)
 
     @property
     def available(self) -> bool:
         return all(self.utterances.values())
 
     @torch.no_grad()
-    def __call__(self, generators: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-                 device: torch.device | str = "cpu") -> dict[str, float]:
-        """``{"score": ..., and its parts}`` for the current ``generators`` (``{"a2b": G_AB, "b2a": G_BA}``)."""
-        pipeline = self._pipeline(generators, device)
+    def __call__(self, model: VoiceModel, device: torch.device | str = "cpu") -> dict[str, float]:
+        """``{"score": ..., and its parts}`` of ``model`` (:meth:`VoiceModel.from_tensors` of the current
+        weights), converted on ``device`` through the conversion's own pipeline."""
+        pipeline = Pipeline.from_model(model, device)
         metrics = self._full_metrics()
         return self._full_scores(pipeline, metrics) if metrics else self._proxy_scores(pipeline)
 
@@ -174,8 +163,8 @@ class VoiceValidator:
     def _proxy_scores(self, pipeline: Pipeline) -> dict[str, float]:
         scores, correlations = [], []
         for direction, utterances in self.utterances.items():
-            source = self.speaker_stats[source_side(direction)].mean
-            target = self.speaker_stats[target_side(direction)].mean
+            source = pipeline.stats[source_side(direction)].mean  # [n_mels]
+            target = pipeline.stats[target_side(direction)].mean
             for utterance in utterances:
                 image = pipeline.convert_image(utterance.image, direction).cpu()  # [1, n_mels, T]
                 band_mean = image[0].mean(dim=-1)  # [n_mels]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,13 +25,12 @@ from voiceconv.config import to_dict
 from voiceconv.convert import Converter
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.data.transcripts import folder_transcripts
-from voiceconv.errors import AudioError, ConfigError, VoiceconvError
+from voiceconv.errors import AudioError, ConfigError, ModelFileError, VoiceconvError
 from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
 from voiceconv.modelfiles.format import save_model_file
 from voiceconv.modelfiles.layout import GENERATOR_PREFIXES
 from voiceconv.modelfiles.voice import VoiceModel, voice_model_tensors
-from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.directions import DIRECTIONS, source_side
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
@@ -126,16 +126,19 @@ class VoiceConversionTask:
         return {"a2b": self.model.a_to_b, "b2a": self.model.b_to_a}
 
     def validate(self) -> dict[str, float] | None:
-        """Selection scores of the current generators on the held-back recordings (None without any)."""
+        """Selection scores of the weights exporting now would ship, on the held-back recordings (None without
+        any; a NaN score when the weights are damaged)."""
         if self._validator is None:
-            self._validator = VoiceValidator(
-                self.recipe.features, self.data.held_back, self.data.alignment,
-                {direction: corpus.stats for direction, corpus in self.data.inputs.items()},
-                self.data.output_stats, self.data.training_files, self.data.transcripts)
+            self._validator = VoiceValidator(self.recipe.features, self.data.held_back, self.data.alignment,
+                                             self.data.training_files, self.data.transcripts)
         if not self._validator.available:
             return None
-        with evaluating(self.model):
-            return self._validator(self.generators(), next(self.model.parameters()).device)
+        try:
+            model = VoiceModel.from_tensors(*self.model_file({}))
+        except ModelFileError as err:  # e.g. weights gone NaN: no step to keep
+            log.warning("held-back selection: %s", err)
+            return {"score": math.nan}
+        return self._validator(model, next(self.model.parameters()).device)
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
