@@ -35,3 +35,13 @@ def test_model_files_load_without_conversion_or_training_code():
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert "voiceconv.modelfiles.checks" in loaded  # the probe saw what it imported
     assert [m for m in loaded if m.startswith(("voiceconv.convert", "voiceconv.train", "voiceconv.web"))] == []
+
+
+def test_the_speech_side_loads_no_face_code():
+    """Speech training and the speech VAE share the image modules (nn/, models/), not the faces domain."""
+    probe = ("import json, sys; import voiceconv.train.voice, voiceconv.train.speech_vae, voiceconv.speech_vae, "
+             "voiceconv.convert; print(json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [m for m in loaded if m.startswith("voiceconv.faces")] == []

@@ -19,8 +19,7 @@ from voiceconv.audio.io import load_audio, save_audio
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.config import from_dict
 from voiceconv.families import SPEECH_VAE
-from voiceconv.faces.tools import load_weights
-from voiceconv.modelfiles.format import load_model_file
+from voiceconv.modelfiles.format import load_model_file, load_weights
 from voiceconv.models.base import evaluating
 from voiceconv.models.vae import VAE, VAEConfig
 

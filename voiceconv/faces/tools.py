@@ -16,24 +16,10 @@ from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
 from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
-from voiceconv.errors import ModelFileError
-from voiceconv.modelfiles.format import load_model_file, prefixed
+from voiceconv.modelfiles.format import load_model_file, load_weights, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, checked_direction
 from voiceconv.models.gan import DCGAN, GANConfig
 from voiceconv.models.vae import VAE, DebiasingVAE, VAEConfig
-
-
-def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path,
-                 optional: tuple[str, ...] = ("steps_done",)) -> None:
-    """Load ``tensors`` into ``module``; ModelFileError if any weight is missing, extra or misshapen."""
-    try:
-        missing, unexpected = module.load_state_dict(tensors, strict=False)
-    except RuntimeError as err:
-        raise ModelFileError(f"{path}: weights do not fit the architecture in its header ({err})") from None
-    missing = [name for name in missing if name not in optional]
-    if missing or unexpected:
-        raise ModelFileError(f"{path}: weights do not match the header's architecture "
-                             f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
 
 
 def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:

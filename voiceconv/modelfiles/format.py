@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -165,3 +166,16 @@ def _depth(value) -> int:
             if depth <= MAX_HEADER_DEPTH:
                 stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path,
+                 optional: tuple[str, ...] = ("steps_done",)) -> None:
+    """Load ``tensors`` into ``module``; ModelFileError if any weight is missing, extra or misshapen."""
+    try:
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not fit the architecture in its header ({err})") from None
+    missing = [name for name in missing if name not in optional]
+    if missing or unexpected:
+        raise ModelFileError(f"{path}: weights do not match the header's architecture "
+                             f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")

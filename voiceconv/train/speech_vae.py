@@ -26,7 +26,6 @@ from voiceconv.families import SPEECH_VAE
 from voiceconv.modelfiles.format import save_model_file
 from voiceconv.models.vae import VAE, VAEConfig
 from voiceconv.speech_vae import reconstruct_image
-from voiceconv.faces.tasks import add_images
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 from voiceconv.train.voice import speaker_name
@@ -68,7 +67,8 @@ class SpeechVAETask:
         for index, normalized in enumerate(self.corpus.images[: self.recipe.data.media_utterances]):
             image = self.corpus.stats.denormalize(normalized)[None]  # [1, n_mels, T]
             rebuilt = reconstruct_image(self.model, image)
-            add_images(writer, f"speech/{index}", torch.stack([image, rebuilt]).flip(-2), step, 1)
+            pair = torch.stack([image, rebuilt]).flip(-2)  # [2, 1, n_mels, T], low frequencies at the bottom
+            writer.add_images(f"speech/{index}", ((pair + 1) / 2).clamp(0, 1), step)  # original, then rebuilt
             writer.add_audio(f"speech/{index}/audio", vocoder(rebuilt).clamp(-1, 1), step,
                              sample_rate=self.recipe.features.sample_rate)
 
