@@ -54,12 +54,17 @@ def apply_overrides(config: T, overrides: list[str]) -> T:
     return from_dict(type(config), values)
 
 
-def read_recipe(path: str | Path) -> dict:
+def read_recipe(path: str | Path, _extending: tuple[Path, ...] = ()) -> dict:
     """The mapping of sections in a recipe (or config) YAML file: the one way recipes are read.
 
-    Raises :class:`ConfigError` when the file cannot be read, is not YAML or is not a mapping."""
+    ``extends: OTHER.yaml`` (a path relative to this file) starts from that recipe's sections; this file's
+    values replace its values key by key, nested sections merged (lists are replaced whole).
+
+    Raises :class:`ConfigError` when the file cannot be read, is not YAML, is not a mapping, or extends in a
+    loop."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
     try:
@@ -68,7 +73,24 @@ def read_recipe(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(values).__name__}")
-    return values
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: extends must name a recipe file, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in _extending or base_path == path.resolve():
+        raise ConfigError(f"{path}: extends {base} in a loop")
+    return merged(read_recipe(base_path, (*_extending, path.resolve())), values)
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied key by key; mappings under the same key are merged the same way."""
+    result = dict(base)
+    for key, value in changes.items():
+        both_mappings = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both_mappings else value
+    return result
 
 
 def load_yaml(cls: type[T], path: str | Path) -> T:

@@ -39,11 +39,10 @@ class ModelFamily:
     kind: str
     title: str  # what the page and messages call it
     recipe: str  # "module:Class": the recipe dataclass (training side)
-    trainer: str  # "module:function": (recipe, run_dir, resume=..., **data options) -> TrainingOutcome
+    trainer: str  # "module:function": (recipe, run_dir, resume=...) -> TrainingOutcome
     loader: str  # "module:function": model file -> loaded model (inference side)
     data_options: tuple[str, ...]  # the ``voiceconv train`` options (argparse names) its data comes from
-    required_options: tuple[str, ...] = ()  # options it cannot train without
-    options_in_recipe: bool = True  # data options replace the recipe's ``data`` fields (else: passed to the trainer)
+    required_options: tuple[str, ...] = ()  # data it cannot train without: from these options or the recipe
     on_faces_tab: bool = False  # the web page's Faces tab shows its model files
 
     def recipe_class(self) -> type:
@@ -52,10 +51,7 @@ class ModelFamily:
 
     def train(self, recipe, run_dir: Path, resume: bool, options: dict[str, Any]):
         """Train ``recipe`` into ``run_dir`` with the data ``options`` given (None = not given)."""
-        trainer = _imported(self.trainer)
-        if self.options_in_recipe:
-            return trainer(with_data_options(recipe, options), run_dir, resume=resume)
-        return trainer(recipe, run_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
+        return _imported(self.trainer)(with_data_options(recipe, options), run_dir, resume=resume)
 
     def pieces(self) -> tuple[type, Callable, Callable]:
         """The recipe class, the trainer and the loader, imported (training code included)."""
@@ -68,9 +64,8 @@ class ModelFamily:
 
 FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
     ModelFamily(VOICE_KIND, "voice CycleGAN", "voiceconv.train.voice:VoiceRecipe",
-                "voiceconv.train.voice:train_voice_pair", "voiceconv.modelfiles.voice:load_voice_model",
-                data_options=("speaker_a", "speaker_b", "name_a", "name_b"),
-                required_options=("speaker_a", "speaker_b"), options_in_recipe=False),
+                "voiceconv.train.voice:train_voice", "voiceconv.modelfiles.voice:load_voice_model",
+                data_options=("speaker_a", "speaker_b", "name_a", "name_b"), required_options=("speaker_a", "speaker_b")),
     ModelFamily(FACE_VAE, "VAE", "voiceconv.faces.recipes:FaceVAERecipe", "voiceconv.faces.tasks:train_face_vae",
                 "voiceconv.faces.tools:load_face_model", data_options=("faces",), on_faces_tab=True),
     ModelFamily(FACE_DBVAE, "debiasing VAE", "voiceconv.faces.recipes:FaceDBVAERecipe",

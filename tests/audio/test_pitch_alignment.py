@@ -130,7 +130,8 @@ def aligned_model(tmp_path_factory) -> Path:
                                               held_back=1),
                          train=TrainConfig(steps=2, batch_size=2, log_every=1, media_every=100, checkpoint_every=100,
                                            validate_every=1, threads=1))
-    outcome = train_voice(recipe, root / "high", root / "low", root / "run")
+    outcome = train_voice(dataclasses.replace(recipe, data=dataclasses.replace(
+        recipe.data, speaker_a=str(root / "high"), speaker_b=str(root / "low"))), root / "run")
     return outcome.model_path
 
 

@@ -188,7 +188,7 @@ def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
         main(["train", str(REPO / "recipes" / "kathleen_rms.yaml"), "--faces", str(tmp), "--out", str(tmp / "run")])
     assert "--faces not used by a voice-cyclegan recipe" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["train", str(REPO / "recipes" / "kathleen_rms.yaml"), "--out", str(tmp / "run")])
+        main(["train", str(REPO / "recipes" / "base" / "voice.yaml"), "--out", str(tmp / "run")])  # no speakers
     assert "needs --speaker-a DIR and --speaker-b DIR" in capsys.readouterr().err
     (tmp / "odd.yaml").write_text("kind: face-unet\n")
     with pytest.raises(SystemExit):
@@ -243,9 +243,12 @@ def test_model_file_checks_and_face_loaders_cover_exactly_the_registry_kinds():
 def test_a_voice_recipe_may_name_its_kind(tmp_path):
     from voiceconv.train.voice import load_recipe
 
-    text = (REPO / "recipes" / "kathleen_rms.yaml").read_text()
+    base = REPO / "recipes" / "base" / "voice.yaml"
+    text = base.read_text().replace("kind: voice-cyclegan\n", "")
+    assert "kind:" not in text
+    (tmp_path / "unnamed.yaml").write_text(text)
     (tmp_path / "named.yaml").write_text("kind: voice-cyclegan\n" + text)
-    assert load_recipe(tmp_path / "named.yaml") == load_recipe(REPO / "recipes" / "kathleen_rms.yaml")
+    assert load_recipe(tmp_path / "named.yaml") == load_recipe(tmp_path / "unnamed.yaml") == load_recipe(base)
     (tmp_path / "wrong.yaml").write_text("kind: face-vae\n" + text)
     with pytest.raises(ConfigError, match="kind: 'face-vae' is not one of 'voice-cyclegan'"):
         load_recipe(tmp_path / "wrong.yaml")

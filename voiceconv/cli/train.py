@@ -20,15 +20,18 @@ def _add_train(verbs) -> None:
     p = verbs.add_parser("train", help="train a model from a recipe: voice CycleGAN, or face VAE/DB-VAE/GAN/CycleGAN",
                          description="Train the model a recipe describes. Voice recipes: speaker A <-> speaker B "
                                      "from two folders of recordings (unpaired, any readable audio, searched "
-                                     "recursively). Recipes of the other kinds "
+                                     "recursively), named by the recipe's data.speaker_a/speaker_b or the "
+                                     "options below. Recipes of the other kinds "
                                      f"({', '.join(k for k in FAMILIES if k != VOICE_KIND)}) take their folders "
                                      "from the recipe or the options below. Writes checkpoints, TensorBoard logs "
                                      "and finally RUN_DIR/model.safetensors. Ctrl-C saves a checkpoint; --resume "
                                      "continues from the newest one. Several processes: torchrun --nproc-per-node N "
                                      "-m voiceconv train ...")
     p.add_argument("recipe", type=Path, help="recipe YAML (see recipes/)")
-    p.add_argument("--speaker-a", type=Path, metavar="DIR", help="recordings of speaker A (voice recipes)")
-    p.add_argument("--speaker-b", type=Path, metavar="DIR", help="recordings of speaker B (voice recipes)")
+    p.add_argument("--speaker-a", type=Path, metavar="DIR",
+                   help="recordings of speaker A (voice recipes; default: the recipe's data.speaker_a)")
+    p.add_argument("--speaker-b", type=Path, metavar="DIR",
+                   help="recordings of speaker B (voice recipes; default: the recipe's data.speaker_b)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--name-a", help="speaker A's name in the model card (default: from the folder)")
     p.add_argument("--name-b", help="speaker B's name in the model card (default: from the folder)")
@@ -50,13 +53,14 @@ def _run_train(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     chosen = check_data_flags(args, recipe_kind(args.recipe))
-    recipe = load_recipe_as(chosen.recipe_class(), args.recipe, args.overrides, args.steps)
     options = {dest: getattr(args, dest, None) for dest in chosen.data_options}
+    recipe = with_data_options(load_recipe_as(chosen.recipe_class(), args.recipe, args.overrides, args.steps), options)
+    check_required_data(args, chosen, recipe)
     if chosen.kind == VOICE_KIND and not args.no_audit and os.environ.get("RANK", "0") == "0":  # torchrun: once
         from voiceconv.cli.audit import warn_about_flagged_recordings
 
-        warn_about_flagged_recordings([options["speaker_a"], options["speaker_b"]], args.out)
-    outcome = chosen.train(recipe, args.out, args.resume, options)
+        warn_about_flagged_recordings([Path(recipe.data.speaker_a), Path(recipe.data.speaker_b)], args.out)
+    outcome = chosen.train(recipe, args.out, args.resume, {})
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
         return 130
@@ -78,8 +82,8 @@ def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_data_flags(args, kind: str) -> ModelFamily:
-    """The family of ``kind``; a usage error for an unknown kind, for data options that belong to another kind of
-    recipe, or for missing options the kind cannot train without."""
+    """The family of ``kind``; a usage error for an unknown kind, or for data options that belong to another kind
+    of recipe."""
     try:
         chosen = family(kind)
     except ConfigError as err:
@@ -89,10 +93,17 @@ def check_data_flags(args, kind: str) -> ModelFamily:
     if foreign:
         args.usage_error(f"{', '.join(map(flag, foreign))} not used by a {kind} recipe; it takes "
                          + ", ".join(map(flag, chosen.data_options)))
-    missing = [dest for dest in chosen.required_options if getattr(args, dest, None) is None]
-    if missing:
-        args.usage_error(f"a {kind} recipe needs " + " and ".join(f"{flag(dest)} DIR" for dest in missing))
     return chosen
+
+
+def check_required_data(args, chosen: ModelFamily, recipe) -> None:
+    """A usage error for data the recipe's family cannot train without, given neither as an option nor in the
+    recipe's ``data``."""
+    missing = [dest for dest in chosen.required_options if not getattr(recipe.data, dest, None)]
+    if missing:
+        args.usage_error(f"a {chosen.kind} recipe needs " + " and ".join(f"--{dest.replace('_', '-')} DIR"
+                                                                         for dest in missing)
+                         + f" (or data.{' and data.'.join(missing)} in the recipe)")
 
 
 def with_data_flags(recipe, args):

@@ -42,8 +42,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VoiceDataConfig:
-    """How speaker folders become training crops."""
+    """Which speakers, and how their folders become training crops."""
 
+    # The two speakers' folders of recordings (any readable audio, searched recursively; ``voiceconv train
+    # --speaker-a/--speaker-b`` set them), and their names in the model (default: from the folder).
+    speaker_a: str = ""
+    speaker_b: str = ""
+    name_a: str = ""
+    name_b: str = ""
     crop_frames: int = 64  # width of the random crops (64 frames = 1.0 s at hop 256, 16 kHz)
     min_seconds: float = 60.0  # refuse speakers with less usable audio than this
     media_utterances: int = 2  # fixed utterances converted into TensorBoard every media_every steps
@@ -205,24 +211,21 @@ def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None =
     return load_recipe_as(VoiceRecipe, path, overrides, steps)
 
 
-def train_voice(recipe: VoiceRecipe, speaker_a: Path, speaker_b: Path, run_dir: Path, resume: bool = False,
-                names: tuple[str | None, str | None] = (None, None)) -> TrainingOutcome:
-    """Train speaker A <-> speaker B into ``run_dir`` (checkpoints, logs, ``model.safetensors``).
+def train_voice(recipe: VoiceRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train ``recipe.data.speaker_a`` <-> ``speaker_b`` into ``run_dir`` (checkpoints, logs, ``model.safetensors``).
 
     Speakers are named after their folders (the parent folder for generic names such as ``train``)
-    unless ``names`` says otherwise.
+    unless ``data.name_a``/``name_b`` say otherwise.
     """
+    data = recipe.data
+    if not data.speaker_a or not data.speaker_b:
+        raise ConfigError("a voice recipe needs two speaker folders: --speaker-a DIR --speaker-b DIR (or "
+                          "data.speaker_a/speaker_b)")
+    folders = (Path(data.speaker_a), Path(data.speaker_b))
     prepare_run_dir(recipe, run_dir, resume)
-    data = load_voice_data(recipe, (speaker_a, speaker_b), run_dir / "cache",
-                           tuple(name or speaker_name(folder) for folder, name in zip((speaker_a, speaker_b), names)),
-                           alignment_file=run_dir / "alignment.json")
-    return fit(VoiceConversionTask(recipe, data), recipe.train, run_dir, resume=resume)
-
-
-def train_voice_pair(recipe: VoiceRecipe, run_dir: Path, resume: bool = False, *, speaker_a: Path, speaker_b: Path,
-                     name_a: str | None = None, name_b: str | None = None) -> TrainingOutcome:
-    """:func:`train_voice` with the speakers' folders and names given as ``voiceconv train`` options."""
-    return train_voice(recipe, Path(speaker_a), Path(speaker_b), run_dir, resume=resume, names=(name_a, name_b))
+    names = tuple(name or speaker_name(folder) for folder, name in zip(folders, (data.name_a, data.name_b)))
+    voice_data = load_voice_data(recipe, folders, run_dir / "cache", names, alignment_file=run_dir / "alignment.json")
+    return fit(VoiceConversionTask(recipe, voice_data), recipe.train, run_dir, resume=resume)
 
 
 def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: Path,

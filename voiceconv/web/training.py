@@ -21,7 +21,6 @@ loop saves a checkpoint, and Resume starts it again with ``--resume``.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -38,9 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
-from voiceconv.audio.io import audio_files, audio_info
 from voiceconv.config import read_recipe
-from voiceconv.errors import AudioError, ConfigError, VoiceconvError
+from voiceconv.errors import ConfigError, VoiceconvError
 from voiceconv.families import VOICE_KIND, recipe_kind
 from voiceconv.files import atomic_output
 from voiceconv.runfolder import RunFolder, read_history, read_progress
@@ -48,14 +46,16 @@ from voiceconv.web.delivery import Delivery, clock, read_text
 from voiceconv.web.job import Job
 from voiceconv.web.jobs import gather_uploads
 from voiceconv.web.limits import Limits, UploadError
+from voiceconv.web.processes import ExclusiveLock, is_training_process, pid_alive, signal_group, signal_name
+from voiceconv.web.run_report import (checkpoint_note, last_error, log_tail, newest_snapshot, remaining_seconds,
+                                      shown_paths, stopped_message)
+from voiceconv.web.uploads import budget_number, checked_name, hold_back_preview, minutes_of_audio
 
 log = logging.getLogger(__name__)
 
 STATES = ("receiving", "queued", "running", "stopping", "stopped", "finished", "failed")
 ACTIVE = ("receiving", "queued", "running", "stopping")  # these hold one of the --max-training-jobs slots
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # speaker names become file and model names
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
-PREVIEW_MIN_SECONDS = 1.0
 MAX_STEPS = 1_000_000  # the largest step budget (the recipes train 100,000); every job also has a time bound
 
 
@@ -114,7 +114,7 @@ class TrainingJobs:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise VoiceconvError(f"{runs_dir}: cannot make the training jobs' folder ({err.strerror})") from None
-        self._lock = _ExclusiveLock(self.runs_dir / ".jobs.lock")  # threads of this server and other servers
+        self._lock = ExclusiveLock(self.runs_dir / ".jobs.lock")  # threads of this server and other servers
         self._children: dict[str, subprocess.Popen] = {}  # processes this server started
         self._stop = threading.Event()
         if poll_seconds:
@@ -136,7 +136,7 @@ class TrainingJobs:
     def create(self, uploads_a: list[str], uploads_b: list[str], name_a: str, name_b: str, recipe: str,
                steps: int = 0, minutes: float = 0.0) -> Job:
         """Check the request, unpack the uploads into a new job folder, audit them and queue the job."""
-        name_a, name_b = _checked_name(name_a, "speaker A"), _checked_name(name_b, "speaker B")
+        name_a, name_b = checked_name(name_a, "speaker A"), checked_name(name_b, "speaker B")
         if name_a == name_b:
             raise UploadError("the two speakers need different names")
         offered = self.recipes()
@@ -175,14 +175,14 @@ class TrainingJobs:
     def _drop_abandoned_receptions(self) -> None:
         """Remove ``receiving`` jobs whose server died while unpacking them (their slot would stay taken)."""
         for job in self.jobs():
-            if job.state == "receiving" and job.pid != os.getpid() and not _pid_alive(job.pid):
+            if job.state == "receiving" and job.pid != os.getpid() and not pid_alive(job.pid):
                 shutil.rmtree(self.folder(job.id), ignore_errors=True)
 
     def audit_uploads(self, uploads_a: list[str], uploads_b: list[str], name_a: str = "", name_b: str = "",
                       recipe: str | None = None) -> str:
         """The audit of two speakers' uploads (Markdown), unpacked into a scratch folder that is removed after;
         speakers without a name yet are called A and B; the minutes needed are ``recipe``'s."""
-        names = [_checked_name(name_a, "speaker A") if name_a else "A", _checked_name(name_b, "speaker B") if name_b
+        names = [checked_name(name_a, "speaker A") if name_a else "A", checked_name(name_b, "speaker B") if name_b
                  else "B"]
         if names[0] == names[1]:
             raise UploadError("the two speakers need different names")
@@ -196,7 +196,7 @@ class TrainingJobs:
     def _checked_budget(self, steps: int | float | None, minutes: float | None) -> tuple[int, float]:
         """The one budget rule: (whole steps from 0 to MAX_STEPS, minutes from 0 to --max-training-minutes), not
         both 0; a budget in steps alone is bounded in time too, by the server's limit (the minutes returned)."""
-        steps, minutes = _number(steps, "steps"), _number(minutes, "minutes")
+        steps, minutes = budget_number(steps, "steps"), budget_number(minutes, "minutes")
         if steps < 0 or minutes < 0 or steps != int(steps):
             raise UploadError("the budget is a whole number of steps and/or a number of minutes, not negative")
         if not steps and not minutes:
@@ -214,12 +214,12 @@ class TrainingJobs:
         for name, files in uploads.items():
             speaker = folder / "speakers" / name
             gather_uploads(files or [], speaker, self.limits.for_training())
-            total += _minutes_of_audio(speaker, name)
+            total += minutes_of_audio(speaker, name)
             if total > self.limits.max_training_audio_minutes:
                 raise UploadError(f"the uploads hold {total:.1f} minutes of audio; a job is limited to "
                                   f"{self.limits.max_training_audio_minutes:g} minutes")
         if hold_back:
-            _hold_back_preview(folder / "speakers" / next(iter(uploads)), folder / "preview.wav")
+            hold_back_preview(folder / "speakers" / next(iter(uploads)), folder / "preview.wav")
 
     def _audit(self, folder: Path, names: list[str], recipe: str | None = None) -> str:
         """The audit report of both speaker folders (Markdown), against the minutes ``recipe`` needs."""
@@ -275,7 +275,7 @@ class TrainingJobs:
             if job.state == "queued":
                 job.state, job.message = "stopped", "Stopped before it started."
             elif job.state == "running":
-                _signal_group(job.pid, signal.SIGTERM)
+                signal_group(job.pid, signal.SIGTERM)
                 job.state, job.message = "stopping", "Saving a checkpoint..."
             else:
                 raise UploadError(f"job {job_id} is {job.state}; only queued or running jobs can be stopped")
@@ -349,7 +349,7 @@ class TrainingJobs:
         process = self._children.get(job.id)
         if process is not None:
             return process.poll() is None
-        return _is_training_process(job.pid, self.folder(job.id))  # started by an earlier server
+        return is_training_process(job.pid, self.folder(job.id))  # started by an earlier server
 
     def _ended(self, job: Job) -> None:
         """Decide from the run folder how the process ended; what the message claims is what is on disk."""
@@ -362,7 +362,7 @@ class TrainingJobs:
             job.state, job.message = "finished", "Finished: the model is in the Convert tab's list."
             Delivery(job, self.folder(job.id), self.delivered(job)).deliver()
         elif job.state == "stopping" or code == 130 or outcome.get("state") == "stopped":
-            job.state, job.message = "stopped", _stopped_message(run.root)
+            job.state, job.message = "stopped", stopped_message(run.root)
         else:
             job.state, job.message = "failed", self._failure_message(job, code)
         job.pid = None
@@ -372,10 +372,10 @@ class TrainingJobs:
         """Why the training process ended without finishing: killed by a signal, an error line of its log (paths
         shown relative to the job's folder), or its exit status."""
         folder = self.folder(job.id)
-        resume = " " + _checkpoint_note(folder / "run") if code is None or code < 0 else ""
+        resume = " " + checkpoint_note(folder / "run") if code is None or code < 0 else ""
         if code is not None and code < 0:
-            return f"Training was killed from outside (signal {_signal_name(-code)}).{resume}"
-        error = _last_error(folder / "train.log")
+            return f"Training was killed from outside (signal {signal_name(-code)}).{resume}"
+        error = last_error(folder / "train.log")
         if error:
             return f"Training stopped with an error: {shown_paths(error, folder)}"
         if code is None:
@@ -398,10 +398,10 @@ class TrainingJobs:
         total = job.steps or self._recipe_steps(job)
         model = self.delivered(job)
         finished = job.state == "finished" and model.is_file()
-        return JobStatus(job, step, total, elapsed, _remaining(progress, total, job.minutes), progress,
-                         read_history(run) if run.is_dir() else [], model if finished else _newest_snapshot(run),
+        return JobStatus(job, step, total, elapsed, remaining_seconds(progress, total, job.minutes), progress,
+                         read_history(run) if run.is_dir() else [], model if finished else newest_snapshot(run),
                          model if finished else None, model.with_suffix(".md") if finished else None,
-                         read_text(folder / "audit.md"), shown_paths(_tail(folder / "train.log"), folder))
+                         read_text(folder / "audit.md"), shown_paths(log_tail(folder / "train.log"), folder))
 
     def _needed_minutes(self, recipe: str | None) -> dict:
         """``{"needed_minutes": ...}`` from the recipe's ``data.min_seconds``, as ``voiceconv audit --recipe``
@@ -418,30 +418,6 @@ class TrainingJobs:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-class _ExclusiveLock:
-    """Re-entrant for this process's threads, exclusive across processes (``flock`` on ``path``): two servers on
-    one runs folder never start the same job twice or judge one job's end twice."""
-
-    def __init__(self, path: Path):
-        self.path, self._threads, self._depth, self._file = path, threading.RLock(), 0, None
-
-    def __enter__(self):
-        self._threads.acquire()
-        if self._depth == 0:
-            self._file = open(self.path, "a")  # noqa: SIM115 - held for the length of the lock
-            fcntl.flock(self._file, fcntl.LOCK_EX)
-        self._depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        self._depth -= 1
-        if self._depth == 0:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-        self._threads.release()
-
-
-
 def _recipe_setting(path: Path | None, section: str, key: str) -> float | None:
     """A number from a recipe YAML's ``section.key``, read as plain YAML (no training code); None when the file,
     the section or the key is missing or not a number."""
@@ -454,162 +430,3 @@ def _recipe_setting(path: Path | None, section: str, key: str) -> float | None:
 
 def _new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def _checked_name(name: str | None, what: str) -> str:
-    name = (name or "").strip()
-    if not NAME.match(name):
-        raise UploadError(f"{what}'s name must be 1-32 letters, digits, '-' or '_' (starting with a letter or "
-                          f"digit), not {name[:40]!r}")
-    return name
-
-
-def _number(value, what: str) -> float:
-    if value in (None, ""):
-        return 0.0
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UploadError(f"the budget's {what} must be a number, not {str(value)[:20]!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise UploadError(f"the budget's {what} must be a finite number")
-    return number
-
-
-def _minutes_of_audio(folder: Path, name: str) -> float:
-    seconds = 0.0
-    for path in audio_files(folder):
-        try:
-            seconds += audio_info(path).duration
-        except AudioError:
-            continue  # the audit reports it; training skips unreadable files
-    if seconds == 0:
-        raise UploadError(f"the uploads of {name} hold no readable audio")
-    return seconds / 60
-
-
-def _hold_back_preview(speaker: Path, preview: Path) -> None:
-    """Move speaker A's shortest recording of at least a second out of training: the snapshot clip."""
-    candidates = []
-    for path in audio_files(speaker):
-        try:
-            candidates.append((audio_info(path).duration, path))
-        except AudioError:
-            continue
-    usable = sorted((d, p) for d, p in candidates if d >= PREVIEW_MIN_SECONDS)
-    if len(candidates) < 2 or not usable:
-        return  # too few recordings to spare one: no snapshot clip
-    from voiceconv.audio.io import load_audio, save_audio
-
-    duration, path = usable[0]
-    rate = audio_info(path).sample_rate
-    save_audio(preview, load_audio(path, rate), rate)
-    path.unlink()  # a file this job copied from the upload, not the user's original
-
-
-def _signal_group(pid: int | None, sig: int) -> None:
-    if pid is None:
-        return
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _is_training_process(pid: int | None, folder: Path) -> bool:
-    """Whether ``pid`` still runs and is the ``voiceconv train`` of this job (not a recycled process id)."""
-    if not pid:
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and str(folder / "run").encode() in command  # its --out
-
-
-def _remaining(progress: list[dict], total_steps: int, minutes: float) -> float | None:
-    """Seconds to the end of the budget, from the pace of the last ten logged steps."""
-    if len(progress) < 2:
-        return None
-    recent = progress[-10:]
-    steps = recent[-1]["step"] - recent[0]["step"]
-    seconds = recent[-1]["seconds"] - recent[0]["seconds"]
-    if steps <= 0 or seconds <= 0:
-        return None
-    by_steps = max(0, total_steps - recent[-1]["step"]) * seconds / steps
-    by_time = max(0.0, minutes * 60 - recent[-1]["seconds"]) if minutes else by_steps
-    return min(by_steps, by_time)
-
-
-def _newest_snapshot(run: Path) -> Path | None:
-    """The run's final model when written, else its newest periodic export (None before the first)."""
-    folder = RunFolder(run)
-    if folder.model.is_file():
-        return folder.model
-    exports = folder.snapshots()
-    return exports[-1] if exports else None
-
-
-def _tail(path: Path, lines: int = 12) -> str:
-    """The log's last ``lines`` lines, of the progress bar's many redraws only the newest."""
-    text = [line for line in read_text(path).replace("\r", "\n").splitlines() if line.strip()]
-    bars = [i for i, line in enumerate(text) if "step/s" in line or "s/step" in line]
-    kept = [line for i, line in enumerate(text) if i not in bars[:-1]]
-    return "\n".join(kept[-lines:])
-
-
-def _last_error(path: Path) -> str:
-    """The log's last line that mentions an error ('' when none does)."""
-    lines = [line for line in _tail(path, 40).splitlines() if "error" in line.lower()]
-    return lines[-1].strip() if lines else ""
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:/[^\s'\"/:,;()<>]+)+/?")
-
-
-def shown_paths(text: str, folder: Path) -> str:
-    """The one rule for server paths shown to a page's visitor: paths inside the job's ``folder`` relative to it
-    (``run/checkpoints``, ``speakers/alice/a.wav``), any other absolute path cut to its last part (``.../tiny.yaml``),
-    so no folder of the server reaches the page."""
-    root = str(folder.resolve()) if folder.is_absolute() else str(folder)
-    for prefix in {root, str(folder)}:
-        text = text.replace(prefix + "/", "").replace(prefix, ".")
-    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
-
-
-def _stopped_message(run: Path) -> str:
-    return "Stopped. " + _checkpoint_note(run)
-
-
-def _checkpoint_note(run: Path) -> str:
-    """What Resume continues from, as the run's checkpoints folder says (not what the stop hoped for)."""
-    steps = sorted(int(m.group(1)) for p in (run / "checkpoints").glob("step_*.pt")
-                   if (m := re.fullmatch(r"step_(\d+)\.pt", p.name)))
-    if steps:
-        return f"The checkpoint of step {steps[-1]} is saved; Resume continues from it."
-    return "No checkpoint was saved before it ended; Resume starts it from the beginning."
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    """Whether process ``pid`` exists (and is not a zombie)."""
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state != "Z"
