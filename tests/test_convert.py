@@ -12,10 +12,11 @@ import torch
 
 from conftest import SAMPLES, harmonic_tone
 from voiceconv.audio.io import audio_files, load_audio, loudness
-from voiceconv.audio.world import WorldSettings, extract_f0, parse_pitch
+from voiceconv.audio.world import DEFAULT_SETTINGS, WorldSettings, extract_f0, parse_pitch
 from voiceconv.convert import Converter
 from voiceconv.convert.windowing import CrossfadeJoiner
 from voiceconv.errors import AudioError, SilentAudioError, TooShortError, VoiceconvError
+from voiceconv.modelfiles.format import load_model_file, save_model_file
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
 RATE = 16000
@@ -148,11 +149,17 @@ def test_pitch_setting_lands_within_a_quarter_semitone(converter, pitch):
             assert abs(np.median(cents)) < 25, (path.name, method, np.median(cents))
 
 
-def test_the_shipped_model_keeps_its_own_world_analysis_unless_told_otherwise(converter):
-    """Model files store their WORLD settings: one from before the coarser analysis converts exactly as it was
-    trained (DIO + StoneMask, CheapTrick and D4C at its 10-ms F0 frames); ``world=`` swaps only the analysis."""
+def test_a_model_keeps_its_own_world_analysis_unless_told_otherwise(converter, tmp_path):
+    """Model files store their WORLD settings: the shipped model analyses as it was trained (DIO decimated by 2,
+    D4C every 32 ms); a file from before those fields existed converts exactly as it was trained (DIO + StoneMask,
+    CheapTrick and D4C at its 10-ms F0 frames); ``world=`` swaps only the analysis."""
     own = converter.alignment("a2b").settings
-    assert own == WorldSettings("dio", 10.0, 1, stonemask=True, envelope_period_ms=None, aperiodicity_period_ms=None)
+    assert own == DEFAULT_SETTINGS
+    tensors, header = load_model_file(MODEL)
+    header["alignment"]["world"] = {"f0_method": "dio", "frame_period_ms": 10.0, "dio_speed": 1}  # an older file
+    older = Converter(save_model_file(tmp_path / "older.safetensors", tensors, header))
+    assert older.alignment("a2b").settings == WorldSettings("dio", 10.0, 1, stonemask=True, envelope_period_ms=None,
+                                                            aperiodicity_period_ms=None)
     coarse = WorldSettings(dio_speed=2, envelope_period_ms=16.0, aperiodicity_period_ms=16.0)
     other = Converter(MODEL, world=coarse)
     for direction in ("a2b", "b2a"):
