@@ -14,7 +14,7 @@ from voiceconv.models.directions import DIRECTIONS
 
 
 def add_verbs(verbs) -> None:
-    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare,audit}``."""
+    """Register ``voiceconv faces {reconstruct,sample,traverse,interpolate,translate,compare,groups,audit}``."""
     faces = verbs.add_parser("faces", help="face VAE / DB-VAE / GAN / CycleGAN tools: pictures as PNG grids",
                              description="Make pictures with a trained face model (from `voiceconv train` with a "
                                          "face recipe), or run the debiasing comparison.")
@@ -25,6 +25,7 @@ def add_verbs(verbs) -> None:
     _add_interpolate(tools)
     _add_translate(tools)
     _add_compare(tools)
+    _add_groups(tools)
     _add_audit(tools)
 
 
@@ -77,6 +78,34 @@ def _add_translate(tools) -> None:
     p.add_argument("--direction", choices=DIRECTIONS, default="a2b", help="default %(default)s")
     p.add_argument("--limit", type=int, default=16)
     p.set_defaults(run=_run_translate)
+
+
+def _add_groups(tools) -> None:
+    p = tools.add_parser("groups", help="detection rate per group of faces (face-dbvae, face-classifier)",
+                         description="How often a face detector (a debiasing VAE, or the plain classifier "
+                                     "'voiceconv faces compare' trains beside it) calls each group's faces faces, "
+                                     "on a folder laid out GROUP/*.png (e.g. MIT 6.S191 lab 2's test faces: LF, "
+                                     "LM, DF, DM). Prints one row per group, the worst group and the gap.")
+    p.add_argument("--model", type=Path, required=True, help="face-dbvae or face-classifier model file")
+    p.add_argument("folder", type=Path, help="folder of group folders (GROUP/*.png)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    p.set_defaults(run=_run_groups)
+
+
+def _run_groups(args) -> int:
+    import json
+
+    from voiceconv.faces.groups import detection_by_group, groups_markdown, load_face_detector
+    from voiceconv.files import atomic_output
+
+    model, header = load_face_detector(args.model)
+    report = detection_by_group(model, args.folder)
+    print(groups_markdown(f"{args.model.name} ({header['kind']})", report))
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"model": str(args.model), "kind": header["kind"], **report}, indent=2) + "\n",
+                           encoding="utf-8")
+    return 0
 
 
 def _add_compare(tools) -> None:

@@ -1,0 +1,91 @@
+"""Detection per group: how often a face detector (a debiasing VAE or a plain face classifier) calls each group's
+faces faces, on a folder laid out ``GROUP/*.png`` (MIT 6.S191 lab 2 judges its DB-VAE so, on four groups of test
+faces: darker/lighter, female/male).
+
+Every image of a group folder is a face, so the detection rate is the share with a face logit above 0. Unreadable
+images are counted apart and named, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from voiceconv.config import from_dict
+from voiceconv.errors import ImageFileError, VoiceconvError
+from voiceconv.faces.data import image_files, load_face_image
+from voiceconv.faces.tools import load_face_model
+from voiceconv.families import FACE_CLASSIFIER, FACE_DBVAE
+from voiceconv.modelfiles.format import load_model_file, load_weights
+from voiceconv.models.base import evaluating
+from voiceconv.models.vae import DebiasingVAE, FaceClassifier, VAEConfig
+
+DETECTORS = (FACE_DBVAE, FACE_CLASSIFIER)
+CHUNK = 256  # images classified at once
+
+
+def load_face_detector(path: str | Path) -> tuple[DebiasingVAE | FaceClassifier, dict]:
+    """(detector in eval mode, header) of a ``face-dbvae`` or ``face-classifier`` model file."""
+    tensors, header = load_model_file(path, kinds=DETECTORS)  # checked before anything is built
+    if header["kind"] == FACE_DBVAE:
+        return load_face_model(path)
+    image = header["image"]
+    model = FaceClassifier(image["channels"], image["height"], image["width"], from_dict(VAEConfig, header["model"]))
+    load_weights(model, tensors, path)
+    return model.eval(), header
+
+
+def group_folders(root: str | Path) -> dict[str, Path]:
+    """The sub-folders of ``root`` that hold images, by name; VoiceconvError when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise VoiceconvError(f"{root}: not a folder of group folders (GROUP/*.png)")
+    groups = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and image_files(p)}
+    if not groups:
+        raise VoiceconvError(f"{root}: no group folders with images (expected GROUP/*.png)")
+    return groups
+
+
+@torch.no_grad()
+def detection_by_group(model: DebiasingVAE | FaceClassifier, root: str | Path) -> dict:
+    """``{"groups": {name: {"images", "detected", "rate", "unreadable"}}, "worst_group", "worst_rate", "gap",
+    "overall"}``: the share of each group's faces that ``model`` calls faces."""
+    size, device = model.image_shape[-1], next(model.parameters()).device
+    groups, detected_all, total = {}, 0, 0
+    for name, folder in group_folders(root).items():
+        images, unreadable = [], []
+        for path in image_files(folder):
+            try:
+                images.append(load_face_image(path, size))
+            except ImageFileError as err:
+                unreadable.append(str(err))
+        if not images:
+            groups[name] = {"images": 0, "detected": 0, "rate": None, "unreadable": unreadable}
+            continue
+        with evaluating(model):
+            logits = torch.cat([model.classify(torch.stack(images[i:i + CHUNK]).to(device)).float().cpu()
+                                for i in range(0, len(images), CHUNK)])  # [N] face logits
+        detected = int((logits > 0).sum())
+        groups[name] = {"images": len(images), "detected": detected, "rate": detected / len(images),
+                        "unreadable": unreadable}
+        detected_all, total = detected_all + detected, total + len(images)
+    rated = {name: g["rate"] for name, g in groups.items() if g["rate"] is not None}
+    if not rated:
+        raise VoiceconvError(f"{root}: no readable image in any group folder")
+    worst = min(rated, key=rated.get)
+    return {"groups": groups, "worst_group": worst, "worst_rate": rated[worst],
+            "gap": max(rated.values()) - min(rated.values()), "overall": detected_all / total}
+
+
+def groups_markdown(model_name: str, report: dict) -> str:
+    """One table row per group, then the worst group, the gap and the overall rate."""
+    lines = [f"Faces called faces by {model_name}, per group:", "", "| group | images | detected | rate |",
+             "|---|---|---|---|"]
+    for name, group in report["groups"].items():
+        rate = "-" if group["rate"] is None else f"{group['rate']:.0%}"
+        lines.append(f"| {name} | {group['images']} | {group['detected']} | {rate} |")
+    lines += ["", f"Worst group: {report['worst_group']} ({report['worst_rate']:.0%}); gap {report['gap']:.0%}; "
+                  f"overall {report['overall']:.0%}."]
+    lines += [f"Unreadable: {reason}" for group in report["groups"].values() for reason in group["unreadable"]]
+    return "\n".join(lines)
