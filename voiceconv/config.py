@@ -78,10 +78,10 @@ def read_recipe(path: str | Path, _extending: tuple[Path, ...] = ()) -> dict:
         return values
     if not isinstance(base, str) or not base:
         raise ConfigError(f"{path}: extends must name a recipe file, got {base!r}")
-    base_path = (path.parent / base).resolve()
-    if base_path in _extending or base_path == path.resolve():
+    chain, base_path = (*_extending, path.resolve()), (path.parent / base).resolve()
+    if base_path in chain:
         raise ConfigError(f"{path}: extends {base} in a loop")
-    return merged(read_recipe(base_path, (*_extending, path.resolve())), values)
+    return merged(read_recipe(base_path, chain), values)
 
 
 def merged(base: dict, changes: dict) -> dict:

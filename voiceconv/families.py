@@ -49,9 +49,9 @@ class ModelFamily:
         """The recipe dataclass (imports the training module)."""
         return _imported(self.recipe)
 
-    def train(self, recipe, run_dir: Path, resume: bool, options: dict[str, Any]):
-        """Train ``recipe`` into ``run_dir`` with the data ``options`` given (None = not given)."""
-        return _imported(self.trainer)(with_data_options(recipe, options), run_dir, resume=resume)
+    def train(self, recipe, run_dir: Path, resume: bool):
+        """Train ``recipe`` (its data options applied: :func:`with_data_options`) into ``run_dir``."""
+        return _imported(self.trainer)(recipe, run_dir, resume=resume)
 
     def pieces(self) -> tuple[type, Callable, Callable]:
         """The recipe class, the trainer and the loader, imported (training code included)."""

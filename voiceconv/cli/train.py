@@ -60,7 +60,7 @@ def _run_train(args) -> int:
         from voiceconv.cli.audit import warn_about_flagged_recordings
 
         warn_about_flagged_recordings([Path(recipe.data.speaker_a), Path(recipe.data.speaker_b)], args.out)
-    outcome = chosen.train(recipe, args.out, args.resume, {})
+    outcome = chosen.train(recipe, args.out, args.resume)
     if outcome.interrupted:
         print(f"interrupted at step {outcome.steps}; checkpoint saved, continue with --resume", file=sys.stderr)
         return 130
@@ -88,11 +88,10 @@ def check_data_flags(args, kind: str) -> ModelFamily:
         chosen = family(kind)
     except ConfigError as err:
         args.usage_error(f"{args.recipe}: {err}")
-    flag = lambda dest: "--" + dest.replace("_", "-")  # noqa: E731
     foreign = [dest for dest in DATA_OPTIONS if dest not in chosen.data_options and getattr(args, dest, None) is not None]
     if foreign:
-        args.usage_error(f"{', '.join(map(flag, foreign))} not used by a {kind} recipe; it takes "
-                         + ", ".join(map(flag, chosen.data_options)))
+        args.usage_error(f"{', '.join(map(_flag, foreign))} not used by a {kind} recipe; it takes "
+                         + ", ".join(map(_flag, chosen.data_options)))
     return chosen
 
 
@@ -101,9 +100,13 @@ def check_required_data(args, chosen: ModelFamily, recipe) -> None:
     recipe's ``data``."""
     missing = [dest for dest in chosen.required_options if not getattr(recipe.data, dest, None)]
     if missing:
-        args.usage_error(f"a {chosen.kind} recipe needs " + " and ".join(f"--{dest.replace('_', '-')} DIR"
-                                                                         for dest in missing)
+        args.usage_error(f"a {chosen.kind} recipe needs " + " and ".join(f"{_flag(dest)} DIR" for dest in missing)
                          + f" (or data.{' and data.'.join(missing)} in the recipe)")
+
+
+def _flag(dest: str) -> str:
+    """The command-line spelling of a data option: ``speaker_a`` -> ``--speaker-a``."""
+    return "--" + dest.replace("_", "-")
 
 
 def with_data_flags(recipe, args):

@@ -15,7 +15,7 @@ import torch
 from voiceconv.config import from_dict
 from voiceconv.errors import ImageFileError, VoiceconvError
 from voiceconv.faces.data import image_files, load_face_image
-from voiceconv.faces.tools import load_face_model
+from voiceconv.faces.tools import LOADERS
 from voiceconv.families import FACE_CLASSIFIER, FACE_DBVAE
 from voiceconv.modelfiles.format import load_model_file, load_weights
 from voiceconv.models.base import evaluating
@@ -28,10 +28,11 @@ CHUNK = 256  # images classified at once
 def load_face_detector(path: str | Path) -> tuple[DebiasingVAE | FaceClassifier, dict]:
     """(detector in eval mode, header) of a ``face-dbvae`` or ``face-classifier`` model file."""
     tensors, header = load_model_file(path, kinds=DETECTORS)  # checked before anything is built
-    if header["kind"] == FACE_DBVAE:
-        return load_face_model(path)
     image = header["image"]
-    model = FaceClassifier(image["channels"], image["height"], image["width"], from_dict(VAEConfig, header["model"]))
+    shape = (image["channels"], image["height"], image["width"])
+    if header["kind"] == FACE_DBVAE:
+        return LOADERS[FACE_DBVAE](tensors, header, shape, path).eval(), header
+    model = FaceClassifier(*shape, from_dict(VAEConfig, header["model"]))
     load_weights(model, tensors, path)
     return model.eval(), header
 

@@ -103,7 +103,6 @@ class VoiceValidator:
                                               self.transcripts.get(path)))
         return prepared
 
-
     @property
     def available(self) -> bool:
         return all(self.utterances.values())
