@@ -30,7 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from conftest import REPO, SAMPLES, harmonic_tone
+from conftest import SAMPLES, harmonic_tone
 from helpers import SHORT_CLIP, make_zip, refusal, running_app
 from helpers import ENV, audio_outputs, failures_csv, partial_files, write_tone
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
@@ -756,7 +756,8 @@ def test_read_header_checks_what_web_discovery_reads(tmp_path, voice_model):
 
 def test_face_api_numbers_are_checked_before_gradio_rounds_them():
     gr = pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
-    from voiceconv.web.faces import MAX_SEED, _checked_seed, _checked_value, checked_number_input
+    from voiceconv.web.faces import _checked_value
+    from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed
     from voiceconv.web.limits import UploadError
 
     with gr.Blocks():
@@ -767,8 +768,8 @@ def test_face_api_numbers_are_checked_before_gradio_rounds_them():
     assert seed.preprocess(3.0) == 3 and seed.preprocess(None) is None
     for bad in (1.5, -1, MAX_SEED, 10**30, None, "7"):
         with pytest.raises(UploadError, match="the seed must be a whole number from 0 to 4294967295"):
-            _checked_seed(bad)
-    assert _checked_seed(MAX_SEED - 1) == MAX_SEED - 1 and _checked_value(1e300) == 3.0
+            checked_seed(bad)
+    assert checked_seed(MAX_SEED - 1) == MAX_SEED - 1 and _checked_value(1e300) == 3.0
     with pytest.raises(UploadError, match="slider values must be numbers"):
         _checked_value(math.nan)
 

@@ -24,6 +24,7 @@ from voiceconv.errors import ConfigError
 
 # The kinds, as recipes and model-file headers spell them; every other module uses these names.
 VOICE_KIND = "voice-cyclegan"  # what a recipe without a ``kind`` trains
+FACE_AE = "face-ae"
 FACE_VAE = "face-vae"
 FACE_DBVAE = "face-dbvae"
 FACE_GAN = "face-gan"
@@ -66,6 +67,8 @@ FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
     ModelFamily(VOICE_KIND, "voice CycleGAN", "voiceconv.train.voice:VoiceRecipe",
                 "voiceconv.train.voice:train_voice", "voiceconv.modelfiles.voice:load_voice_model",
                 data_options=("speaker_a", "speaker_b", "name_a", "name_b"), required_options=("speaker_a", "speaker_b")),
+    ModelFamily(FACE_AE, "autoencoder", "voiceconv.faces.recipes:FaceAERecipe", "voiceconv.faces.tasks:train_face_ae",
+                "voiceconv.faces.tools:load_face_model", data_options=("faces",), on_faces_tab=True),
     ModelFamily(FACE_VAE, "VAE", "voiceconv.faces.recipes:FaceVAERecipe", "voiceconv.faces.tasks:train_face_vae",
                 "voiceconv.faces.tools:load_face_model", data_options=("faces",), on_faces_tab=True),
     ModelFamily(FACE_DBVAE, "debiasing VAE", "voiceconv.faces.recipes:FaceDBVAERecipe",

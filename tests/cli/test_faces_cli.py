@@ -116,6 +116,25 @@ def test_gan_trains_through_the_cli_and_samples(picture_folders):
                  "-o", str(tmp / "no.png")]) == 1  # a GAN has no encoder: a one-line error
 
 
+def test_autoencoder_trains_holds_faces_back_and_samples_from_codes(picture_folders):
+    tmp = picture_folders
+    recipe(tmp / "ae.yaml", "face-ae", TINY_VAE, data={"faces": [str(tmp / "colour"), str(tmp / "grey")],
+                                                        "held_back": 3})
+    assert main(["train", str(tmp / "ae.yaml"), "--out", str(tmp / "run")]) == 0
+    held = json.loads((tmp / "run" / "held_back.json").read_text())
+    assert len(held["colour"]) == 3 and len(held["grey"]) == 3  # one whole person of three shots
+    assert len({Path(f).parent for f in held["grey"]}) == 1
+    header = read_header(tmp / "run" / "model.safetensors")
+    assert header["kind"] == "face-ae" and header["data"]["faces"] == {"colour": 9, "grey": 9}
+    model_file = str(tmp / "run" / "model.safetensors")
+    for command in (["sample", "-n", "8"], ["reconstruct", str(tmp / "colour")],
+                    ["interpolate", held["colour"][0], held["grey"][0], "--steps", "5"]):
+        assert main(["faces", command[0], "--model", model_file, *command[1:], "-o", str(tmp / "out.png")]) == 0
+    model, _ = load_face_model(model_file)
+    assert model.code_std.shape == (4,) and float(model.code_std.min()) > 0  # the training codes' spread, stored
+    assert main(["faces", "traverse", "--model", model_file, "-o", str(tmp / "no.png")]) == 1  # no KL to rank by
+
+
 def test_face_cyclegan_trains_grey_to_colour_and_translates(picture_folders):
     tmp = picture_folders
     recipe(tmp / "cyclegan.yaml", "face-cyclegan",
@@ -193,7 +212,7 @@ def test_data_options_of_another_kind_are_usage_errors(picture_folders, capsys):
     (tmp / "odd.yaml").write_text("kind: face-unet\n")
     with pytest.raises(SystemExit):
         main(["train", str(tmp / "odd.yaml"), "--out", str(tmp / "run")])
-    assert "unknown recipe kind 'face-unet'; valid kinds: voice-cyclegan, face-vae" in capsys.readouterr().err
+    assert "unknown recipe kind 'face-unet'; valid kinds: voice-cyclegan, face-ae, face-vae" in capsys.readouterr().err
     assert main(["train", str(tmp / "vae.yaml"), "--out", str(tmp / "run")]) == 1  # no faces anywhere
     assert "no faces folders: pass --faces DIR" in capsys.readouterr().err
 

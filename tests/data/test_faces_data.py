@@ -13,7 +13,8 @@ from voiceconv.faces import data as face_data
 from voiceconv.faces.data import (FaceFolder, decode_image, image_grid, load_face_folder, load_face_image,
                                   random_flips, save_grid, to_float, to_pixels)
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.faces.debias import hold_out, imbalanced_split
+from voiceconv.faces.data import hold_out
+from voiceconv.faces.debias import imbalanced_split
 from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
 
 

@@ -23,6 +23,7 @@ RECIPES = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
 SMALL_DATA = {  # kind -> overrides that fit the synthetic folders below
     "voice-cyclegan": ["data.min_seconds=2", "data.held_back=1", "train.validate_every=0"],
     "speech-vae": ["data.min_seconds=2"],
+    "face-ae": ["data.min_images=4", "data.held_back=2"],
     "face-vae": ["data.min_images=4"],
     "face-gan": ["data.min_images=4"],
     "face-cyclegan": ["data.min_images=4"],

@@ -58,11 +58,12 @@ def train(root: Path, kind: str, model: dict, data: dict, **sections) -> Path:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    """A models folder with the default voice model and a tiny face-vae, face-dbvae and face-gan."""
+    """A models folder with the default voice model and a tiny face-ae, face-vae, face-dbvae and face-gan."""
     root = tmp_path_factory.mktemp("face-models")
     folders = face_folders(root / "data")
     faces = [str(folders["colour"]), str(folders["grey"])]
     trained = {
+        "faces_ae": train(root, "face-ae", TINY_VAE, {"faces": faces}),
         "faces_vae": train(root, "face-vae", TINY_VAE, {"faces": faces}),
         "faces_dbvae": train(root, "face-dbvae", TINY_VAE, {"faces": faces, "nonfaces": [str(folders["objects"])]},
                              split={"test_per_group": 1, "minority": "", "keep_subfolders_together": []}),
@@ -96,7 +97,7 @@ def test_face_models_are_discovered_beside_voice_models_and_described(models_dir
     assert "skipping" not in caplog.text  # face models are not reported as broken voice models
     faces = discover_face_models(models_dir)
     assert {key: info.kind for key, info in faces.items()} == {
-        "faces_dbvae": "face-dbvae", "faces_gan": "face-gan", "faces_vae": "face-vae"}
+        "faces_ae": "face-ae", "faces_dbvae": "face-dbvae", "faces_gan": "face-gan", "faces_vae": "face-vae"}
     summary = face_model_summary_markdown(faces["faces_vae"])
     assert summary.startswith("## faces_vae") and "16 x 16 pixel faces, 4 latents" in summary
     assert "**training faces:** 6 (colour 3, grey 3)" in summary and "**training steps:** 2" in summary
@@ -202,6 +203,28 @@ def test_server_draws_a_traversal_grid_and_a_morph_between_two_faces(client):
         assert np.abs(end.astype(int) - reconstruction).max() <= 1
     message = refusal(client, handle_file(str(COLOUR_FACE)), None, "faces_vae", api_name="/interpolate_faces")
     assert message.startswith("no second face yet")
+
+
+def test_server_shows_the_autoencoder_beside_the_vae(client):
+    from gradio_client import handle_file
+
+    cell = SIZE + 2
+    reconstructions, samples, morphs, next_seed = client.predict(
+        handle_file(str(COLOUR_FACE)), handle_file(str(GREY_FACE)), "faces_ae", "faces_vae", 5,
+        api_name="/compare_autoencoders")
+    assert next_seed == 6
+    row = png_pixels(reconstructions)
+    assert row.shape == ((cell + 2) * 8, (3 * cell + 2) * 8, 3)  # the face, the autoencoder's, the VAE's
+    vae_reconstruction = png_pixels(client.predict(handle_file(str(COLOUR_FACE)), "faces_vae",
+                                                   api_name="/reconstruct_face")[1])[::2, ::2]  # 16x -> 8x
+    vae_cell = row[16:16 + SIZE * 8, 16 + 2 * cell * 8:16 + 2 * cell * 8 + SIZE * 8]
+    assert np.abs(vae_cell.astype(int) - vae_reconstruction).max() <= 1
+    assert png_pixels(samples).shape == png_pixels(morphs).shape == ((2 * cell + 2) * 8, (8 * cell + 2) * 8, 3)
+    without_faces = client.predict(None, None, "faces_ae", "faces_vae", 5, api_name="/compare_autoencoders")
+    assert without_faces[0] is None and without_faces[2] is None
+    assert np.array_equal(png_pixels(without_faces[1]), png_pixels(samples))  # the same seed, the same codes
+    message = refusal(client, None, None, "faces_gan", "faces_vae", 0, api_name="/compare_autoencoders")
+    assert "faces_gan is not in the list of choices" in message  # only autoencoders are offered
 
 
 def test_server_explains_uploads_that_are_not_usable_images(client, tmp_path):

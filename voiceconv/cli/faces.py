@@ -35,7 +35,7 @@ def _model_and_output(p: argparse.ArgumentParser) -> None:
 
 
 def _add_reconstruct(tools) -> None:
-    p = tools.add_parser("reconstruct", help="images and their VAE reconstructions (face-vae, face-dbvae)")
+    p = tools.add_parser("reconstruct", help="images and their reconstructions (face-ae, face-vae, face-dbvae)")
     _model_and_output(p)
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
     p.add_argument("--limit", type=int, default=16, help="at most this many images (default %(default)s)")
@@ -43,7 +43,7 @@ def _add_reconstruct(tools) -> None:
 
 
 def _add_sample(tools) -> None:
-    p = tools.add_parser("sample", help="random images from the prior (face-vae, face-dbvae, face-gan)")
+    p = tools.add_parser("sample", help="random images from codes z ~ N(0, I) (face-ae, face-vae, face-dbvae, face-gan)")
     _model_and_output(p)
     p.add_argument("-n", "--count", type=int, default=32, help="number of images (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
@@ -63,7 +63,7 @@ def _add_traverse(tools) -> None:
 
 
 def _add_interpolate(tools) -> None:
-    p = tools.add_parser("interpolate", help="decode points on the line between two faces' codes (VAEs)")
+    p = tools.add_parser("interpolate", help="decode points on the line between two faces' codes (autoencoders, VAEs)")
     _model_and_output(p)
     p.add_argument("first", type=Path, help="image at the start")
     p.add_argument("second", type=Path, help="image at the end")

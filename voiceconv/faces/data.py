@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from voiceconv.errors import ImageFileError, VoiceconvError
+from voiceconv.errors import ConfigError, ImageFileError, VoiceconvError
 from voiceconv.files import atomic_output, fingerprint
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,46 @@ def concatenate(groups: list[FaceFolder], name: str) -> FaceFolder:
     """One folder holding the images of ``groups``, in order."""
     pixels = torch.cat([g.pixels for g in groups]) if groups else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
     return FaceFolder(name, pixels, [f for g in groups for f in g.files], [s for g in groups for s in g.skipped])
+
+
+def hold_out(folder: FaceFolder, count: int, generator: torch.Generator,
+             keep_subfolders_together: bool) -> tuple[FaceFolder, FaceFolder]:
+    """(test, train): at least ``count`` random images held out; whole subfolders when ``keep_subfolders_together``."""
+    units = [str(Path(f).parent) if keep_subfolders_together else f for f in folder.files]
+    distinct = sorted(set(units))
+    order = torch.randperm(len(distinct), generator=generator).tolist()
+    held: set[str] = set()
+    members = {unit: [i for i, u in enumerate(units) if u == unit] for unit in distinct}
+    taken = 0
+    for index in order:
+        if taken >= count:
+            break
+        held.add(distinct[index])
+        taken += len(members[distinct[index]])
+    if taken >= len(folder) and count > 0:
+        raise ConfigError(f"{folder.name}: holding out {count} test images leaves none to train on "
+                          f"({len(folder)} images); lower the number held back")
+    test_indices = [i for i, u in enumerate(units) if u in held]
+    train_indices = [i for i, u in enumerate(units) if u not in held]
+    return folder.subset(test_indices), folder.subset(train_indices)
+
+
+def held_back_split(groups: list[FaceFolder], count: int, seed: int) -> tuple[list[FaceFolder], list[FaceFolder]]:
+    """(training, held back) folders: ``count`` images of each folder kept out of training, drawn with ``seed``.
+
+    A folder whose images sit in several subfolders (ORL: one per person) gives
+    whole subfolders, so no held-back face's person is trained on.
+    """
+    if count <= 0:
+        return groups, []
+    generator = torch.Generator().manual_seed(seed)
+    training, held = [], []
+    for group in groups:
+        people = len({Path(f).parent for f in group.files}) > 1
+        test, train = hold_out(group, count, generator, keep_subfolders_together=people)
+        training.append(train)
+        held.append(test)
+    return training, held
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import torch
 
 from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
-from voiceconv.faces.data import FaceFolder, concatenate, encode_in_chunks, save_grid, to_float
+from voiceconv.faces.data import FaceFolder, concatenate, encode_in_chunks, hold_out, save_grid, to_float
 from voiceconv.faces.recipes import FaceDBVAERecipe, SplitConfig
 from voiceconv.faces.tasks import DebiasingTask, load_groups
 from voiceconv.files import atomic_output
@@ -75,28 +75,6 @@ def imbalanced_split(recipe: FaceDBVAERecipe, cache_dir: Path) -> FaceSplit:
     if split.minority:
         train[split.minority] = _shrink_minority(train, split, generator)
     return FaceSplit(train, train_nonfaces, test, test_nonfaces)
-
-
-def hold_out(folder: FaceFolder, count: int, generator: torch.Generator,
-             keep_subfolders_together: bool) -> tuple[FaceFolder, FaceFolder]:
-    """(test, train): at least ``count`` random images held out; whole subfolders when ``keep_subfolders_together``."""
-    units = [str(Path(f).parent) if keep_subfolders_together else f for f in folder.files]
-    distinct = sorted(set(units))
-    order = torch.randperm(len(distinct), generator=generator).tolist()
-    held: set[str] = set()
-    members = {unit: [i for i, u in enumerate(units) if u == unit] for unit in distinct}
-    taken = 0
-    for index in order:
-        if taken >= count:
-            break
-        held.add(distinct[index])
-        taken += len(members[distinct[index]])
-    if taken >= len(folder) and count > 0:
-        raise ConfigError(f"{folder.name}: holding out {count} test images leaves none to train on "
-                          f"({len(folder)} images); lower split.test_per_group")
-    test_indices = [i for i, u in enumerate(units) if u in held]
-    train_indices = [i for i, u in enumerate(units) if u not in held]
-    return folder.subset(test_indices), folder.subset(train_indices)
 
 
 def _shrink_minority(train: dict[str, FaceFolder], split: SplitConfig, generator: torch.Generator) -> FaceFolder:

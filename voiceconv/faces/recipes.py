@@ -1,4 +1,4 @@
-"""The recipes of the face families (``face-vae``, ``face-dbvae``, ``face-gan``, ``face-cyclegan``): what a YAML
+"""The recipes of the face families (``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan``, ``face-cyclegan``): what a YAML
 recipe of each holds. The tasks that train them are in :mod:`voiceconv.faces.tasks` and :mod:`voiceconv.faces.debias`."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.models.gan import GANConfig
-from voiceconv.models.vae import VAEConfig
+from voiceconv.models.vae import AEConfig, VAEConfig
 from voiceconv.train.loop import TrainConfig
 
 
@@ -23,6 +23,8 @@ class FaceDataConfig:
     flip: bool = True  # mirror half the training images left-right
     min_images: int = 8  # refuse a folder with fewer readable images
     media_images: int = 8  # fixed images shown in TensorBoard every media_every steps
+    held_back: int = 0  # images of each face folder kept out of training (whole people where a folder has them)
+    held_back_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,16 @@ class FacePairDataConfig:
     flip: bool = True
     min_images: int = 8
     media_images: int = 4
+
+
+@dataclass(frozen=True)
+class FaceAERecipe:
+    """A ``face-ae`` recipe: a plain (deterministic) autoencoder on face images."""
+
+    kind: Literal[FACE_AE] = FACE_AE
+    model: AEConfig = field(default_factory=AEConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass(frozen=True)

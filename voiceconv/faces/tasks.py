@@ -2,6 +2,7 @@
 model export and entry points (the recipes are in :mod:`voiceconv.faces.recipes`, face folders in
 :mod:`voiceconv.faces.data`).
 
+* ``face-ae``: a plain autoencoder on face images (:class:`FaceAETask`).
 * ``face-vae``: a VAE on face images (:class:`FaceVAETask`).
 * ``face-dbvae``: a debiasing VAE, face / non-face, with adaptive resampling of the faces (:class:`DebiasingTask`).
 * ``face-gan``: a DCGAN (:class:`FaceGANTask`).
@@ -13,6 +14,7 @@ mirrors half of them; every model file is safetensors with a JSON header (:mod:`
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -20,16 +22,17 @@ import torch
 
 from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
-from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, image_grid, load_face_folder, random_flips,
-                                  to_float)
-from voiceconv.faces.recipes import FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
-from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, held_back_split, image_grid,
+                                  load_face_folder, random_flips, to_float)
+from voiceconv.faces.recipes import FaceAERecipe, FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
+from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.files import atomic_output
 from voiceconv.losses import latent_kl
 from voiceconv.modelfiles.format import save_model_file
 from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN
-from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, debiasing_weights
+from voiceconv.models.vae import VAE, Autoencoder, DebiasingVAE, FaceClassifier, debiasing_weights
 from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
 
@@ -47,6 +50,19 @@ def load_groups(folders: tuple[str, ...], size: int, cache_dir: Path, min_images
         for reason in group.skipped:
             log.warning("skipped: %s", reason)
     return groups
+
+
+def training_groups(data, run_dir: Path) -> list[FaceFolder]:
+    """The face folders of ``data`` (a :class:`FaceDataConfig`) less their held-back images, which are listed in
+    ``run_dir/held_back.json`` (the faces a model is measured on: ``benchmarks/face_models.py``)."""
+    groups = load_groups(data.faces, data.size, run_dir / "cache", data.min_images, "faces")
+    training, held = held_back_split(groups, data.held_back, data.held_back_seed)
+    if held:
+        listing = {group.name: group.files for group in held}
+        with atomic_output(run_dir / "held_back.json") as tmp:
+            tmp.write_text(json.dumps(listing, indent=1))
+        log.info("held back from training: %s", ", ".join(f"{g.name} {len(g)}" for g in held))
+    return training
 
 
 def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -74,13 +90,13 @@ def image_header(size: int) -> dict:
 class PooledFacesTask:
     """A model of ``model_class`` trained on every image of the face folders, pooled; batches drawn uniformly.
 
-    The base of :class:`FaceVAETask` and :class:`FaceGANTask`: they differ in
+    The base of :class:`FaceAETask`, :class:`FaceVAETask` and :class:`FaceGANTask`: they differ in
     their model, what they show in TensorBoard and what their model file holds.
     """
 
-    model_class: type[VAE] | type[DCGAN]
+    model_class: type[Autoencoder] | type[VAE] | type[DCGAN]
 
-    def __init__(self, recipe: FaceVAERecipe | FaceGANRecipe, groups: list[FaceFolder]):
+    def __init__(self, recipe: FaceAERecipe | FaceVAERecipe | FaceGANRecipe, groups: list[FaceFolder]):
         size = recipe.data.size
         self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
         self.model = self.model_class(3, size, size, recipe.model, seed=recipe.train.seed)
@@ -114,6 +130,39 @@ class FaceVAETask(PooledFacesTask):
         """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         export_vae(self.model, FACE_VAE, path, self.recipe, info, {g.name: len(g) for g in self.groups},
                    self.faces.pixels)
+
+
+class FaceAETask(PooledFacesTask):
+    """A plain autoencoder on every training image of the face folders."""
+
+    model_class = Autoencoder
+
+    def __init__(self, recipe: FaceAERecipe, groups: list[FaceFolder]):
+        super().__init__(recipe, groups)
+        self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        """Reconstructions, and decodings of codes drawn from N(0, I), into TensorBoard."""
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            originals = to_float(self.media).to(device)
+            add_images(writer, "faces/reconstructions", torch.cat([originals, self.model.reconstruct(originals)]),
+                       step, len(originals))
+            prior = torch.randn(16, self.recipe.model.latent, generator=torch.Generator().manual_seed(0))
+            add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
+
+    def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``: the weights and ``code_mean``/``code_std`` ``[L]`` of the training codes."""
+        tensors = {k: v for k, v in self.model.state_dict().items() if k != "steps_done"}
+        device = next(self.model.parameters()).device
+        with evaluating(self.model), torch.no_grad():
+            [codes] = encode_in_chunks(lambda x: (self.model.codes(x),), self.faces.pixels, device)  # [N, L]
+        tensors["code_mean"], tensors["code_std"] = codes.mean(dim=0), codes.std(dim=0)
+        header = {"kind": FACE_AE, "model": to_dict(self.recipe.model), "image": image_header(self.recipe.data.size),
+                  "data": {"faces": {g.name: len(g) for g in self.groups}},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, tensors, header)
 
 
 def export_vae(model: VAE, kind: str, path: Path, recipe, info: dict, groups: dict[str, int],
@@ -281,18 +330,23 @@ class FaceCycleGANTask:
 
 
 # --- entry points ---------------------------------------------------------------------------------
-def train_face_vae(recipe: FaceVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
-    """Train a VAE on ``recipe.data.faces`` into ``run_dir`` (checkpoints, logs, ``model.safetensors``)."""
+def train_face_ae(recipe: FaceAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a plain autoencoder on ``recipe.data.faces`` (less ``data.held_back``) into ``run_dir``."""
     prepare_run_dir(recipe, run_dir, resume)
-    groups = load_groups(recipe.data.faces, recipe.data.size, run_dir / "cache", recipe.data.min_images, "faces")
-    return fit(FaceVAETask(recipe, groups), recipe.train, run_dir, resume=resume)
+    return fit(FaceAETask(recipe, training_groups(recipe.data, run_dir)), recipe.train, run_dir, resume=resume)
+
+
+def train_face_vae(recipe: FaceVAERecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a VAE on ``recipe.data.faces`` (less ``data.held_back``) into ``run_dir`` (checkpoints, logs,
+    ``model.safetensors``)."""
+    prepare_run_dir(recipe, run_dir, resume)
+    return fit(FaceVAETask(recipe, training_groups(recipe.data, run_dir)), recipe.train, run_dir, resume=resume)
 
 
 def train_face_gan(recipe: FaceGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
-    """Train a DCGAN on ``recipe.data.faces`` into ``run_dir``."""
+    """Train a DCGAN on ``recipe.data.faces`` (less ``data.held_back``) into ``run_dir``."""
     prepare_run_dir(recipe, run_dir, resume)
-    groups = load_groups(recipe.data.faces, recipe.data.size, run_dir / "cache", recipe.data.min_images, "faces")
-    return fit(FaceGANTask(recipe, groups), recipe.train, run_dir, resume=resume)
+    return fit(FaceGANTask(recipe, training_groups(recipe.data, run_dir)), recipe.train, run_dir, resume=resume)
 
 
 def train_face_cyclegan(recipe: FaceCycleGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:

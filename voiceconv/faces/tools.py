@@ -14,21 +14,30 @@ from torch import nn
 
 from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
-from voiceconv.families import FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfiles.format import load_model_file, load_weights, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, checked_direction
 from voiceconv.models.gan import DCGAN, GANConfig
-from voiceconv.models.vae import VAE, DebiasingVAE, VAEConfig
+from voiceconv.models.vae import VAE, AEConfig, Autoencoder, DebiasingVAE, VAEConfig
 
 
 def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, header) of a ``face-vae``, ``face-dbvae``, ``face-gan`` or ``face-cyclegan`` file."""
+    """(model in eval mode, header) of a ``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan`` or ``face-cyclegan``
+    file."""
     tensors, header = load_model_file(path, kinds=LOADERS)  # header fields and tensors checked before any is used
     kind = header["kind"]
     image = header["image"]
     model = LOADERS[kind](tensors, header, (image["channels"], image["height"], image["width"]), path)
     return model.eval(), header
+
+
+def _load_ae(tensors, header, shape, path) -> Autoencoder:
+    model = Autoencoder(*shape, from_dict(AEConfig, header["model"]))
+    for name in ("code_mean", "code_std"):  # [L]: the training faces' codes
+        model.register_buffer(name, torch.zeros(model.config.latent))
+    load_weights(model, tensors, path, optional=("steps_done",))
+    return model
 
 
 def _load_vae(tensors, header, shape, path) -> VAE:
@@ -55,29 +64,31 @@ def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
     return model
 
 
-LOADERS = {FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan, FACE_CYCLEGAN: _load_cyclegan}
+LOADERS = {FACE_AE: _load_ae, FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan, FACE_CYCLEGAN: _load_cyclegan}
 
 
-def require_model_class(model: nn.Module, cls: type, action: str) -> None:
-    """ConfigError unless ``model`` is a ``cls`` (e.g. only VAEs reconstruct)."""
+def require_model_class(model: nn.Module, cls: type | tuple[type, ...], action: str) -> None:
+    """ConfigError unless ``model`` is a ``cls`` (e.g. only VAEs and autoencoders reconstruct)."""
     if not isinstance(model, cls):
-        raise ConfigError(f"{action} needs a {cls.__name__} model file, got a {type(model).__name__}")
+        names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+        raise ConfigError(f"{action} needs a {names} model file, got a {type(model).__name__}")
 
 
 @torch.no_grad()
-def reconstruct(model: VAE, images: torch.Tensor) -> torch.Tensor:
-    """Decoded posterior means ``[N, C, H, W]``."""
-    require_model_class(model, VAE, "reconstruct")
+def reconstruct(model: VAE | Autoencoder, images: torch.Tensor) -> torch.Tensor:
+    """Decoded codes (a VAE's posterior means) ``[N, C, H, W]``."""
+    require_model_class(model, (VAE, Autoencoder), "reconstruct")
     return model.reconstruct(images)
 
 
 @torch.no_grad()
 def sample(model: nn.Module, count: int, seed: int = 0) -> torch.Tensor:
-    """``count`` images decoded from prior samples z ~ N(0, I) (a VAE's decoder or a GAN's generator)."""
+    """``count`` images decoded from codes z ~ N(0, I) (a VAE's or an autoencoder's decoder) or drawn by a GAN's
+    generator."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, DCGAN):
         return model.sample(count, generator)
-    require_model_class(model, VAE, "sample")
+    require_model_class(model, (VAE, Autoencoder), "sample")
     return model.decode(torch.randn(count, model.config.latent, generator=generator))
 
 
@@ -115,10 +126,11 @@ def traverse(model: VAE, latents: list[int], steps: int, span: float, base: torc
 
 
 @torch.no_grad()
-def interpolate(model: VAE, first: torch.Tensor, second: torch.Tensor, steps: int) -> torch.Tensor:
-    """Decodings of ``steps`` evenly spaced points between two images' posterior means, ``[steps, C, H, W]``."""
-    require_model_class(model, VAE, "interpolate")
-    z = model.encode(torch.cat([first, second]))[0]  # [2, L]
+def interpolate(model: VAE | Autoencoder, first: torch.Tensor, second: torch.Tensor, steps: int) -> torch.Tensor:
+    """Decodings of ``steps`` evenly spaced points on the straight line between two images' codes (a VAE's
+    posterior means), ``[steps, C, H, W]``."""
+    require_model_class(model, (VAE, Autoencoder), "interpolate")
+    z = model.codes(torch.cat([first, second]))  # [2, L]
     weights = torch.linspace(0, 1, steps)[:, None]  # [steps, 1]
     return model.decode((1 - weights) * z[0] + weights * z[1])
 

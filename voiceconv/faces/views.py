@@ -17,8 +17,8 @@ from torch import nn
 
 from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import image_grid, to_pixels
-from voiceconv.faces.tools import interpolate, most_active_latents, sample, traverse, typical_code
-from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
+from voiceconv.faces.tools import interpolate, most_active_latents, reconstruct, sample, traverse, typical_code
+from voiceconv.models.vae import VAE, Autoencoder, DebiasingVAE, LatentHistograms
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,25 @@ def interpolation_strip(model: VAE, first: torch.Tensor, second: torch.Tensor) -
 def sample_grid(model: nn.Module, seed: int, count: int = SAMPLE_COUNT) -> np.ndarray:
     """``count`` new faces from the prior (a VAE's decoder or a GAN's generator) as one grid picture."""
     return grid_picture(sample(model, count, seed), GRID_COLUMNS)
+
+
+# --- side by side -----------------------------------------------------------------------------------
+@torch.no_grad()
+def reconstructions_side_by_side(models: list[VAE | Autoencoder], image: torch.Tensor) -> np.ndarray:
+    """One row: ``image`` ``[1, 3, S, S]`` as the models see it, then each model's reconstruction of it."""
+    return grid_picture(torch.cat([image, *(reconstruct(model, image) for model in models)]), 1 + len(models))
+
+
+def samples_side_by_side(models: list[nn.Module], seed: int, count: int = GRID_COLUMNS) -> np.ndarray:
+    """One row of ``count`` new faces per model, each from the same ``seed`` (the same codes where the code sizes
+    agree)."""
+    return grid_picture(torch.cat([sample(model, count, seed) for model in models]), count)
+
+
+def morphs_side_by_side(models: list[VAE | Autoencoder], first: torch.Tensor, second: torch.Tensor) -> np.ndarray:
+    """One row per model: the faces on the straight line from ``first``'s code to ``second``'s."""
+    rows = [interpolate(model, first, second, INTERPOLATION_STEPS) for model in models]
+    return grid_picture(torch.cat(rows), INTERPOLATION_STEPS)
 
 
 def grid_picture(images: torch.Tensor, columns: int) -> np.ndarray:

@@ -17,14 +17,14 @@ from typing import Any
 import torch
 
 from voiceconv.audio.world import Alignment
-from voiceconv.families import FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE, SPEECH_VAE, VOICE_KIND
+from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE, SPEECH_VAE, VOICE_KIND
 from voiceconv.modelfiles import fields as f
 from voiceconv.modelfiles.fields import Expected
 from voiceconv.modelfiles.layout import ALIGNED_INPUTS, GENERATOR_PREFIXES, SPEAKERS, stats_names
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, build_cyclegan_generator
 from voiceconv.models.directions import Direction
 from voiceconv.models.gan import DCGAN, GANConfig
-from voiceconv.models.vae import VAE, DebiasingVAE, FaceClassifier, VAEConfig
+from voiceconv.models.vae import VAE, AEConfig, Autoencoder, DebiasingVAE, FaceClassifier, VAEConfig
 from voiceconv.nn import DISCRIMINATORS, GENERATOR_ARCHITECTURES
 from voiceconv.nn.generators import OUTPUT_MODES
 
@@ -139,6 +139,18 @@ def _vae_tensors(path: Path, header: dict) -> Checked:
     return expected, {"model": config}
 
 
+def _ae_tensors(path: Path, header: dict) -> Checked:
+    shape = f.image(path, header, channels=3)
+    config = f.config(path, header, "model", AEConfig, "vae")
+    f.activation(path, config.channels, shape)
+    f.counts(path, header, "data", "faces")
+    f.training(path, header)
+    expected = f.state(f.on_meta(path, lambda: Autoencoder(*shape, config)))
+    for name in ("code_mean", "code_std"):  # [L] over the training faces' codes
+        expected[name] = Expected((config.latent,))
+    return expected, {"model": config}
+
+
 def _classifier_tensors(path: Path, header: dict) -> Checked:
     shape = f.image(path, header, channels=3)
     config = f.config(path, header, "model", VAEConfig, "vae")
@@ -192,6 +204,7 @@ def _speech_vae_tensors(path: Path, header: dict) -> Checked:
 #: Every kind of model file voiceconv writes, and how each is checked.
 KINDS: dict[str, Kind] = {
     VOICE_KIND: Kind("a voice conversion model", _voice_tensors, _voice_values),
+    FACE_AE: Kind("a face autoencoder", _ae_tensors),
     FACE_VAE: Kind("a face VAE", _vae_tensors),
     FACE_DBVAE: Kind("a debiasing face VAE", _vae_tensors),
     FACE_GAN: Kind("a face GAN", _gan_tensors),

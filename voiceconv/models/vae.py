@@ -1,8 +1,13 @@
-"""Variational autoencoder (Kingma & Welling 2014), debiasing VAE (Amini et al. 2019) and a plain classifier.
+"""Autoencoder, variational autoencoder (Kingma & Welling 2014), debiasing VAE (Amini et al. 2019), plain classifier.
 
 Images are ``[B, C, H, W]`` in [-1, 1]: faces (C=3) or log-mel crops (C=1);
 the networks (:class:`~voiceconv.nn.ConvEncoder`, :class:`~voiceconv.nn.ConvDecoder`)
 do not know which.
+
+The plain :class:`Autoencoder` is the lecture's starting point: the same
+encoder and decoder with a deterministic code and the reconstruction loss
+alone. It reconstructs at least as well as the VAE, but nothing makes its codes
+fill N(0, I), so codes drawn from the prior decode badly: the case for the VAE.
 
 The debiasing VAE (DB-VAE) is a face / non-face classifier whose encoder also
 parameterizes a VAE of the faces. Training faces whose latent codes are rare
@@ -51,6 +56,61 @@ class VAEConfig:
                               f"model.histogram_bins={self.histogram_bins} >= 1")
 
 
+@dataclass(frozen=True)
+class AEConfig:
+    """Architecture of a plain autoencoder: the VAE's encoder widths (the decoder mirrors them) and code size."""
+
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    latent: int = 32
+    norm: Literal["batch", "instance", "none"] = "batch"
+    lr: float = 5e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+
+    def __post_init__(self):
+        if self.latent < 1 or not self.channels or min(self.channels) < 1 or self.lr <= 0:
+            raise ConfigError(f"model.latent={self.latent}, model.channels={list(self.channels)} and "
+                              f"model.lr={self.lr} must be positive (at least one layer)")
+
+
+class Autoencoder(TrainableModel):
+    """Deterministic encoder ``z = e(x)`` and decoder ``x_hat = g(z)``, trained on ``batch["images"]`` by pixel error.
+
+    The same :class:`~voiceconv.nn.ConvEncoder` and :class:`~voiceconv.nn.ConvDecoder`
+    as :class:`VAE`; the encoder gives ``latent`` numbers instead of a mean and a log-variance.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, config: AEConfig = AEConfig(), seed: int = 0):
+        super().__init__()
+        self.config, self.image_shape = config, (channels, height, width)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.encoder = ConvEncoder(channels, height, width, config.channels, config.latent, config.norm)
+            self.decoder = ConvDecoder(config.latent, channels, height, width, config.channels[::-1], config.norm)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.optimizers = {"ae": torch.optim.Adam(self.parameters(), config.lr, (config.adam_beta1, config.adam_beta2))}
+
+    def codes(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> codes ``[B, L]``."""
+        return self.encoder(images)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` -> images ``[B, C, H, W]`` in (-1, 1)."""
+        return self.decoder(z)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """``g(e(x))`` ``[B, C, H, W]``."""
+        return self.decode(self.codes(images))
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One Adam step on the mean squared pixel error of ``batch["images"]`` ``[B, C, H, W]``."""
+        images = batch["images"]
+        loss = pixel_reconstruction_loss(self.reconstruct(images), images).mean()
+        self.optimize(loss, self.optimizers["ae"], self.parameters())
+        self.steps_done += 1
+        return {"reconstruction": float(loss.detach())}
+
+
 class VAE(TrainableModel):
     """Encoder ``q(z|x) = N(mu, sigma^2)``, decoder ``x_hat = g(z)``, trained on ``batch["images"]``."""
 
@@ -79,6 +139,10 @@ class VAE(TrainableModel):
         """``[B, C, H, W]`` -> posterior mean and log-variance, ``[B, L]`` each."""
         _, mean, log_variance = self.encode_all(images)
         return mean, log_variance
+
+    def codes(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> posterior means ``[B, L]``: the codes an :class:`Autoencoder` would give."""
+        return self.encode(images)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` -> images ``[B, C, H, W]`` in (-1, 1)."""

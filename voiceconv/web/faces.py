@@ -3,9 +3,10 @@
 A face VAE reconstructs an uploaded face (or a sample face); sliders set its
 most active latents (ranked by their mean KL over the training faces, as
 ``voiceconv faces traverse`` does) and the face is re-rendered as they move;
-VAEs and GANs sample new faces; a debiasing VAE says how sure its classifier
-is that the image is a face and how rare the face's latent code is among its
-training faces.
+VAEs, autoencoders and GANs sample new faces; an autoencoder and a VAE, and
+two generators, are shown side by side (:mod:`voiceconv.web.faces_compare`);
+a debiasing VAE says how sure its classifier is that the image is a face and
+how rare the face's latent code is among its training faces.
 
 API endpoints (``gradio_client``): ``/reconstruct_face`` (image, model) ->
 (face as the model sees it, reconstruction, edited face, one value per
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -33,21 +33,23 @@ from torch import nn
 
 from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import IMAGE_SUFFIXES, load_face_image
-from voiceconv.families import FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.faces.tools import load_face_model, typical_code
 from voiceconv.faces.views import (MAX_SLIDERS, SLIDER_SPAN, debias_face, edited_face, explore_face,
                                    interpolation_strip, rarity_reference, sample_grid, slider_latents, traversal_grid)
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
+from voiceconv.web.faces_compare import ComparisonHandlers, autoencoder_section, generators_section
+from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed, is_number, shown_value
 from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
 from voiceconv.web.models import FaceModelInfo
 from voiceconv.web.messages import shown_as_message
 
 VAE_KINDS = (FACE_VAE, FACE_DBVAE)
-SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_GAN)
+SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_AE, FACE_GAN)
+GENERATOR_KINDS = (FACE_GAN,)  # shown side by side
 TRAIN_HINT = ("Train one with `voiceconv train recipes/faces_vae.yaml --out runs/faces_vae` (also `faces_dbvae.yaml`, "
               "`faces_gan.yaml`; see `recipes/faces/README.md`) and copy its `model.safetensors` into the models "
               "folder under a name of its own, e.g. `faces_vae.safetensors`.")
-MAX_SEED = 2**32
 SLIDERS_PER_ROW = 4
 
 log = logging.getLogger(__name__)
@@ -191,7 +193,7 @@ class FaceHandlers:
     @shown_as_message
     def sample(self, key: str, seed: float | None) -> tuple[np.ndarray, int]:
         """(grid of new faces, the next seed) from a VAE's prior or a GAN's generator."""
-        seed = _checked_seed(seed)
+        seed = checked_seed(seed)
         return sample_grid(self.models.model(key), seed), (seed + 1) % MAX_SEED
 
     @shown_as_message
@@ -220,43 +222,10 @@ def _padded(values: list[float]) -> list[float]:
     return [*values, *[0.0] * (MAX_SLIDERS - len(values))]
 
 
-def _is_number(value: object) -> bool:
-    """A finite int or float (not a bool, text or anything else an API caller may send)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and (isinstance(value, int) or math.isfinite(value)))
-
-
 def _checked_value(value: float | None) -> float:
-    if not _is_number(value):
-        raise UploadError(f"slider values must be numbers, got {_shown(value)}")
+    if not is_number(value):
+        raise UploadError(f"slider values must be numbers, got {shown_value(value)}")
     return float(min(max(value, -SLIDER_SPAN), SLIDER_SPAN))
-
-
-def _checked_seed(seed: float | None) -> int:
-    """A seed from 0 to MAX_SEED - 1; a float must be whole (the page's box sends 3.0 for 3)."""
-    if not _is_number(seed) or seed != int(seed) or not 0 <= seed < MAX_SEED:
-        raise UploadError(f"the seed must be a whole number from 0 to {MAX_SEED - 1}, got {_shown(seed)}")
-    return int(seed)
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def checked_number_input(component: gr.Number | gr.Slider) -> gr.Number | gr.Slider:
-    """``component`` with its API payload checked to be a finite number before Gradio's own preprocessing, which
-    fails with a generic error on text, NaN or infinity; the refusal is a message naming the field."""
-    preprocess = component.preprocess
-
-    def checked(payload):
-        if payload is not None and not _is_number(payload):
-            raise gr.Error(f"{component.label or 'value'} must be a number, got {_shown(payload)}",
-                           print_exception=False)
-        return preprocess(payload)
-
-    component.preprocess = checked  # on this instance: a subclass would make Gradio write a .pyi stub
-    return component
 
 
 # --- the tab --------------------------------------------------------------------------------------
@@ -281,12 +250,23 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, examples: Sequenc
     else:
         gr.Markdown(f"*Reconstructing and editing faces needs a face VAE (face-vae or face-dbvae).* {TRAIN_HINT}")
     _sample_section(handlers, models)
+    _side_by_side_sections(ComparisonHandlers(models, handlers._face), models, vaes, upload)
     dbvaes = models.keys_of(FACE_DBVAE)
     if dbvaes:
         _debias_section(handlers, models, dbvaes, upload)
     else:
         gr.Markdown("*The debiasing view needs a face-dbvae model: `voiceconv train recipes/faces_dbvae.yaml "
                     "--out runs/faces_dbvae`.*")
+
+
+def _side_by_side_sections(handlers: ComparisonHandlers, models: FaceModels, vaes: list[str], upload: gr.File) -> None:
+    """The autoencoder beside a VAE, and two generators, where the models folder holds them."""
+    aes = models.keys_of(FACE_AE)
+    if aes and vaes:
+        autoencoder_section(handlers, aes, vaes, upload)
+    generators = models.keys_of(*GENERATOR_KINDS)
+    if len(generators) >= 2:
+        generators_section(handlers, generators)
 
 
 def _loadable(models: FaceModels) -> FaceModels:

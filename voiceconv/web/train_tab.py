@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from voiceconv.web.faces import checked_number_input
+from voiceconv.web.inputs import checked_number_input
 from voiceconv.web.jobs import convert_clip
 from voiceconv.web.limits import UploadError
 from voiceconv.web.messages import shown_as_message
