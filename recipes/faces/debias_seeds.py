@@ -11,8 +11,11 @@ of the DB-VAE's sampling. One seed is one test image too few to trust: a
     .venv/bin/python recipes/faces/debias_seeds.py recipes/faces_dbvae.yaml --out runs/debias_seeds \\
         --seeds 0 1 2 3 --workers 2 --setting base --setting latent8 model.latent=8
 
-``--setting NAME [KEY=VALUE ...]`` (repeatable) names a set of recipe overrides;
-everything after ``--`` goes to every ``voiceconv faces compare`` (e.g. ``--faces DIR``).
+``--setting NAME [KEY=VALUE ...]`` (repeatable) names a set of recipe overrides; a ``models:NAME,NAME``
+entry chooses what that setting trains (``--models`` of ``voiceconv faces compare``, e.g. ``models:dbvae`` for a
+DB-VAE setting whose classifier would repeat another setting's). Everything after ``--`` goes to every
+``voiceconv faces compare`` (e.g. ``--faces DIR``, or ``--groups DIR`` for the lecture's test faces, whose detection
+rates per group are then tabulated too, mean ± standard deviation over seeds).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ def run_compare(recipe: Path, out: Path, seed: int, overrides: list[str], extra:
     if (out / "report.json").exists():
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    models = [name for o in overrides if o.startswith("models:") for name in o.removeprefix("models:").split(",")]
+    settings = [o for o in overrides if not o.startswith("models:")]
     command = [sys.executable, "-m", "voiceconv", "faces", "compare", str(recipe), "--out", str(out),
                "--set", f"train.seed={seed}", "--set", f"train.threads={threads}",
-               *[arg for o in overrides for arg in ("--set", o)], *extra]
+               *[arg for o in settings for arg in ("--set", o)], *(["--models", *models] if models else []), *extra]
     if (out / "classifier").exists() or (out / "dbvae").exists():
         command.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -75,7 +80,26 @@ def _setting_table(name: str, overrides: list[str], reports: list[dict]) -> list
         shares = [r["resampling"]["sampling_share"][minority] for r in reports]
         lines.append(f"{minority}'s share of the DB-VAE's sampling: uniform {shares[0]['uniform']:.1%} -> "
                      f"{_mean_sd([s['debiased'] for s in shares], percent=True)}.")
+    lines.append("Training images: " + ", ".join(f"{k} {v}" for k, v in reports[0]["images"]["train"].items()) + ".")
+    if "external_groups" in reports[0]:
+        lines += ["", *_external_table(reports)]
     return lines + [""]
+
+
+def _external_table(reports: list[dict]) -> list[str]:
+    """Detection rate per group of the ``--groups`` faces, mean ± sd over seeds, one row per model."""
+    first = reports[0]["external_groups"]
+    groups = list(next(iter(first["results"].values()))["groups"])
+    sizes = {g: next(iter(first["results"].values()))["groups"][g]["images"] for g in groups}
+    lines = [f"Faces called faces per group of {first['folder']}:", "",
+             "| model | " + " | ".join(f"{g} (n={sizes[g]})" for g in groups) + " | worst group | overall |",
+             "|" + "---|" * (len(groups) + 3)]
+    for model in first["results"]:
+        results = [r["external_groups"]["results"][model] for r in reports]
+        cells = [_mean_sd([r["groups"][g]["rate"] for r in results]) for g in groups]
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_mean_sd([r['worst_rate'] for r in results])} | "
+                     f"{_mean_sd([r['overall'] for r in results])} |")
+    return lines
 
 
 def _mean_sd(values: list[float], percent: bool = False) -> str:

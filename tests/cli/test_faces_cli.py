@@ -46,6 +46,16 @@ def picture_folders(tmp_path):
     return tmp_path
 
 
+def group_folders(tmp: Path) -> Path:
+    """Faces from elsewhere laid out GROUP/*.png, as the lecture's test faces are: A (colour), B (one grey person)."""
+    root = tmp / "lecture"
+    for group, source in (("A", "colour"), ("B", "grey/s0")):
+        (root / group).mkdir(parents=True)
+        for image in sorted((tmp / source).iterdir())[:3]:
+            (root / group / f"{image.stem}.png").write_bytes(image.read_bytes())
+    return root
+
+
 def recipe(path: Path, kind: str, model: dict, **sections) -> Path:
     values = {"kind": kind, "model": model, "data": {"size": 16, "min_images": 1, "media_images": 2},
               "train": TINY_TRAIN}
@@ -153,8 +163,15 @@ def test_compare_reports_accuracy_per_group(picture_folders):
     recipe(tmp / "dbvae.yaml", "face-dbvae", TINY_VAE,
            data={"faces": [str(tmp / "colour"), str(tmp / "grey")], "nonfaces": [str(tmp / "objects")]},
            split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
-    assert main(["faces", "compare", str(tmp / "dbvae.yaml"), "--out", str(tmp / "compare"), "--steps", "2"]) == 0
+    lecture = group_folders(tmp)
+    assert main(["faces", "compare", str(tmp / "dbvae.yaml"), "--out", str(tmp / "compare"), "--steps", "2",
+                 "--set", "data.lighting=0.5", "--groups", str(lecture)]) == 0
     report = json.loads((tmp / "compare" / "report.json").read_text())
+    external = report["external_groups"]["results"]
+    assert set(external) == {"dbvae", "classifier"} and external["dbvae"]["groups"]["B"]["images"] == 3
+    assert main(["faces", "groups", "--model", str(tmp / "compare" / "dbvae" / "model.safetensors"), str(lecture),
+                 "--json", str(tmp / "groups.json")]) == 0
+    assert json.loads((tmp / "groups.json").read_text())["groups"] == external["dbvae"]["groups"]
     assert set(report["results"]) == {"dbvae", "classifier"}
     for result in report["results"].values():
         assert set(result["groups"]) == {"colour", "grey", "nonfaces"}
@@ -180,18 +197,20 @@ def test_seed_study_runs_every_setting_and_seed_and_tabulates_them(picture_folde
            split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
     study = [sys.executable, str(REPO / "recipes" / "faces" / "debias_seeds.py"), str(tmp / "dbvae.yaml"),
              "--out", str(tmp / "study"), "--seeds", "0", "1", "--workers", "2", "--setting", "base",
-             "--setting", "wide", "model.latent=6", "--", "--steps", "2"]
+             "--setting", "wide", "model.latent=6", "models:dbvae", "--", "--steps", "2", "--groups",
+             str(group_folders(tmp))]
     done = subprocess.run(study, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     reports = {(setting, seed): tmp / "study" / setting / f"seed{seed}" / "report.json"
                for setting in ("base", "wide") for seed in (0, 1)}
-    for path in reports.values():
-        assert set(json.loads(path.read_text())["results"]) == {"dbvae", "classifier"}
+    for (setting, _), path in reports.items():
+        assert set(json.loads(path.read_text())["results"]) == ({"dbvae", "classifier"} if setting == "base" else {"dbvae"})
     used = yaml.safe_load((tmp / "study" / "wide" / "seed1" / "recipe.yaml").read_text())
     assert used["model"]["latent"] == 6 and used["train"]["seed"] == 1 and used["split"]["seed"] == 0
     summary = (tmp / "study" / "summary.md").read_text()
-    assert "### base: the recipe as it is (2 seeds)" in summary and "### wide: model.latent=6 (2 seeds)" in summary
+    assert "### base: the recipe as it is (2 seeds)" in summary and "### wide: model.latent=6 models:dbvae (2 seeds)" in summary
     assert "| dbvae |" in summary and "| classifier |" in summary and "grey's share of the DB-VAE's sampling" in summary
+    assert summary.count("per group of") == 2 and "| A (n=3) | B (n=3) | worst group | overall |" in summary
     written = {key: path.stat().st_mtime_ns for key, path in reports.items()}
     again = subprocess.run(study, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and {k: p.stat().st_mtime_ns for k, p in reports.items()} == written  # kept

@@ -13,7 +13,7 @@ from voiceconv.faces import data as face_data
 from voiceconv.faces.data import (FaceFolder, decode_image, image_grid, load_face_folder, load_face_image,
                                   random_flips, save_grid, to_float, to_pixels)
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.faces.data import hold_out
+from voiceconv.faces.data import hold_out, random_lighting
 from voiceconv.faces.debias import imbalanced_split
 from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
 
@@ -106,6 +106,16 @@ def test_flips_mirror_about_half_and_grids_tile_images(tmp_path):
 
 def fake_folder(name: str, files: list[str]) -> FaceFolder:
     return FaceFolder(name, torch.zeros(len(files), 3, 4, 4, dtype=torch.uint8), files, [])
+
+
+def test_random_lighting_scales_brightness_and_colour_within_its_strength():
+    grey = torch.zeros(200, 3, 2, 2)  # mid-grey: 0.5 in [0, 1]
+    lit = random_lighting(grey, 0.5, torch.Generator().manual_seed(0))
+    scale = (lit + 1) / 2 / 0.5  # [200, 3, 2, 2]: brightness x tint per image and channel
+    assert float(scale.min()) >= 0.5 * 0.75 - 1e-6 and float(scale.max()) <= 1.5 * 1.25 + 1e-6
+    assert float(scale[:, 0].std()) > 0.1  # images differ
+    assert torch.equal(scale[:, :, 0, 0], scale[:, :, 1, 1])  # one factor per image and channel
+    assert torch.equal(lit, random_lighting(grey, 0.5, torch.Generator().manual_seed(0)))
 
 
 def test_hold_out_keeps_people_on_one_side():

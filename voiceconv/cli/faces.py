@@ -120,6 +120,9 @@ def _add_compare(tools) -> None:
     p.add_argument("--faces", type=Path, action="append", metavar="DIR", help="face folders (default: the recipe's)")
     p.add_argument("--nonfaces", type=Path, action="append", metavar="DIR", help="non-face folders (default: the recipe's)")
     p.add_argument("--steps", type=int, help="training steps of each model (overrides train.steps)")
+    p.add_argument("--groups", type=Path, metavar="DIR",
+                   help="also report each model's detection rate per group of these faces (GROUP/*.png), e.g. the "
+                        "lecture's test faces (see `voiceconv faces groups`)")
     p.add_argument("--models", nargs="+", default=["dbvae", "classifier"],
                    choices=["dbvae", "classifier", "balanced_classifier"],
                    help="what to train and score (default: dbvae classifier); balanced_classifier samples every face "
@@ -241,7 +244,7 @@ def _run_compare(args) -> int:
     if recipe_kind(args.recipe) != FACE_DBVAE:
         raise ConfigError(f"{args.recipe}: compare needs a face-dbvae recipe, not {recipe_kind(args.recipe)}")
     recipe = with_data_flags(load_recipe_as(FaceDBVAERecipe, args.recipe, args.overrides, args.steps), args)
-    report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models))
+    report = compare_debiasing(recipe, args.out, resume=args.resume, models=tuple(args.models), groups=args.groups)
     print(markdown_report(report))
     print(f"report written to {args.out}/report.md")
     return 0

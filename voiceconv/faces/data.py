@@ -105,6 +105,14 @@ def random_flips(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+def random_lighting(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """``[B, 3, H, W]`` images in [-1, 1] under random light: each image's brightness scaled by a factor drawn from
+    [1 - strength, 1 + strength] and each colour channel by one from [1 - strength / 2, 1 + strength / 2]."""
+    brightness = 1 + strength * (2 * torch.rand(images.shape[0], 1, 1, 1, generator=generator) - 1)  # [B, 1, 1, 1]
+    tint = 1 + strength / 2 * (2 * torch.rand(images.shape[0], 3, 1, 1, generator=generator) - 1)  # [B, 3, 1, 1]
+    return (((images + 1) / 2 * brightness * tint).clamp(0, 1) * 2 - 1)
+
+
 # --- grids and PNG files --------------------------------------------------------------------------
 def image_grid(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
     """``[N, C, H, W]`` -> one ``[C, rows * (H + p) + p, columns * (W + p) + p]`` tiling, row-major, white gaps."""

@@ -23,6 +23,7 @@ import torch
 from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
 from voiceconv.faces.data import FaceFolder, concatenate, encode_in_chunks, hold_out, save_grid, to_float
+from voiceconv.faces.groups import detection_by_group
 from voiceconv.faces.recipes import FaceDBVAERecipe, SplitConfig
 from voiceconv.faces.tasks import DebiasingTask, load_groups
 from voiceconv.files import atomic_output
@@ -115,8 +116,11 @@ def train_face_dbvae(recipe: FaceDBVAERecipe, run_dir: Path, resume: bool = Fals
 
 
 def compare_debiasing(recipe: FaceDBVAERecipe, out: Path, resume: bool = False, grid_size: int = 32,
-                      models: tuple[str, ...] = ("dbvae", "classifier")) -> dict:
+                      models: tuple[str, ...] = ("dbvae", "classifier"), groups: Path | None = None) -> dict:
     """Train ``models`` (names in :data:`MODELS`) on the same split, score each per group; reports to ``out``.
+
+    ``groups``: a folder laid out ``GROUP/*.png`` of faces from elsewhere (the lecture's test faces), on which
+    every model's detection rate per group is reported too (:func:`voiceconv.faces.groups.detection_by_group`).
 
     With the DB-VAE among them, also its sampling share per group and grids of the rarest and commonest faces.
     """
@@ -135,6 +139,9 @@ def compare_debiasing(recipe: FaceDBVAERecipe, out: Path, resume: bool = False, 
         results[name] = {**score_groups(tasks[name].model, split), "steps": outcome.steps,
                          "training_seconds": round(outcome.seconds, 1)}
     report = {"results": results, "images": split.counts(), "split": to_dict(recipe.split)}
+    if groups is not None:
+        report["external_groups"] = {"folder": str(groups), "results": {
+            name: detection_by_group(task.model, groups) for name, task in tasks.items()}}
     if "dbvae" in tasks:
         report["resampling"] = rarity_report(tasks["dbvae"], split, out, grid_size)
     _write_json(out / "report.json", report)
@@ -195,7 +202,22 @@ def markdown_report(report: dict) -> str:
             lines.append(f"- {name}: {share['uniform']:.1%} -> {share['debiased']:.1%}")
         lines += ["", "Grids: rarest_faces.png, commonest_faces.png (training faces by the DB-VAE's sampling weight).",
                   ""]
+    if "external_groups" in report:
+        lines += external_groups_markdown(report["external_groups"])
     return "\n".join(lines)
+
+
+def external_groups_markdown(external: dict) -> list[str]:
+    """Detection rate per group of the faces in ``external["folder"]``, one row per model."""
+    results = external["results"]
+    groups = list(next(iter(results.values()))["groups"])
+    lines = [f"Faces called faces per group of {external['folder']}:", "",
+             "| model | " + " | ".join(f"{g} (n={results[next(iter(results))]['groups'][g]['images']})"
+                                      for g in groups) + " | worst group |", "|" + "---|" * (len(groups) + 2)]
+    for name, r in results.items():
+        cells = " | ".join("-" if r["groups"][g]["rate"] is None else f"{r['groups'][g]['rate']:.0%}" for g in groups)
+        lines.append(f"| {name} | {cells} | {r['worst_rate']:.0%} ({r['worst_group']}) |")
+    return lines + [""]
 
 
 def _write_json(path: Path, value: dict) -> None:

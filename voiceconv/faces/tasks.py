@@ -23,7 +23,7 @@ import torch
 from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
 from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, held_back_split, image_grid,
-                                  load_face_folder, random_flips, to_float)
+                                  load_face_folder, random_flips, random_lighting, to_float)
 from voiceconv.faces.recipes import FaceAERecipe, FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
 from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
 from voiceconv.files import atomic_output
@@ -65,10 +65,13 @@ def training_groups(data, run_dir: Path) -> list[FaceFolder]:
     return training
 
 
-def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """``[len(indices), 3, S, S]`` floats in [-1, 1], half of them mirrored when ``flip``."""
+def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator,
+                lighting: float = 0.0) -> torch.Tensor:
+    """``[len(indices), 3, S, S]`` floats in [-1, 1], half of them mirrored when ``flip``, under random light of
+    ``lighting`` strength when it is above 0 (:func:`~voiceconv.faces.data.random_lighting`)."""
     images = to_float(pixels[indices])
-    return random_flips(images, generator) if flip else images
+    images = random_flips(images, generator) if flip else images
+    return random_lighting(images, lighting, generator) if lighting > 0 else images
 
 
 def random_faces(pixels: torch.Tensor, count: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -222,8 +225,9 @@ class DebiasingTask:
         n_faces = (batch_size + 1) // 2
         face_indices = torch.multinomial(self.face_weights(batch_size), n_faces, replacement=True, generator=generator)
         nonface_indices = torch.randint(0, len(self.nonfaces), (batch_size - n_faces,), generator=generator)
-        images = torch.cat([draw_images(self.faces.pixels, face_indices, self.recipe.data.flip, generator),
-                            draw_images(self.nonfaces.pixels, nonface_indices, self.recipe.data.flip, generator)])
+        data = self.recipe.data
+        images = torch.cat([draw_images(self.faces.pixels, face_indices, data.flip, generator, data.lighting),
+                            draw_images(self.nonfaces.pixels, nonface_indices, data.flip, generator, data.lighting)])
         labels = torch.cat([torch.ones(n_faces), torch.zeros(batch_size - n_faces)])  # [B], 1 = face
         return {"images": images, "labels": labels}
 
