@@ -7,7 +7,10 @@
 * decodings of codes drawn from N(0, I), and of midpoints between two held-back faces' codes: the share a face
   classifier calls faces and their diversity (the lecture: the VAE's samples are better);
 * for reference, the held-back faces themselves, and the autoencoder decoding codes drawn with its own codes'
-  per-latent mean and spread (what one would do to sample from it at all)::
+  per-latent mean and spread (what one would do to sample from it at all).
+
+``OUT/side_by_side.png`` holds 8 faces per row: held-back faces; the autoencoder's and the VAE's reconstructions
+of them; both decoding the same 8 codes from N(0, I); both decoding midpoints between two held-back faces::
 
     .venv/bin/python benchmarks/face_models.py autoencoders --ae runs/faces_ae/model.safetensors \\
         --vae runs/faces_vae_hb/model.safetensors --held-back runs/faces_ae/held_back.json -o runs/eval/faces_ae
@@ -69,6 +72,9 @@ def autoencoders(args, judge, out: Path) -> list[str]:
         rows.append(quality_row(f"{name}: midpoints of two faces", midpoints(model, faces, args.seed), judge, out))
     rows.append(quality_row("autoencoder: z ~ its codes' mean and std", prior_samples(ae, args.count, args.seed,
                                                                                         "codes"), judge, out))
+    side_by_side = [faces[:8], ae.reconstruct(faces[:8]), vae.reconstruct(faces[:8]), sample(ae, 8, args.seed),
+                    sample(vae, 8, args.seed), midpoints(ae, faces, args.seed)[:8], midpoints(vae, faces, args.seed)[:8]]
+    save_grid(out / "side_by_side.png", torch.cat(side_by_side), 8)  # rows as listed in the module docstring
     return rows
 
 
@@ -83,17 +89,18 @@ def generators(args, judge, out: Path) -> list[str]:
 
 
 def main() -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--judge", type=Path, default=JUDGE, help="face-dbvae file that classifies and encodes")
+    common.add_argument("--count", type=int, default=512, help="samples per row")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("-o", "--out", type=Path, required=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--judge", type=Path, default=JUDGE, help="face-dbvae file that classifies and encodes")
-    parser.add_argument("--count", type=int, default=512, help="samples per row")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-o", "--out", type=Path, required=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    ae = commands.add_parser("autoencoders")
+    ae = commands.add_parser("autoencoders", parents=[common])
     ae.add_argument("--ae", type=Path, required=True)
     ae.add_argument("--vae", type=Path, required=True)
     ae.add_argument("--held-back", type=Path, required=True, help="held_back.json of the runs")
-    gans = commands.add_parser("generators")
+    gans = commands.add_parser("generators", parents=[common])
     gans.add_argument("--model", action="append", required=True, help="NAME=FILE (repeatable)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
