@@ -28,6 +28,7 @@ FACE_AE = "face-ae"
 FACE_VAE = "face-vae"
 FACE_DBVAE = "face-dbvae"
 FACE_GAN = "face-gan"
+FACE_PROGAN = "face-progan"
 FACE_CYCLEGAN = "face-cyclegan"
 SPEECH_VAE = "speech-vae"
 FACE_CLASSIFIER = "face-classifier"  # not a family: ``voiceconv faces compare`` trains it beside a DB-VAE
@@ -76,6 +77,9 @@ FAMILIES: dict[str, ModelFamily] = {family.kind: family for family in (
                 data_options=("faces", "nonfaces"), on_faces_tab=True),
     ModelFamily(FACE_GAN, "GAN", "voiceconv.faces.recipes:FaceGANRecipe", "voiceconv.faces.tasks:train_face_gan",
                 "voiceconv.faces.tools:load_face_model", data_options=("faces",), on_faces_tab=True),
+    ModelFamily(FACE_PROGAN, "progressive GAN", "voiceconv.faces.recipes:FaceProGANRecipe",
+                "voiceconv.faces.tasks:train_face_progan", "voiceconv.faces.tools:load_face_model", data_options=("faces",),
+                on_faces_tab=True),
     ModelFamily(FACE_CYCLEGAN, "face CycleGAN", "voiceconv.faces.recipes:FaceCycleGANRecipe",
                 "voiceconv.faces.tasks:train_face_cyclegan", "voiceconv.faces.tools:load_face_model",
                 data_options=("faces_a", "faces_b")),

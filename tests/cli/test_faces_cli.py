@@ -145,6 +145,21 @@ def test_autoencoder_trains_holds_faces_back_and_samples_from_codes(picture_fold
     assert main(["faces", "traverse", "--model", model_file, "-o", str(tmp / "no.png")]) == 1  # no KL to rank by
 
 
+def test_progressive_gan_grows_through_the_cli_and_its_file_samples_at_the_level_reached(picture_folders):
+    tmp = picture_folders
+    model = {"latent": 8, "start_size": 4, "channels": [8, 8, 4], "images_per_stage": 4, "fade_images": 8}
+    recipe(tmp / "progan.yaml", "face-progan", model, data={"faces": [str(tmp / "colour")]},
+           train={**TINY_TRAIN, "steps": 3})  # 12 images of 4: level 0 for 4, level 1 fading in over 8
+    assert main(["train", str(tmp / "progan.yaml"), "--out", str(tmp / "run")]) == 0
+    header = read_header(tmp / "run" / "model.safetensors")
+    assert header["kind"] == "face-progan" and header["growth"] == {"images_seen": 12, "level": 1, "alpha": 1.0}
+    loaded, _ = load_face_model(tmp / "run" / "model.safetensors")
+    assert int(loaded.G.images_seen) == 12 and loaded.G.stage() == (1, 1.0)
+    assert main(["faces", "sample", "--model", str(tmp / "run" / "model.safetensors"), "-n", "8",
+                 "-o", str(tmp / "samples.png")]) == 0
+    assert Image.open(tmp / "samples.png").size == (8 * 18 + 2, 18 + 2)  # 8 x 8 faces enlarged to the final 16
+
+
 def test_face_cyclegan_trains_grey_to_colour_and_translates(picture_folders):
     tmp = picture_folders
     recipe(tmp / "cyclegan.yaml", "face-cyclegan",

@@ -26,6 +26,7 @@ SMALL_DATA = {  # kind -> overrides that fit the synthetic folders below
     "face-ae": ["data.min_images=4", "data.held_back=2"],
     "face-vae": ["data.min_images=4"],
     "face-gan": ["data.min_images=4"],
+    "face-progan": ["data.min_images=4"],
     "face-cyclegan": ["data.min_images=4"],
     "face-dbvae": ["data.min_images=4", "split.test_per_group=2", "split.minority=grey", "split.minority_share=0.3",
                    "split.keep_subfolders_together=[]"],

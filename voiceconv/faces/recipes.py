@@ -1,4 +1,5 @@
-"""The recipes of the face families (``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan``, ``face-cyclegan``): what a YAML
+"""The recipes of the face families (``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan``, ``face-progan``,
+``face-cyclegan``): what a YAML
 recipe of each holds. The tasks that train them are in :mod:`voiceconv.faces.tasks` and :mod:`voiceconv.faces.debias`."""
 
 from __future__ import annotations
@@ -6,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
 from voiceconv.models.cyclegan import CycleGANConfig
 from voiceconv.models.gan import GANConfig
+from voiceconv.models.progressive_gan import ProGANConfig
 from voiceconv.models.vae import AEConfig, VAEConfig
 from voiceconv.train.loop import TrainConfig
 
@@ -88,6 +90,16 @@ class FaceGANRecipe:
 
     kind: Literal[FACE_GAN] = FACE_GAN
     model: GANConfig = field(default_factory=GANConfig)
+    data: FaceDataConfig = field(default_factory=FaceDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FaceProGANRecipe:
+    """A ``face-progan`` recipe: a progressively growing GAN on face images (Karras et al. 2018)."""
+
+    kind: Literal[FACE_PROGAN] = FACE_PROGAN
+    model: ProGANConfig = field(default_factory=ProGANConfig)
     data: FaceDataConfig = field(default_factory=FaceDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

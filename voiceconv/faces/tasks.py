@@ -6,6 +6,7 @@ model export and entry points (the recipes are in :mod:`voiceconv.faces.recipes`
 * ``face-vae``: a VAE on face images (:class:`FaceVAETask`).
 * ``face-dbvae``: a debiasing VAE, face / non-face, with adaptive resampling of the faces (:class:`DebiasingTask`).
 * ``face-gan``: a DCGAN (:class:`FaceGANTask`).
+* ``face-progan``: a progressively growing GAN (:class:`FaceProGANTask`).
 * ``face-cyclegan``: the voice CycleGAN's own code between two face domains, e.g. grey <-> colour (:class:`FaceCycleGANTask`).
 
 Every task draws its batches from cached ``uint8`` pixels (:mod:`voiceconv.faces.data`) and
@@ -24,14 +25,16 @@ from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
 from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, held_back_split, image_grid,
                                   load_face_folder, random_flips, random_lighting, to_float)
-from voiceconv.faces.recipes import FaceAERecipe, FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceVAERecipe
-from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.faces.recipes import (FaceAERecipe, FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceProGANRecipe,
+                                     FaceVAERecipe)
+from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
 from voiceconv.files import atomic_output
 from voiceconv.losses import latent_kl
 from voiceconv.modelfiles.format import save_model_file
 from voiceconv.models.base import evaluating
 from voiceconv.models.cyclegan import CycleGAN
 from voiceconv.models.gan import DCGAN
+from voiceconv.models.progressive_gan import ProgressiveGAN
 from voiceconv.models.vae import VAE, Autoencoder, DebiasingVAE, FaceClassifier, debiasing_weights
 from voiceconv.train.loop import TrainingOutcome, fit
 from voiceconv.train.recipes import prepare_run_dir
@@ -93,13 +96,14 @@ def image_header(size: int) -> dict:
 class PooledFacesTask:
     """A model of ``model_class`` trained on every image of the face folders, pooled; batches drawn uniformly.
 
-    The base of :class:`FaceAETask`, :class:`FaceVAETask` and :class:`FaceGANTask`: they differ in
+    The base of :class:`FaceAETask`, :class:`FaceVAETask` and the GANs' tasks: they differ in
     their model, what they show in TensorBoard and what their model file holds.
     """
 
-    model_class: type[Autoencoder] | type[VAE] | type[DCGAN]
+    model_class: type[Autoencoder] | type[VAE] | type[DCGAN] | type[ProgressiveGAN]
 
-    def __init__(self, recipe: FaceAERecipe | FaceVAERecipe | FaceGANRecipe, groups: list[FaceFolder]):
+    def __init__(self, recipe: FaceAERecipe | FaceVAERecipe | FaceGANRecipe | FaceProGANRecipe,
+                 groups: list[FaceFolder]):
         size = recipe.data.size
         self.recipe, self.groups, self.faces = recipe, groups, concatenate(groups, "faces")
         self.model = self.model_class(3, size, size, recipe.model, seed=recipe.train.seed)
@@ -297,6 +301,33 @@ class FaceGANTask(PooledFacesTask):
         save_model_file(path, {f"G.{k}": v for k, v in self.model.G.state_dict().items()}, header)
 
 
+class FaceProGANTask(FaceGANTask):
+    """A progressively growing GAN on every image of the face folders; its file holds the generator, with how far
+    it has grown (``G.images_seen``)."""
+
+    model_class = ProgressiveGAN
+
+    @torch.no_grad()
+    def log_media(self, writer, step: int) -> None:
+        """Samples at the growth reached, enlarged to full size, into TensorBoard."""
+        device = next(self.model.parameters()).device
+        with evaluating(self.model):
+            level, alpha = self.model.G.stage()
+            images = self.model.G(self.fixed_latents.to(device), level, alpha).clamp(-1, 1)
+            add_images(writer, "faces/samples", torch.nn.functional.interpolate(
+                images, size=self.recipe.data.size, mode="nearest"), step, 8)
+
+    def export(self, path: Path, info: dict) -> None:
+        """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
+        level, alpha = self.model.G.stage()
+        header = {"kind": FACE_PROGAN, "model": to_dict(self.recipe.model),
+                  "image": image_header(self.recipe.data.size),
+                  "data": {"faces": {g.name: len(g) for g in self.groups}},
+                  "growth": {"images_seen": int(self.model.G.images_seen), "level": level, "alpha": alpha},
+                  "training": {**info, "recipe": to_dict(self.recipe)}}
+        save_model_file(path, {f"G.{k}": v for k, v in self.model.G.state_dict().items()}, header)
+
+
 class FaceCycleGANTask:
     """The CycleGAN of voice conversion, unchanged, between two folders of faces (A and B)."""
 
@@ -351,6 +382,12 @@ def train_face_gan(recipe: FaceGANRecipe, run_dir: Path, resume: bool = False) -
     """Train a DCGAN on ``recipe.data.faces`` (less ``data.held_back``) into ``run_dir``."""
     prepare_run_dir(recipe, run_dir, resume)
     return fit(FaceGANTask(recipe, training_groups(recipe.data, run_dir)), recipe.train, run_dir, resume=resume)
+
+
+def train_face_progan(recipe: FaceProGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:
+    """Train a progressively growing GAN on ``recipe.data.faces`` (less ``data.held_back``) into ``run_dir``."""
+    prepare_run_dir(recipe, run_dir, resume)
+    return fit(FaceProGANTask(recipe, training_groups(recipe.data, run_dir)), recipe.train, run_dir, resume=resume)
 
 
 def train_face_cyclegan(recipe: FaceCycleGANRecipe, run_dir: Path, resume: bool = False) -> TrainingOutcome:

@@ -14,17 +14,18 @@ from torch import nn
 
 from voiceconv.config import from_dict
 from voiceconv.errors import ConfigError
-from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
 from voiceconv.losses import latent_kl
 from voiceconv.modelfiles.format import load_model_file, load_weights, prefixed
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, checked_direction
 from voiceconv.models.gan import DCGAN, GANConfig
+from voiceconv.models.progressive_gan import ProGANConfig, ProgressiveGAN
 from voiceconv.models.vae import VAE, AEConfig, Autoencoder, DebiasingVAE, VAEConfig
 
 
 def load_face_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, header) of a ``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan`` or ``face-cyclegan``
-    file."""
+    """(model in eval mode, header) of a ``face-ae``, ``face-vae``, ``face-dbvae``, ``face-gan``, ``face-progan`` or
+    ``face-cyclegan`` file."""
     tensors, header = load_model_file(path, kinds=LOADERS)  # header fields and tensors checked before any is used
     kind = header["kind"]
     image = header["image"]
@@ -57,6 +58,12 @@ def _load_gan(tensors, header, shape, path) -> DCGAN:
     return model
 
 
+def _load_progan(tensors, header, shape, path) -> ProgressiveGAN:
+    model = ProgressiveGAN(*shape, from_dict(ProGANConfig, header["model"]))
+    load_weights(model.G, prefixed(tensors, "G"), path)  # with G.images_seen: how far it has grown
+    return model
+
+
 def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
     model = CycleGAN(shape[0], shape[1], from_dict(CycleGANConfig, header["model"]))
     for name in ("G_AB", "G_BA"):
@@ -64,7 +71,8 @@ def _load_cyclegan(tensors, header, shape, path) -> CycleGAN:
     return model
 
 
-LOADERS = {FACE_AE: _load_ae, FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan, FACE_CYCLEGAN: _load_cyclegan}
+LOADERS = {FACE_AE: _load_ae, FACE_VAE: _load_vae, FACE_DBVAE: _load_vae, FACE_GAN: _load_gan,
+           FACE_PROGAN: _load_progan, FACE_CYCLEGAN: _load_cyclegan}
 
 
 def require_model_class(model: nn.Module, cls: type | tuple[type, ...], action: str) -> None:
@@ -86,7 +94,7 @@ def sample(model: nn.Module, count: int, seed: int = 0) -> torch.Tensor:
     """``count`` images decoded from codes z ~ N(0, I) (a VAE's or an autoencoder's decoder) or drawn by a GAN's
     generator."""
     generator = torch.Generator().manual_seed(seed)
-    if isinstance(model, DCGAN):
+    if isinstance(model, (DCGAN, ProgressiveGAN)):
         return model.sample(count, generator)
     require_model_class(model, (VAE, Autoencoder), "sample")
     return model.decode(torch.randn(count, model.config.latent, generator=generator))

@@ -44,6 +44,8 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
             "adam_beta1": (0.0, 1.0), "adam_beta2": (0.0, 1.0)},
     "gan": {"latent": (1, 4096), "generator_channels": (1, 1024), "discriminator_channels": (1, 1024),
             "adam_beta1": (0.0, 1.0), "adam_beta2": (0.0, 1.0)},
+    "progan": {"latent": (1, 4096), "channels": (1, 1024), "start_size": (4, 1024), "adam_beta1": (0.0, 1.0),
+               "adam_beta2": (0.0, 1.0)},
     "image": {"height": (8, 1024), "width": (8, 4096)},
 }
 MAX_LAYERS = 8  # entries of a channel list (each halves or doubles the image)

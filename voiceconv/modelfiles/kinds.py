@@ -17,13 +17,15 @@ from typing import Any
 import torch
 
 from voiceconv.audio.world import Alignment
-from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_VAE, SPEECH_VAE, VOICE_KIND
+from voiceconv.families import (FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE,
+                                SPEECH_VAE, VOICE_KIND)
 from voiceconv.modelfiles import fields as f
 from voiceconv.modelfiles.fields import Expected
 from voiceconv.modelfiles.layout import ALIGNED_INPUTS, GENERATOR_PREFIXES, SPEAKERS, stats_names
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig, build_cyclegan_generator
 from voiceconv.models.directions import Direction
 from voiceconv.models.gan import DCGAN, GANConfig
+from voiceconv.models.progressive_gan import ProGANConfig, ProgressiveGenerator
 from voiceconv.models.vae import VAE, AEConfig, Autoencoder, DebiasingVAE, FaceClassifier, VAEConfig
 from voiceconv.nn import DISCRIMINATORS, GENERATOR_ARCHITECTURES
 from voiceconv.nn.generators import OUTPUT_MODES
@@ -171,6 +173,19 @@ def _gan_tensors(path: Path, header: dict) -> Checked:
     return f.state(model.G, "G."), {"model": config}
 
 
+def _progan_tensors(path: Path, header: dict) -> Checked:
+    shape = f.image(path, header, channels=3)
+    config = f.config(path, header, "model", ProGANConfig, "progan")
+    if (shape[1], shape[2]) != (config.final_size, config.final_size):
+        raise f.error(path, f"header field 'image' says {shape[1]} x {shape[2]}; the model's levels draw "
+                            f"{config.final_size} x {config.final_size}")
+    f.activation(path, config.channels, shape)
+    f.counts(path, header, "data", "faces")
+    f.training(path, header)
+    # Only the generator is in the file, with images_seen: how far it has grown.
+    return f.state(f.on_meta(path, lambda: ProgressiveGenerator(config, shape[0])), "G."), {"model": config}
+
+
 def _face_cyclegan_tensors(path: Path, header: dict) -> Checked:
     shape = f.image(path, header, channels=3)
     config = f.config(path, header, "model", CycleGANConfig, "cyclegan")
@@ -208,6 +223,7 @@ KINDS: dict[str, Kind] = {
     FACE_VAE: Kind("a face VAE", _vae_tensors),
     FACE_DBVAE: Kind("a debiasing face VAE", _vae_tensors),
     FACE_GAN: Kind("a face GAN", _gan_tensors),
+    FACE_PROGAN: Kind("a progressively grown face GAN", _progan_tensors),
     FACE_CYCLEGAN: Kind("a face CycleGAN", _face_cyclegan_tensors),
     FACE_CLASSIFIER: Kind("a face classifier", _classifier_tensors),
     SPEECH_VAE: Kind("a speech VAE", _speech_vae_tensors),

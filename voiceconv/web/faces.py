@@ -33,7 +33,7 @@ from torch import nn
 
 from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import IMAGE_SUFFIXES, load_face_image
-from voiceconv.families import FACE_AE, FACE_DBVAE, FACE_GAN, FACE_VAE
+from voiceconv.families import FACE_AE, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
 from voiceconv.faces.tools import load_face_model, typical_code
 from voiceconv.faces.views import (MAX_SLIDERS, SLIDER_SPAN, debias_face, edited_face, explore_face,
                                    interpolation_strip, rarity_reference, sample_grid, slider_latents, traversal_grid)
@@ -45,8 +45,8 @@ from voiceconv.web.models import FaceModelInfo
 from voiceconv.web.messages import shown_as_message
 
 VAE_KINDS = (FACE_VAE, FACE_DBVAE)
-SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_AE, FACE_GAN)
-GENERATOR_KINDS = (FACE_GAN,)  # shown side by side
+SAMPLER_KINDS = (FACE_VAE, FACE_DBVAE, FACE_AE, FACE_GAN, FACE_PROGAN)
+GENERATOR_KINDS = (FACE_GAN, FACE_PROGAN)  # shown side by side
 TRAIN_HINT = ("Train one with `voiceconv train recipes/faces_vae.yaml --out runs/faces_vae` (also `faces_dbvae.yaml`, "
               "`faces_gan.yaml`; see `recipes/faces/README.md`) and copy its `model.safetensors` into the models "
               "folder under a name of its own, e.g. `faces_vae.safetensors`.")
