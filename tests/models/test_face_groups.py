@@ -14,7 +14,7 @@ from voiceconv.cli import main
 from voiceconv.config import to_dict
 from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import load_face_image
-from voiceconv.faces.groups import detection_by_group, load_face_detector
+from voiceconv.faces.groups import detection_by_group, load_face_detector, read_group_rates, report_beside
 from voiceconv.faces.tasks import image_header
 from voiceconv.families import FACE_CLASSIFIER
 from voiceconv.modelfiles.format import save_model_file
@@ -88,3 +88,19 @@ def test_the_shipped_debiasing_vae_is_a_detector_and_bad_folders_are_clear_error
         detection_by_group(model, tmp_path / "missing")
     assert main(["faces", "groups", "--model", str(SAMPLES / "models" / "faces_vae.safetensors"),
                  str(group_folder)]) == 1  # a plain VAE detects nothing: refused with one line
+
+
+def test_a_report_written_beside_a_model_reads_back_and_strangers_files_are_refused(group_folder, tmp_path):
+    detector = SAMPLES / "models" / "faces_dbvae.safetensors"
+    beside = report_beside(tmp_path / "faces_dbvae.safetensors")
+    assert beside.name == "faces_dbvae.groups.json"
+    assert main(["faces", "groups", "--model", str(detector), str(group_folder), "--json", str(beside)]) == 0
+    rates = read_group_rates(beside)
+    assert list(rates) == ["DF", "LF", "LM"] and [n for _, n in rates.values()] == [3, 4, 2]
+    for content, problem in ((b"{not json", "not a group report"), (b'{"groups": {"A": {"detected": 5, "images": 2}}}',
+                                                                       "0 <= detected <= images"),
+                             (b'{"groups": []}', "not a group report"), (b" " * 1_000_001, "larger than")):
+        bad = tmp_path / "bad.groups.json"
+        bad.write_bytes(content)
+        with pytest.raises(VoiceconvError, match=problem):
+            read_group_rates(bad)

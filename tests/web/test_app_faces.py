@@ -25,6 +25,7 @@ SIZE = 16  # face models' image size; the page enlarges single faces to 256 x 25
 FACE_PIXELS = 256
 TINY_VAE = {"channels": [4, 8], "latent": 4}
 TINY_GAN = {"latent": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8]}
+TINY_PROGAN = {"latent": 8, "start_size": 8, "channels": [8, 4], "images_per_stage": 4, "fade_images": 4}
 TINY_TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "media_every": 2, "checkpoint_every": 2, "threads": 1}
 COLOUR_FACE = SAMPLES / "faces" / "caltech_image_0081.jpg"
 GREY_FACE = SAMPLES / "faces" / "orl_s8_1.png"
@@ -58,7 +59,8 @@ def train(root: Path, kind: str, model: dict, data: dict, **sections) -> Path:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    """A models folder with the default voice model and a tiny face-ae, face-vae, face-dbvae and face-gan."""
+    """A models folder with the default voice model and a tiny face-ae, face-vae, face-dbvae, face-gan and face-progan;
+    the debiasing VAE with a per-group report beside it."""
     root = tmp_path_factory.mktemp("face-models")
     folders = face_folders(root / "data")
     faces = [str(folders["colour"]), str(folders["grey"])]
@@ -68,12 +70,15 @@ def models_dir(tmp_path_factory) -> Path:
         "faces_dbvae": train(root, "face-dbvae", TINY_VAE, {"faces": faces, "nonfaces": [str(folders["objects"])]},
                              split={"test_per_group": 1, "minority": "", "keep_subfolders_together": []}),
         "faces_gan": train(root, "face-gan", TINY_GAN, {"faces": faces}),
+        "faces_progan": train(root, "face-progan", TINY_PROGAN, {"faces": faces}),
     }
     models = root / "models"
     models.mkdir()
     shutil.copy(DEFAULT_MODEL, models / DEFAULT_MODEL.name)
     for name, path in trained.items():
         shutil.copy(path, models / f"{name}.safetensors")
+    assert main(["faces", "groups", "--model", str(models / "faces_dbvae.safetensors"), str(root / "data"),
+                 "--json", str(models / "faces_dbvae.groups.json")]) == 0  # groups: colour, grey, objects
     return models
 
 
@@ -97,7 +102,8 @@ def test_face_models_are_discovered_beside_voice_models_and_described(models_dir
     assert "skipping" not in caplog.text  # face models are not reported as broken voice models
     faces = discover_face_models(models_dir)
     assert {key: info.kind for key, info in faces.items()} == {
-        "faces_ae": "face-ae", "faces_dbvae": "face-dbvae", "faces_gan": "face-gan", "faces_vae": "face-vae"}
+        "faces_ae": "face-ae", "faces_dbvae": "face-dbvae", "faces_gan": "face-gan", "faces_progan": "face-progan",
+        "faces_vae": "face-vae"}
     summary = face_model_summary_markdown(faces["faces_vae"])
     assert summary.startswith("## faces_vae") and "16 x 16 pixel faces, 4 latents" in summary
     assert "**training faces:** 6 (colour 3, grey 3)" in summary and "**training steps:** 2" in summary
@@ -225,6 +231,24 @@ def test_server_shows_the_autoencoder_beside_the_vae(client):
     assert np.array_equal(png_pixels(without_faces[1]), png_pixels(samples))  # the same seed, the same codes
     message = refusal(client, None, None, "faces_gan", "faces_vae", 0, api_name="/compare_autoencoders")
     assert "faces_gan is not in the list of choices" in message  # only autoencoders are offered
+
+
+def test_server_shows_two_generators_side_by_side_from_one_seed(client):
+    cell = SIZE + 2
+    grid, next_seed = client.predict("faces_gan", "faces_progan", 7, api_name="/compare_generators")
+    assert next_seed == 8 and png_pixels(grid).shape == ((2 * cell + 2) * 8, (8 * cell + 2) * 8, 3)
+    again, _ = client.predict("faces_gan", "faces_progan", 7, api_name="/compare_generators")
+    assert np.array_equal(png_pixels(grid), png_pixels(again))
+
+
+def test_server_shows_a_detectors_rates_per_group_from_the_report_beside_it(client, models_dir):
+    import json
+
+    table, chart = client.predict("faces_dbvae", api_name="/face_groups")
+    report = json.loads((models_dir / "faces_dbvae.groups.json").read_text())
+    for name, group in report["groups"].items():
+        assert f"| {name} | {group['detected']} of {group['images']} |" in table
+    assert "| colour | " in table and "| objects | " in table
 
 
 def test_server_explains_uploads_that_are_not_usable_images(client, tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import torch
 
 from voiceconv.config import from_dict
@@ -23,6 +25,9 @@ from voiceconv.models.vae import DebiasingVAE, FaceClassifier, VAEConfig
 
 DETECTORS = (FACE_DBVAE, FACE_CLASSIFIER)
 CHUNK = 256  # images classified at once
+REPORT_SUFFIX = ".groups.json"  # a detector's report beside its model file: MODEL.groups.json
+MAX_REPORT_BYTES = 1_000_000
+MAX_GROUPS = 64
 
 
 def load_face_detector(path: str | Path) -> tuple[DebiasingVAE | FaceClassifier, dict]:
@@ -90,3 +95,25 @@ def groups_markdown(model_name: str, report: dict) -> str:
                   f"overall {report['overall']:.0%}."]
     lines += [f"Unreadable: {reason}" for group in report["groups"].values() for reason in group["unreadable"]]
     return "\n".join(lines)
+
+
+def report_beside(model_path: str | Path) -> Path:
+    """Where a detector's per-group report lives: ``MODEL.groups.json`` beside ``MODEL.safetensors``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + REPORT_SUFFIX)
+
+
+def read_group_rates(path: str | Path) -> dict[str, tuple[int, int]]:
+    """``{group: (detected, images)}`` of a report written by ``voiceconv faces groups --json``; VoiceconvError
+    naming the file when it is too large, not JSON, or not such a report (it may come from anyone)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise VoiceconvError(f"{path}: larger than {MAX_REPORT_BYTES:,} bytes; not a group report")
+        groups = json.loads(path.read_text(encoding="utf-8"))["groups"]
+        rates = {str(name): (int(g["detected"]), int(g["images"])) for name, g in groups.items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise VoiceconvError(f"{path}: not a group report of voiceconv faces groups --json ({err})") from None
+    if not rates or len(rates) > MAX_GROUPS or any(not 0 <= d <= n for d, n in rates.values()):
+        raise VoiceconvError(f"{path}: a group report needs 1 to {MAX_GROUPS} groups with 0 <= detected <= images")
+    return rates

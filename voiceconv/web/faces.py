@@ -38,7 +38,7 @@ from voiceconv.faces.tools import load_face_model, typical_code
 from voiceconv.faces.views import (MAX_SLIDERS, SLIDER_SPAN, debias_face, edited_face, explore_face,
                                    interpolation_strip, rarity_reference, sample_grid, slider_latents, traversal_grid)
 from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
-from voiceconv.web.faces_compare import ComparisonHandlers, autoencoder_section, generators_section
+from voiceconv.web.faces_compare import ComparisonHandlers, autoencoder_section, generators_section, groups_section
 from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed, is_number, shown_value
 from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
 from voiceconv.web.models import FaceModelInfo
@@ -250,10 +250,12 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, examples: Sequenc
     else:
         gr.Markdown(f"*Reconstructing and editing faces needs a face VAE (face-vae or face-dbvae).* {TRAIN_HINT}")
     _sample_section(handlers, models)
-    _side_by_side_sections(ComparisonHandlers(models, handlers._face), models, vaes, upload)
+    comparisons = ComparisonHandlers(models, handlers._face)
+    _side_by_side_sections(comparisons, models, vaes, upload)
     dbvaes = models.keys_of(FACE_DBVAE)
     if dbvaes:
         _debias_section(handlers, models, dbvaes, upload)
+        groups_section(comparisons, dbvaes)
     else:
         gr.Markdown("*The debiasing view needs a face-dbvae model: `voiceconv train recipes/faces_dbvae.yaml "
                     "--out runs/faces_dbvae`.*")

@@ -5,6 +5,9 @@
   second image or None, autoencoder, VAE, seed -> (reconstructions or None, samples, morphs or None, next seed)).
 * Two generators (the plain GAN and the progressively grown one) drawing from the same seed (API
   ``/compare_generators``: first model, second model, seed -> (grid, next seed)).
+* A face detector's detection rate per group of test faces (the lecture's darker/lighter, female/male), read from
+  the report ``voiceconv faces groups --json MODEL.groups.json`` leaves beside its model file (API
+  ``/face_groups``: model -> (table, chart)).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 import torch
 
+from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import IMAGE_SUFFIXES
+from voiceconv.faces.groups import read_group_rates, report_beside
 from voiceconv.faces.views import morphs_side_by_side, reconstructions_side_by_side, samples_side_by_side
 from voiceconv.models.vae import VAE, Autoencoder
 from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed
@@ -58,6 +64,25 @@ class ComparisonHandlers:
         """(one row of new faces per model from the same seed, the next seed)."""
         seed = checked_seed(seed)
         return samples_side_by_side([self.models.model(first), self.models.model(second)], seed), (seed + 1) % MAX_SEED
+
+
+    def groups(self, key: str) -> tuple[str, pd.DataFrame | None]:
+        """(Markdown table, chart data) of the detection rate per group in the report beside ``key``'s file."""
+        model_file = self.models.info(key).path
+        path = report_beside(model_file)
+        if not path.is_file():
+            return (f"*No per-group report beside {key}: `voiceconv faces groups --model {model_file.name} FOLDER "
+                    f"--json {path.name}` writes one (FOLDER/GROUP/*.png).*", None)
+        try:
+            rates = read_group_rates(path)
+        except VoiceconvError as err:
+            return f"*{err}*", None
+        rows = ["| group | detected | rate |", "|---|---|---|"]
+        rows += [f"| {name} | {d} of {n} | {d / n:.0%} |" if n else f"| {name} | 0 of 0 | - |"
+                 for name, (d, n) in rates.items()]
+        chart = pd.DataFrame({"group": list(rates), "detected (%)": [100 * d / n if n else 0.0
+                                                                     for d, n in rates.values()]})
+        return f"Faces called faces per group ({path.name}):\n\n" + "\n".join(rows), chart
 
 
 def _choices(models: FaceModels, keys: list[str]) -> list[tuple[str, str]]:
@@ -104,3 +129,17 @@ def generators_section(handlers: ComparisonHandlers, generators: list[str]) -> N
         button = gr.Button("Draw", variant="primary", elem_id="compare-g-button")
     grid = gr.Image(label="New faces, one row per model", format="png", interactive=False, elem_id="compare-g-grid")
     button.click(handlers.compare_generators, [first, second, seed], [grid, seed], api_name="compare_generators")
+
+
+def groups_section(handlers: ComparisonHandlers, detectors: list[str]) -> None:
+    """The chosen detector's detection rate per group of test faces, as a table and a bar chart."""
+    gr.Markdown("### Detection per group\nThe share of each group's test faces the chosen model calls faces "
+                "(the lecture judges its debiasing VAE so, on darker/lighter female/male faces).")
+    model = gr.Dropdown(_choices(handlers.models, detectors), value=detectors[0], label="Face detector",
+                        elem_id="groups-model")
+    table, chart = handlers.groups(detectors[0])
+    with gr.Row():
+        shown = gr.Markdown(table, elem_id="groups-table")
+        plot = gr.BarPlot(chart, x="group", y="detected (%)", y_lim=[0, 100], label="Detected (%)",
+                          elem_id="groups-chart")
+    model.change(handlers.groups, model, [shown, plot], api_name="face_groups")
