@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from voiceconv.errors import ConfigError
-from voiceconv.models.progressive_gan import (EqualizedConv2d, ProgressiveGAN, ProGANConfig, growth_stage,
+from voiceconv.models.progressive_gan import (EqualizedConv2d, EqualizedLinear, ProgressiveGAN, ProGANConfig, growth_stage,
                                               minibatch_std, real_at)
 
 TINY = ProGANConfig(latent=8, start_size=4, channels=(16, 8, 8), images_per_stage=100, fade_images=40)
@@ -49,6 +49,7 @@ def test_discriminator_fade_in_blends_its_two_input_paths():
         old = D.from_rgb[1](F.avg_pool2d(images, 2))  # [3, 8, 8, 8]
         new = D.blocks[1](D.from_rgb[2](images))
         torch.testing.assert_close(D(images, 2, 0.3), tail(0.7 * old + 0.3 * new))
+        torch.testing.assert_close(D(images, 2, 0.0), tail(old))
         torch.testing.assert_close(D(images, 2, 1.0), tail(new))
 
 
@@ -73,6 +74,10 @@ def test_equalized_convolution_draws_unit_weights_and_scales_them_by_he():
     assert layer.scale == pytest.approx(math.sqrt(2 / (32 * 9)))
     x = torch.randn(1, 32, 5, 5)
     torch.testing.assert_close(layer(x), F.conv2d(x, layer.weight * layer.scale, layer.bias, padding=1))
+    dense = EqualizedLinear(64, 8, gain=1.0)
+    assert dense.scale == pytest.approx(math.sqrt(1 / 64))
+    z = torch.randn(3, 64)
+    torch.testing.assert_close(dense(z), z @ (dense.weight * dense.scale).T + dense.bias)
 
 
 def test_a_training_step_moves_both_networks_and_counts_the_images():
