@@ -180,7 +180,7 @@ def test_compare_reports_accuracy_per_group(picture_folders):
            split={"test_per_group": 3, "minority": "grey", "minority_share": 0.2, "keep_subfolders_together": ["grey"]})
     lecture = group_folders(tmp)
     assert main(["faces", "compare", str(tmp / "dbvae.yaml"), "--out", str(tmp / "compare"), "--steps", "2",
-                 "--set", "data.lighting=0.5", "--groups", str(lecture)]) == 0
+                 "--set", "data.lighting=0.5", "--set", "data.zoom=0.5", "--groups", str(lecture)]) == 0
     report = json.loads((tmp / "compare" / "report.json").read_text())
     external = report["external_groups"]["results"]
     assert set(external) == {"dbvae", "classifier"} and external["dbvae"]["groups"]["B"]["images"] == 3

@@ -13,7 +13,7 @@ from voiceconv.faces import data as face_data
 from voiceconv.faces.data import (FaceFolder, decode_image, image_grid, load_face_folder, load_face_image,
                                   random_flips, save_grid, to_float, to_pixels)
 from voiceconv.errors import ImageFileError, VoiceconvError
-from voiceconv.faces.data import hold_out, random_lighting
+from voiceconv.faces.data import hold_out, random_lighting, random_zoom
 from voiceconv.faces.debias import imbalanced_split
 from voiceconv.faces.recipes import FaceDataConfig, FaceDBVAERecipe, SplitConfig
 
@@ -116,6 +116,17 @@ def test_random_lighting_scales_brightness_and_colour_within_its_strength():
     assert float(scale[:, 0].std()) > 0.1  # images differ
     assert torch.equal(scale[:, :, 0, 0], scale[:, :, 1, 1])  # one factor per image and channel
     assert torch.equal(lit, random_lighting(grey, 0.5, torch.Generator().manual_seed(0)))
+
+
+def test_random_zoom_crops_tighter_and_never_wider():
+    ramp = torch.linspace(-1, 1, 32).expand(3, 32, 32)[None].repeat(50, 1, 1, 1)  # [50, 3, 32, 32], left to right
+    zoomed = random_zoom(ramp, 0.5, torch.Generator().manual_seed(0))
+    widths = zoomed[:, 0, 0, -1] - zoomed[:, 0, 0, 0]  # the span of the ramp each crop keeps
+    full = float(ramp[0, 0, 0, -1] - ramp[0, 0, 0, 0])
+    assert float(widths.max()) <= full + 1e-5 and float(widths.min()) >= 0.5 * full - 0.1
+    assert float(widths.std()) > 0.05  # crops differ
+    unchanged = random_zoom(ramp[:2], 1e-9, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(unchanged, ramp[:2], atol=1e-4, rtol=0)
 
 
 def test_hold_out_keeps_people_on_one_side():

@@ -94,11 +94,13 @@ def test_a_training_step_moves_both_networks_and_counts_the_images():
 def test_samples_are_full_size_in_range_and_a_saved_generator_draws_the_same(images_seen):
     model = ProgressiveGAN(3, 16, 16, TINY, seed=2).eval()
     model.G.images_seen.fill_(images_seen)
-    samples = model.sample(4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        samples = model.sample(4, torch.Generator().manual_seed(0))
     assert samples.shape == (4, 3, 16, 16) and float(samples.abs().max()) <= 1
     fresh = ProgressiveGAN(3, 16, 16, TINY, seed=3).eval()
     fresh.G.load_state_dict(model.G.state_dict())  # what a model file holds: G with its images_seen
-    torch.testing.assert_close(fresh.sample(4, torch.Generator().manual_seed(0)), samples)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.sample(4, torch.Generator().manual_seed(0)), samples)
 
 
 def test_bad_settings_are_refused():

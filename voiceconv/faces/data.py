@@ -113,6 +113,19 @@ def random_lighting(images: torch.Tensor, strength: float, generator: torch.Gene
     return (((images + 1) / 2 * brightness * tint).clamp(0, 1) * 2 - 1)
 
 
+def random_zoom(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """``[B, C, H, W]`` images each cropped to a random square of ``1 - strength`` to 1 of its side, near the
+    centre (where the training photos have their faces), and enlarged back (bilinear): faces framed tighter, as
+    other photo collections frame them."""
+    count = images.shape[0]
+    scale = 1 - strength * torch.rand(count, generator=generator)  # [B] side of the crop, as a share
+    shift = (1 - scale) / 4 * (2 * torch.rand(2, count, generator=generator) - 1)  # [2, B] crop centre, near 0
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = scale, scale, shift[0], shift[1]
+    grid = torch.nn.functional.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 # --- grids and PNG files --------------------------------------------------------------------------
 def image_grid(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
     """``[N, C, H, W]`` -> one ``[C, rows * (H + p) + p, columns * (W + p) + p]`` tiling, row-major, white gaps."""

@@ -27,6 +27,7 @@ class FaceDataConfig:
     media_images: int = 8  # fixed images shown in TensorBoard every media_every steps
     held_back: int = 0  # images of each face folder kept out of training (whole people where a folder has them)
     lighting: float = 0.0  # face-dbvae: training images under random brightness and colour (data.random_lighting)
+    zoom: float = 0.0  # face-dbvae: training images cropped tighter at random, up to this share (data.random_zoom)
     held_back_seed: int = 0
 
 

@@ -24,7 +24,7 @@ import torch
 from voiceconv.config import to_dict
 from voiceconv.errors import ConfigError
 from voiceconv.faces.data import (FaceFolder, concatenate, encode_in_chunks, held_back_split, image_grid,
-                                  load_face_folder, random_flips, random_lighting, to_float)
+                                  load_face_folder, random_flips, random_lighting, random_zoom, to_float)
 from voiceconv.faces.recipes import (FaceAERecipe, FaceCycleGANRecipe, FaceDBVAERecipe, FaceGANRecipe, FaceProGANRecipe,
                                      FaceVAERecipe)
 from voiceconv.families import FACE_AE, FACE_CLASSIFIER, FACE_CYCLEGAN, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
@@ -69,11 +69,12 @@ def training_groups(data, run_dir: Path) -> list[FaceFolder]:
 
 
 def draw_images(pixels: torch.Tensor, indices: torch.Tensor, flip: bool, generator: torch.Generator,
-                lighting: float = 0.0) -> torch.Tensor:
-    """``[len(indices), 3, S, S]`` floats in [-1, 1], half of them mirrored when ``flip``, under random light of
-    ``lighting`` strength when it is above 0 (:func:`~voiceconv.faces.data.random_lighting`)."""
+                lighting: float = 0.0, zoom: float = 0.0) -> torch.Tensor:
+    """``[len(indices), 3, S, S]`` floats in [-1, 1], half of them mirrored when ``flip``; above 0, ``zoom`` crops
+    them tighter and ``lighting`` changes their light at random (:mod:`voiceconv.faces.data`)."""
     images = to_float(pixels[indices])
     images = random_flips(images, generator) if flip else images
+    images = random_zoom(images, zoom, generator) if zoom > 0 else images
     return random_lighting(images, lighting, generator) if lighting > 0 else images
 
 
@@ -230,8 +231,9 @@ class DebiasingTask:
         face_indices = torch.multinomial(self.face_weights(batch_size), n_faces, replacement=True, generator=generator)
         nonface_indices = torch.randint(0, len(self.nonfaces), (batch_size - n_faces,), generator=generator)
         data = self.recipe.data
-        images = torch.cat([draw_images(self.faces.pixels, face_indices, data.flip, generator, data.lighting),
-                            draw_images(self.nonfaces.pixels, nonface_indices, data.flip, generator, data.lighting)])
+        augment = {"lighting": data.lighting, "zoom": data.zoom}  # the same for faces and non-faces: no clue to the label
+        images = torch.cat([draw_images(self.faces.pixels, face_indices, data.flip, generator, **augment),
+                            draw_images(self.nonfaces.pixels, nonface_indices, data.flip, generator, **augment)])
         labels = torch.cat([torch.ones(n_faces), torch.zeros(batch_size - n_faces)])  # [B], 1 = face
         return {"images": images, "labels": labels}
 
