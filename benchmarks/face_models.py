@@ -20,6 +20,8 @@ of them; both decoding the same 8 codes from N(0, I); both decoding midpoints be
     .venv/bin/python benchmarks/face_models.py generators --model gan=samples/models/faces_gan.safetensors \\
         --model progan=runs/faces_progan/model.safetensors -o runs/eval/faces_gans
 
+``OUT/side_by_side.png`` holds two rows of 8 samples per model, in the order given.
+
 The judge is the shipped debiasing VAE (``--judge``), a face / non-face classifier trained on other images than
 these samples. Each table goes to ``OUT/table.md`` (and standard output) with a grid of the first 32 images of
 every row as ``OUT/<row>.png``.
@@ -80,11 +82,15 @@ def autoencoders(args, judge, out: Path) -> list[str]:
 
 def generators(args, judge, out: Path) -> list[str]:
     rows = ["| model | steps | called faces | pixel diversity | code diversity |", "|---|---|---|---|---|"]
+    firsts = []
     for entry in args.model:
         name, _, path = entry.partition("=")
         model, header = load_face_model(path)
         steps = header.get("training", {}).get("steps", "?")
-        rows.append(quality_row(name, sample(model, args.count, args.seed), judge, out, str(steps)))
+        samples = sample(model, args.count, args.seed)
+        rows.append(quality_row(name, samples, judge, out, str(steps)))
+        firsts.append(samples[:16])
+    save_grid(out / "side_by_side.png", torch.cat(firsts), 8)  # two rows of 8 per model, in the order given
     return rows
 
 

@@ -97,7 +97,7 @@ def image_header(size: int) -> dict:
 class PooledFacesTask:
     """A model of ``model_class`` trained on every image of the face folders, pooled; batches drawn uniformly.
 
-    The base of :class:`FaceAETask`, :class:`FaceVAETask` and the GANs' tasks: they differ in
+    The base of the autoencoders' and the GANs' tasks: they differ in
     their model, what they show in TensorBoard and what their model file holds.
     """
 
@@ -114,12 +114,11 @@ class PooledFacesTask:
         return {"images": random_faces(self.faces.pixels, batch_size, self.recipe.data.flip, generator)}
 
 
-class FaceVAETask(PooledFacesTask):
-    """A VAE on every image of the face folders."""
+class AutoencodingTask(PooledFacesTask):
+    """A model that encodes and decodes (:class:`FaceVAETask`, :class:`FaceAETask`): fixed training faces and their
+    reconstructions, and decodings of codes drawn from N(0, I), go to TensorBoard."""
 
-    model_class = VAE
-
-    def __init__(self, recipe: FaceVAERecipe, groups: list[FaceFolder]):
+    def __init__(self, recipe: FaceAERecipe | FaceVAERecipe, groups: list[FaceFolder]):
         super().__init__(recipe, groups)
         self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
 
@@ -134,31 +133,22 @@ class FaceVAETask(PooledFacesTask):
             prior = torch.randn(16, self.recipe.model.latent, generator=torch.Generator().manual_seed(0))
             add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
 
+
+class FaceVAETask(AutoencodingTask):
+    """A VAE on every image of the face folders."""
+
+    model_class = VAE
+
     def export(self, path: Path, info: dict) -> None:
         """Write the model file to ``path``; ``info``: the loop's training facts for its header."""
         export_vae(self.model, FACE_VAE, path, self.recipe, info, {g.name: len(g) for g in self.groups},
                    self.faces.pixels)
 
 
-class FaceAETask(PooledFacesTask):
+class FaceAETask(AutoencodingTask):
     """A plain autoencoder on every training image of the face folders."""
 
     model_class = Autoencoder
-
-    def __init__(self, recipe: FaceAERecipe, groups: list[FaceFolder]):
-        super().__init__(recipe, groups)
-        self.media = self.faces.pixels[torch.linspace(0, len(self.faces) - 1, recipe.data.media_images).long()]
-
-    @torch.no_grad()
-    def log_media(self, writer, step: int) -> None:
-        """Reconstructions, and decodings of codes drawn from N(0, I), into TensorBoard."""
-        device = next(self.model.parameters()).device
-        with evaluating(self.model):
-            originals = to_float(self.media).to(device)
-            add_images(writer, "faces/reconstructions", torch.cat([originals, self.model.reconstruct(originals)]),
-                       step, len(originals))
-            prior = torch.randn(16, self.recipe.model.latent, generator=torch.Generator().manual_seed(0))
-            add_images(writer, "faces/samples", self.model.decode(prior.to(device)), step, 8)
 
     def export(self, path: Path, info: dict) -> None:
         """Write the model file to ``path``: the weights and ``code_mean``/``code_std`` ``[L]`` of the training codes."""
