@@ -22,22 +22,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
-from torch import nn
 
 from voiceconv.errors import VoiceconvError
 from voiceconv.faces.data import IMAGE_SUFFIXES, load_face_image
 from voiceconv.families import FACE_AE, FACE_DBVAE, FACE_GAN, FACE_PROGAN, FACE_VAE
-from voiceconv.faces.tools import load_face_model, typical_code
+from voiceconv.faces.tools import typical_code
 from voiceconv.faces.views import (MAX_SLIDERS, SLIDER_SPAN, debias_face, edited_face, explore_face,
-                                   interpolation_strip, rarity_reference, sample_grid, slider_latents, traversal_grid)
-from voiceconv.models.vae import VAE, DebiasingVAE, LatentHistograms
+                                   interpolation_strip, sample_grid, slider_latents, traversal_grid)
+from voiceconv.models.vae import VAE
+from voiceconv.web.face_models import FaceModels
 from voiceconv.web.faces_compare import ComparisonHandlers, autoencoder_section, generators_section, groups_section
 from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed, is_number, shown_value
 from voiceconv.web.limits import Limits, UploadError, check_upload_size, user_message
@@ -69,68 +68,6 @@ def load_upload_face(path: str | Path | None, size: int, limits: Limits) -> torc
 def _decoded(path: str, size: int, mtime_ns: int, file_size: int) -> torch.Tensor:
     """Decoded once per file version: slider moves re-render the same upload many times."""
     return load_face_image(path, size)
-
-
-# --- the models -----------------------------------------------------------------------------------
-class FaceModels:
-    """The discovered face models, each loaded on first use and shared by all requests."""
-
-    def __init__(self, infos: dict[str, FaceModelInfo]):
-        self.infos = infos
-        self._loaded: dict[str, tuple[nn.Module, dict]] = {}
-        self._rarity: dict[str, LatentHistograms | VoiceconvError] = {}
-        self._lock = threading.Lock()
-
-    def keys_of(self, *kinds: str) -> list[str]:
-        """Keys of the models of these kinds: those of the first kind first, each kind in discovery order."""
-        return [key for kind in kinds for key, info in self.infos.items() if info.kind == kind]
-
-    def info(self, key: str) -> FaceModelInfo:
-        """The discovered face model called ``key``; anything else is refused."""
-        if key not in self.infos:
-            raise UploadError(f"unknown face model {key!r}; choose one of {', '.join(self.infos) or 'none'}")
-        return self.infos[key]
-
-    def model(self, key: str) -> nn.Module:
-        """The loaded model (eval mode) called ``key``."""
-        return self._load(key)[0]
-
-    def vae(self, key: str) -> VAE:
-        """The loaded VAE or debiasing VAE called ``key``; refused for a GAN (it has no encoder)."""
-        model = self.model(key)
-        if not isinstance(model, VAE):
-            raise UploadError(f"{key} is a {self.info(key).kind} model; reconstructing needs a VAE")
-        return model
-
-    def dbvae(self, key: str) -> DebiasingVAE:
-        """The loaded debiasing VAE called ``key``."""
-        model = self.model(key)
-        if not isinstance(model, DebiasingVAE):
-            raise UploadError(f"{key} is a {self.info(key).kind} model; the debiasing view needs a face-dbvae model")
-        return model
-
-    def rarity(self, key: str) -> LatentHistograms:
-        """The debiasing VAE's rarity reference, built once; VoiceconvError if its file lacks the training codes."""
-        model, _ = self._load(key)
-        with self._lock:
-            if key not in self._rarity:
-                try:
-                    self._rarity[key] = rarity_reference(model)
-                except VoiceconvError as err:
-                    self._rarity[key] = err
-            found = self._rarity[key]
-        if isinstance(found, VoiceconvError):
-            raise found
-        return found
-
-    def _load(self, key: str) -> tuple[nn.Module, dict]:
-        info = self.info(key)
-        with self._lock:
-            if key not in self._loaded:
-                log.info("loading %s", info.path)
-                self._loaded[key] = load_face_model(info.path)
-            return self._loaded[key]
-
 
 
 # --- the handlers --------------------------------------------------------------------------------

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
@@ -25,12 +24,10 @@ from voiceconv.faces.data import IMAGE_SUFFIXES
 from voiceconv.faces.groups import read_group_rates, report_beside
 from voiceconv.faces.views import morphs_side_by_side, reconstructions_side_by_side, samples_side_by_side
 from voiceconv.models.vae import VAE, Autoencoder
+from voiceconv.web.face_models import FaceModels
 from voiceconv.web.inputs import MAX_SEED, checked_number_input, checked_seed
 from voiceconv.web.limits import UploadError
 from voiceconv.web.messages import shown_as_message
-
-if TYPE_CHECKING:
-    from voiceconv.web.faces import FaceModels
 
 
 class ComparisonHandlers:
