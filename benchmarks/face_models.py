@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from voiceconv.faces.data import load_face_image, save_grid  # noqa: E402
-from voiceconv.faces.quality import (SampleQuality, midpoints, prior_samples, reconstruction_error,  # noqa: E402
-                                     sample_quality)
+from voiceconv.faces.quality import (SampleQuality, midpoints, reconstruction_error,  # noqa: E402
+                                     sample_quality, samples_from_code_spread)
 from voiceconv.faces.tools import load_face_model, sample  # noqa: E402
 
 JUDGE = ROOT / "samples" / "models" / "faces_dbvae.safetensors"
@@ -72,8 +72,8 @@ def autoencoders(args, judge, out: Path) -> list[str]:
         rows.append(quality_row(f"{name}: reconstructions", model.reconstruct(faces), judge, out, error))
         rows.append(quality_row(f"{name}: z ~ N(0, I)", sample(model, args.count, args.seed), judge, out))
         rows.append(quality_row(f"{name}: midpoints of two faces", midpoints(model, faces, args.seed), judge, out))
-    rows.append(quality_row("autoencoder: z ~ its codes' mean and std", prior_samples(ae, args.count, args.seed,
-                                                                                        "codes"), judge, out))
+    spread = samples_from_code_spread(ae, args.count, args.seed)
+    rows.append(quality_row("autoencoder: z ~ its codes' mean and std", spread, judge, out))
     side_by_side = [faces[:8], ae.reconstruct(faces[:8]), vae.reconstruct(faces[:8]), sample(ae, 8, args.seed),
                     sample(vae, 8, args.seed), midpoints(ae, faces, args.seed)[:8], midpoints(vae, faces, args.seed)[:8]]
     save_grid(out / "side_by_side.png", torch.cat(side_by_side), 8)  # rows as listed in the module docstring

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from voiceconv.faces.quality import (mean_pairwise_distance, midpoints, prior_samples, reconstruction_error,
-                                     sample_quality, share_called_faces)
+from voiceconv.faces.quality import (mean_pairwise_distance, midpoints, reconstruction_error, sample_quality,
+                                     samples_from_code_spread, share_called_faces)
 from voiceconv.models.vae import AEConfig, Autoencoder, DebiasingVAE, VAEConfig
 
 SHAPE = (3, 16, 16)
@@ -51,6 +51,6 @@ def test_reconstruction_error_is_the_mean_squared_pixel_error_and_codes_sample_a
     assert reconstruction_error(model, images, chunk=2) == pytest.approx(expected, rel=1e-5)
     model.register_buffer("code_mean", torch.full((4,), 100.0))
     model.register_buffer("code_std", torch.zeros(4))
-    spread = prior_samples(model, 3, seed=0, spread="codes")
+    spread = samples_from_code_spread(model, 3, seed=0)
     assert torch.allclose(spread, model.decode(torch.full((3, 4), 100.0)))  # every code is the stored mean
     assert midpoints(model, images[[1, 1]], seed=0).shape == (2, *SHAPE)

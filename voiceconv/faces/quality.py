@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from voiceconv.models.vae import VAE, Autoencoder, DebiasingVAE, FaceClassifier
 
@@ -50,10 +49,6 @@ class SampleQuality:
     pixel_diversity: float  # mean RMS pixel distance between two images
     code_diversity: float  # mean distance between two images' codes under the judge's encoder
 
-    def as_dict(self) -> dict:
-        """The measures by name (for JSON)."""
-        return asdict(self)
-
 
 @torch.no_grad()
 def sample_quality(images: torch.Tensor, judge: DebiasingVAE) -> SampleQuality:
@@ -66,15 +61,11 @@ def sample_quality(images: torch.Tensor, judge: DebiasingVAE) -> SampleQuality:
 
 
 @torch.no_grad()
-def prior_samples(model: nn.Module, count: int, seed: int, spread: str = "prior") -> torch.Tensor:
-    """``count`` images decoded from codes z ~ N(0, I) (``spread="prior"``) or, for an autoencoder, from a Gaussian
-    with its training codes' per-latent mean and std (``"codes"``), ``[count, C, H, W]``."""
+def samples_from_code_spread(model: Autoencoder, count: int, seed: int) -> torch.Tensor:
+    """``count`` images ``[count, C, H, W]`` an autoencoder decodes from a Gaussian with its training codes'
+    per-latent mean and std (codes from N(0, I) are :func:`voiceconv.faces.tools.sample`)."""
     z = torch.randn(count, model.config.latent, generator=torch.Generator().manual_seed(seed))  # [count, L]
-    if spread == "codes":
-        z = model.code_mean + model.code_std * z
-    elif spread != "prior":
-        raise ValueError(f"unknown spread {spread!r}; valid: prior, codes")
-    return model.decode(z)
+    return model.decode(model.code_mean + model.code_std * z)
 
 
 @torch.no_grad()

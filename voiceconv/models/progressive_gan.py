@@ -129,11 +129,16 @@ def linear(in_features: int, out_features: int, equalized: bool, gain: float = 2
     return EqualizedLinear(in_features, out_features, gain) if equalized else nn.Linear(in_features, out_features)
 
 
-class PixelNorm(nn.Module):
-    """Each pixel's feature vector scaled to unit root-mean-square (Karras et al. 2018, sec. 4.2)."""
+def pixel_norm(x: torch.Tensor) -> torch.Tensor:
+    """``[B, C, ...]``: each pixel's feature vector scaled to unit root-mean-square (Karras et al. 2018, sec. 4.2)."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, ...] -> same
-        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+class PixelNorm(nn.Module):
+    """:func:`pixel_norm` as a layer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_norm(x)
 
 
 def minibatch_std(x: torch.Tensor) -> torch.Tensor:
@@ -172,8 +177,8 @@ class ProgressiveGenerator(nn.Module):
     def features(self, z: torch.Tensor, level: int) -> torch.Tensor:
         """Feature maps ``[B, channels[level], s, s]`` at ``level``."""
         size = self.config.start_size
-        h = self.project(PixelNorm()(z)).view(z.shape[0], -1, size, size)  # [B, c0, s0, s0]
-        h = PixelNorm()(F.leaky_relu(h, 0.2))
+        h = self.project(pixel_norm(z)).view(z.shape[0], -1, size, size)  # [B, c0, s0, s0]
+        h = pixel_norm(F.leaky_relu(h, 0.2))
         h = self.stem(h)
         for block in self.blocks[:level]:
             h = block(h)

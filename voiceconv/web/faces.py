@@ -77,14 +77,14 @@ class FaceHandlers:
     def __init__(self, models: FaceModels, limits: Limits):
         self.models, self.limits = models, limits
 
-    def _face(self, path: str | None, key: str) -> torch.Tensor:
+    def read_face(self, path: str | None, key: str) -> torch.Tensor:
         return load_upload_face(path, self.models.info(key).image_size, self.limits)
 
     @shown_as_message
     def reconstruct(self, path: str | None, key: str) -> tuple:
         """(face as the model sees it, reconstruction, edited face = reconstruction, one value per slider)."""
         model = self.models.vae(key)
-        view = explore_face(model, self._face(path, key), _latents(model))
+        view = explore_face(model, self.read_face(path, key), _latents(model))
         return (view.seen, view.reconstruction, view.reconstruction, *_padded(view.slider_values))
 
     @shown_as_message
@@ -111,21 +111,21 @@ class FaceHandlers:
         latents = _latents(model)
         if len(values) < len(latents):
             raise UploadError(f"{key} needs {len(latents)} slider values, got {len(values)}")
-        image = self._face(path, key) if path else None
+        image = self.read_face(path, key) if path else None
         return edited_face(model, image, latents, [_checked_value(v) for v in values[:len(latents)]])
 
     @shown_as_message
     def traverse(self, path: str | None, key: str) -> np.ndarray:
         """The traversal grid of the slider latents around the face (the typical face without one)."""
         model = self.models.vae(key)
-        return traversal_grid(model, self._face(path, key) if path else None, _latents(model))
+        return traversal_grid(model, self.read_face(path, key) if path else None, _latents(model))
 
     @shown_as_message
     def interpolate(self, path: str | None, other: str | None, key: str) -> np.ndarray:
         """The faces between the uploaded face and a second one."""
         if not other:
             raise UploadError("no second face yet: upload the face to morph into")
-        return interpolation_strip(self.models.vae(key), self._face(path, key), self._face(other, key))
+        return interpolation_strip(self.models.vae(key), self.read_face(path, key), self.read_face(other, key))
 
     @shown_as_message
     def sample(self, key: str, seed: float | None) -> tuple[np.ndarray, int]:
@@ -137,7 +137,7 @@ class FaceHandlers:
     def debias(self, path: str | None, key: str) -> tuple[float, float | None, str]:
         """(face probability, sampling weight against the average training face or None, explanation)."""
         model = self.models.dbvae(key)
-        image = self._face(path, key)
+        image = self.read_face(path, key)
         try:
             reference, note = self.models.rarity(key), ""
         except VoiceconvError as err:
@@ -187,7 +187,7 @@ def faces_tab(infos: dict[str, FaceModelInfo], limits: Limits, examples: Sequenc
     else:
         gr.Markdown(f"*Reconstructing and editing faces needs a face VAE (face-vae or face-dbvae).* {TRAIN_HINT}")
     _sample_section(handlers, models)
-    comparisons = ComparisonHandlers(models, handlers._face)
+    comparisons = ComparisonHandlers(models, handlers.read_face)
     _side_by_side_sections(comparisons, models, vaes, upload)
     dbvaes = models.keys_of(FACE_DBVAE)
     if dbvaes:
