@@ -25,12 +25,16 @@ for its WORLD chunk to be cut (chunk, WORLD context, half the chunks' fade).
 ``--world default`` analyses with :data:`voiceconv.audio.world.DEFAULT_SETTINGS`
 instead of the model file's own (``Converter(world=...)``).
 
+Several windowings (``--windowing live 0.128,0.064,0.048,0.2,0.08 ...``) are
+measured taking turns, ``--repeats`` times each, and each figure is the median.
 The baseline, measured in the same run on the same audio: ``Converter.convert``
-of the whole recording as a file (10-s windows), and as a file cut in the live
-windows (what short windows cost without streaming); and how far the live
-output is from the file conversion (mean log-mel difference in dB).
+of the whole recording as a file (10-s windows), and, per windowing, the file
+cut in those windows (what short windows cost without streaming) and how far
+its output is from the 10-s-window file conversion (mean log-mel difference in
+dB).
 
     .venv/bin/python benchmarks/live_latency.py [--seconds 20] [--block-ms 100 200] [--pace realtime|fast]
+        [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT ...] [--repeats 3]
         [--threads 2] [--model samples/models/kathleen_rms.safetensors] [--json out.json]
 
 Run it alone: another process on the same cores distorts every timing (the
@@ -64,7 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch threads (the target is 2 CPU cores)")
     p.add_argument("--direction", default="a2b")
     p.add_argument("--pitch", default="auto")
-    p.add_argument("--windowing", help="WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds (default: the live one)")
+    p.add_argument("--windowing", nargs="+", default=["live"],
+                   help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, CHUNK,CHUNK_CONTEXT "
+                        "(each WORLD chunk a window) or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -163,13 +170,27 @@ def mel_distance_db(converter, a: np.ndarray, b: np.ndarray) -> float:
     return float((images[0] - images[1]).abs().mean()) * span_db / 2
 
 
-def parse_windowing(text: str | None):
-    from voiceconv.convert import LIVE_WINDOWING, Windowing
+def parse_windowing(text: str):
+    """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT`` (each WORLD chunk its own window) or
+    ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds."""
+    from voiceconv.convert import FILE_WINDOWING, LIVE_WINDOWING, Windowing
 
-    if not text:
-        return LIVE_WINDOWING
-    window, context, crossfade, chunk, chunk_context = (float(x) for x in text.split(","))
+    named = {"live": LIVE_WINDOWING, "file": FILE_WINDOWING}
+    if text in named:
+        return named[text]
+    values = [float(x) for x in text.split(",")]
+    if len(values) == 2:
+        return Windowing(window=None, align_chunk=values[0], align_context=values[1])
+    window, context, crossfade, chunk, chunk_context = values
     return Windowing(window, context, crossfade, chunk, chunk_context)
+
+
+def describe(windowing) -> str:
+    """A windowing in one short line."""
+    chunks = f"WORLD chunks {windowing.align_chunk} s + {windowing.align_context} s"
+    if windowing.chunks_are_windows:
+        return f"each chunk a window: {chunks}"
+    return f"windows {windowing.window} s + {windowing.context} s, fade {windowing.crossfade} s; {chunks}"
 
 
 STREAM_COLUMNS = [("held back, median / max (ms)", "held_back", ("median", "max")),
@@ -186,19 +207,24 @@ def spread(figures: dict, name: str, statistics: tuple[str, ...]) -> str:
 
 
 def markdown(results: dict) -> str:
-    header = ["block", *(title for title, _, _ in STREAM_COLUMNS), "compute RTF", "CPU RTF"]
+    header = ["windowing", "block", *(title for title, _, _ in STREAM_COLUMNS), "compute RTF", "CPU RTF",
+              "file RTF in these windows", "log-mel dB from the 10-s file", "stream = file"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for block_ms, figures in results["streams"].items():
-        cells = [f"{block_ms} ms", *(spread(figures, name, stats) for _, name, stats in STREAM_COLUMNS),
-                 f"{figures['compute_rtf']:.3f}", f"{figures['cpu_rtf']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    base = results["baseline"]
-    lines += ["", "| baseline, same audio, same run | real-time factor |", "|---|---|",
-              f"| file conversion, 10-s windows (`Converter.convert`) | {base['file_rtf']:.3f} |",
-              f"| file conversion in the live windows | {base['file_live_windows_rtf']:.3f} |", "",
-              (f"Live output against the 10-s-window file conversion: {base['mel_distance_db']:.2f} dB mean log-mel "
-               f"difference; the stream equals the file conversion in the live windows: {base['stream_equals_file']}.")]
+    for entry in results["windowings"]:
+        for block_ms, figures in entry["streams"].items():
+            cells = [entry["name"], f"{block_ms} ms", *(spread(figures, name, stats) for _, name, stats in STREAM_COLUMNS),
+                     f"{figures['compute_rtf']:.3f}", f"{figures['cpu_rtf']:.3f}", f"{entry['file_rtf']:.3f}",
+                     f"{entry['mel_distance_db']:.2f}", str(entry["stream_equals_file"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Baseline in the same run: file conversion with 10-s windows (`Converter.convert`), real-time factor "
+              f"{results['file_rtf']:.3f}. Stream figures are medians over {results['repeats']} runs, the "
+              "windowings taking turns."]
     return "\n".join(lines)
+
+
+def median_figures(runs: list[dict]) -> dict:
+    """Each figure's median over repeated runs."""
+    return {name: float(np.median([run[name] for run in runs])) for name in runs[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,38 +233,46 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from voiceconv.audio.world import DEFAULT_SETTINGS
     from voiceconv.convert import FILE_WINDOWING, Converter
 
-    windowing = parse_windowing(args.windowing)
-    from voiceconv.audio.world import DEFAULT_SETTINGS
-
+    windowings = [parse_windowing(text) for text in args.windowing]
     converter = Converter(args.model, world=DEFAULT_SETTINGS if args.world == "default" else None)
-    out_rate = converter.features.sample_rate
+    out_rate, realtime = converter.features.sample_rate, args.pace == "realtime"
     wav = recording(args.seconds, MICROPHONE_RATE)
-    run_stream(converter, wav[: MICROPHONE_RATE], MICROPHONE_RATE, 4800, False, args.direction, args.pitch,
-               windowing)  # warm-up
+    for windowing in windowings:  # warm-up
+        run_stream(converter, wav[:MICROPHONE_RATE], MICROPHONE_RATE, 4800, False, args.direction, args.pitch, windowing)
     file_seconds, file_out = file_rtf(converter, wav, MICROPHONE_RATE, args.direction, args.pitch, FILE_WINDOWING)
-    live_file_seconds, live_file_out = file_rtf(converter, wav, MICROPHONE_RATE, args.direction, args.pitch,
-                                                windowing)
     results = {"audio_seconds": len(wav) / MICROPHONE_RATE, "threads": args.threads, "pace": args.pace,
-               "windowing": dataclasses.asdict(windowing), "streams": {},
-               "baseline": {"file_rtf": file_seconds, "file_live_windows_rtf": live_file_seconds}}
-    for block_ms in args.block_ms:
-        block = round(block_ms / 1000 * MICROPHONE_RATE)
-        run = run_stream(converter, wav, MICROPHONE_RATE, block, args.pace == "realtime", args.direction, args.pitch,
-                         windowing)
-        results["streams"][f"{block_ms:g}"] = stream_figures(run, out_rate, len(wav) / MICROPHONE_RATE,
-                                                            args.pace == "realtime")
-        results["baseline"]["stream_equals_file"] = bool(np.array_equal(run.output, live_file_out))
-    results["baseline"]["mel_distance_db"] = mel_distance_db(converter, live_file_out, file_out)
-    windows, chunks = windowing.plan(converter.features)
-    rate = converter.features.sample_rate
-    results["waits"] = {"window_max": (windows.stride + windows.margin + windows.crossfade // 2) / rate,
-                        "world_chunk_max": (chunks.length + chunks.context + len(chunks.fade_in) // 2) / rate}
-    print(f"{results['audio_seconds']:.1f} s of speech at {MICROPHONE_RATE} Hz, {args.threads} threads, "
-          f"{args.pace} pace, windowing {windowing}, WORLD {getattr(converter.alignment(args.direction), 'settings', None)}\n")
-    print(f"what holds a sample back, at most: its window {1000 * results['waits']['window_max']:.0f} ms, "
-          f"its WORLD chunk {1000 * results['waits']['world_chunk_max']:.0f} ms\n")
+               "repeats": args.repeats, "file_rtf": file_seconds, "windowings": []}
+    runs: dict[tuple[int, str], list[dict]] = {}
+    outputs: dict[tuple[int, str], np.ndarray] = {}
+    for _ in range(args.repeats):
+        for index, windowing in enumerate(windowings):
+            for block_ms in args.block_ms:
+                block = round(block_ms / 1000 * MICROPHONE_RATE)
+                run = run_stream(converter, wav, MICROPHONE_RATE, block, realtime, args.direction, args.pitch, windowing)
+                runs.setdefault((index, f"{block_ms:g}"), []).append(
+                    stream_figures(run, out_rate, len(wav) / MICROPHONE_RATE, realtime))
+                outputs[(index, f"{block_ms:g}")] = run.output
+    for index, (text, windowing) in enumerate(zip(args.windowing, windowings)):
+        live_file_rtf, live_file_out = file_rtf(converter, wav, MICROPHONE_RATE, args.direction, args.pitch, windowing)
+        windows, chunks = windowing.plan(converter.features)
+        rate = converter.features.sample_rate
+        waits = {"world_chunk_max": (chunks.length + chunks.context + len(chunks.fade_in) // 2) / rate,
+                 "window_max": 0.0 if windows is None else (windows.stride + windows.margin + windows.crossfade // 2) / rate}
+        streams = {block: median_figures(runs[(index, block)]) for block in (f"{b:g}" for b in args.block_ms)}
+        equal = all(np.array_equal(outputs[(index, block)], live_file_out) for block in streams)
+        results["windowings"].append({"name": text, "windowing": dataclasses.asdict(windowing), "waits": waits,
+                                      "streams": streams, "file_rtf": live_file_rtf, "stream_equals_file": equal,
+                                      "mel_distance_db": mel_distance_db(converter, live_file_out, file_out)})
+    print(f"{results['audio_seconds']:.1f} s of speech at {MICROPHONE_RATE} Hz, {args.threads} threads, {args.pace} pace, "
+          f"WORLD {getattr(converter.alignment(args.direction), 'settings', None)}\n")
+    for entry, windowing in zip(results["windowings"], windowings):
+        print(f"{entry['name']} ({describe(windowing)}): a sample waits at most "
+              f"{1000 * entry['waits']['window_max']:.0f} ms for its window and "
+              f"{1000 * entry['waits']['world_chunk_max']:.0f} ms for its WORLD chunk")
+    print()
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -106,6 +106,44 @@ def test_live_stream_holds_back_no_more_than_its_windowing_says(converter):
     assert stream.samples_out == len(wav) and stream.held_back_seconds == 0.0
 
 
+def held_back_while_streaming(converter: Converter, wav: np.ndarray, windowing: Windowing, block: int) -> float:
+    """The most audio a stream cut in ``windowing`` held back while ``wav`` was pushed ``block`` samples at a time."""
+    stream = converter.open_stream(converter.features.sample_rate, windowing=windowing)
+    held_back = []
+    for start in range(0, len(wav), block):
+        stream.push(wav[start : start + block])
+        held_back.append(stream.held_back_seconds)
+    stream.finish()
+    return max(held_back)
+
+
+def test_live_windowing_waits_for_one_world_chunk_not_a_chunk_and_a_window(converter):
+    """Each WORLD chunk is its own window, so a live sample waits for its chunk to be cut, not then for a window
+    past it as well: a stream holds back at most a chunk, its context and half a fade (plus the block)."""
+    rate, block = converter.features.sample_rate, 1600
+    wav = load_audio(OTHER_CLIP, rate)
+    two_stage = Windowing(window=0.128, context=0.064, crossfade=0.048, align_chunk=0.2, align_context=0.08)
+    assert LIVE_WINDOWING.chunks_are_windows and LIVE_WINDOWING.align_chunk == two_stage.align_chunk
+    live = held_back_while_streaming(converter, wav, LIVE_WINDOWING, block)
+    assert live <= 0.2 + 0.08 + 0.01 + block / rate
+    assert live < held_back_while_streaming(converter, wav, two_stage, block) - 0.1
+
+
+def test_chunk_windows_without_pitch_alignment(converter, speech):
+    """A model from before pitch alignment (no WORLD pass) is still cut into quiet chunks as windows."""
+    plain = Converter(MODEL)
+    plain.alignments = {}
+    assert plain.alignment("a2b") is None
+    got = streamed(plain, speech, MICROPHONE_RATE, 4800)
+    np.testing.assert_array_equal(got, plain.convert(speech, MICROPHONE_RATE, windowing=LIVE_WINDOWING))
+    assert len(got) == round(len(speech) / 3) and np.abs(got).max() > 0.01
+
+
+def test_chunk_windows_need_a_chunk_length(converter):
+    with pytest.raises(VoiceconvError, match="align_chunk"):
+        Windowing(window=None, align_chunk=None).plan(converter.features)
+
+
 @pytest.mark.parametrize("wav,error", [(np.zeros(0, np.float32), EmptyAudioError),
                                        (np.full(300, 0.1, np.float32), TooShortError),
                                        (np.zeros(16000, np.float32), SilentAudioError)],

@@ -48,8 +48,9 @@ class ConversionStream:
         self.finished = False
         self._resampler = Resampler(self.input_rate, rate)
         self._aligner = Aligner(alignment, chunks, rate, pipeline.features.n_fft, pool, ahead)
-        self._windows = WindowCutter(windows)
-        self._joiner = CrossfadeJoiner(windows.fade_in)
+        self._windows = None if windows is None else WindowCutter(windows)  # None: the WORLD chunks are the windows
+        self._joiner = CrossfadeJoiner(chunks.fade_in if windows is None else windows.fade_in)
+        self._input = InputTally()
 
     @property
     def held_back_seconds(self) -> float:
@@ -71,16 +72,25 @@ class ConversionStream:
 
     def _run(self, blocks: list[np.ndarray], last: bool) -> np.ndarray:
         self.finished = True  # until this push completes: a stream that raised takes nothing more
+        for block in blocks:
+            self._input.add(block)
+        if last:
+            check_input(self._input, self.pipeline, self.name)
         pieces = []
-        for start, span, kept, is_last in self._windows.feed(self._aligner.feed(blocks, last), last):
-            if is_last:
-                check_input(self._windows, self.pipeline, self.name)
+        for start, span, kept, is_last in self._cut_windows(blocks, last):
             converted = segment(self.pipeline, span[:, 0], span[:, 1], self.direction)  # [n]
             pieces.append(self._joiner.add((start, converted, kept, is_last)))
         self.finished = last
         out = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         self.samples_out += len(out)
         return out
+
+    def _cut_windows(self, blocks: list[np.ndarray], last: bool) -> Iterator[Piece]:
+        """The windows ``(start, span [n, 2], kept, is_last)`` that ``blocks`` complete: input beside aligned input,
+        cut from the aligned stream, or each WORLD chunk as it is aligned."""
+        if self._windows is None:
+            return self._aligner.chunks(blocks, last)
+        return self._windows.feed(self._aligner.feed(blocks, last), last)
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
         self._check_open()
@@ -97,15 +107,26 @@ class ConversionStream:
             raise VoiceconvError(f"{self.name}: the stream is finished (or failed); open a new one")
 
 
-def check_input(windows: WindowCutter, pipeline: Pipeline, name: str) -> None:
-    """Refuse a whole input (as ``windows`` saw it) that is empty, shorter than one STFT window or silent."""
+class InputTally:
+    """How many samples a stream's input has had so far, and its peak."""
+
+    def __init__(self):
+        self.total, self.peak = 0, 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        self.total += len(block)
+        self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+
+
+def check_input(tally: InputTally, pipeline: Pipeline, name: str) -> None:
+    """Refuse a whole input (as ``tally`` counted it) that is empty, shorter than one STFT window or silent."""
     rate = pipeline.features.sample_rate
-    if windows.total == 0:
+    if tally.total == 0:
         raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
-    if windows.total < pipeline.minimum_seconds * rate:
-        raise TooShortError(name, f"is {windows.total / rate:.3f} s long, at least {pipeline.minimum_seconds} s of "
+    if tally.total < pipeline.minimum_seconds * rate:
+        raise TooShortError(name, f"is {tally.total / rate:.3f} s long, at least {pipeline.minimum_seconds} s of "
                                   "sound is needed", "use a longer recording")
-    if windows.peak < 10 ** (SILENCE_PEAK_DBFS / 20):
+    if tally.peak < 10 ** (SILENCE_PEAK_DBFS / 20):
         raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
                                "check the microphone or the file's volume")
 
@@ -137,14 +158,20 @@ class Aligner:
             for block in blocks:
                 yield np.stack([block, block], axis=1)
             return
-        for chunk in self._chunks(blocks, last):
+        for chunk in self.chunks(blocks, last):
+            yield self.joiner.add(chunk)
+
+    def chunks(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
+        """The aligned chunks ``(offset, [n, 2], (cut before, cut after), is_last)`` that ``blocks`` complete, in
+        order, each reaching the chunks' context past its cuts (not yet cross-faded)."""
+        for chunk in self._cut(blocks, last):
             self.pending.append(self._start(chunk))
             while len(self.pending) > self.ahead:
-                yield self.joiner.add(self.pending.popleft().result())
+                yield self.pending.popleft().result()
         while last and self.pending:
-            yield self.joiner.add(self.pending.popleft().result())
+            yield self.pending.popleft().result()
 
-    def _chunks(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
+    def _cut(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
         for block in blocks:
             yield from self.cutter.push(block)
         if last:
@@ -159,8 +186,8 @@ class Aligner:
 
     def _align(self, chunk: Piece) -> Piece:
         start, wav, boundaries, is_last = chunk
-        too_short = len(wav) < self.n_fft  # refused later, when the whole input is known
-        aligned = wav if too_short else change_voice(wav, self.sample_rate, self.alignment)
+        too_short = len(wav) < self.n_fft  # refused when the whole input is known
+        aligned = wav if too_short or self.is_identity else change_voice(wav, self.sample_rate, self.alignment)
         return start, np.stack([wav, aligned], axis=1), boundaries, is_last
 
 

@@ -8,8 +8,10 @@ raised-cosine cross-fade.
 WORLD aligns the input separately, in chunks of half a window cut at the
 input's quietest moments (:class:`QuietChunks`): WORLD's synthesis is only
 continuous within one call, so chunks meet where there is nothing to be
-discontinuous. The cutters here work one block at a time, so memory is bounded
-by a few windows whatever the input length.
+discontinuous. Live conversion converts each WORLD chunk as its own window
+instead (``Windowing(window=None)``): a sample then waits for one cut, not
+for a chunk and then a window. The cutters here work one block at a time, so
+memory is bounded by a few windows whatever the input length.
 """
 
 from __future__ import annotations
@@ -70,13 +72,15 @@ class QuietChunks:
     ahead: int = 1  # chunks aligned ahead of the one being used
 
     @classmethod
-    def for_windows(cls, windows: WindowPlan, sample_rate: int, length_seconds: float | None = None,
+    def for_windows(cls, windows: WindowPlan | None, sample_rate: int, length_seconds: float | None = None,
                     context_seconds: float = 0.2) -> QuietChunks:
         """Chunks of ``length_seconds`` (default: half a conversion window, at least 1 s), the cut anywhere in
         the chunk's second half, ``context_seconds`` of context, 10 ms frames, a 20 ms cross-fade, and a
-        window's worth of chunks aligned ahead."""
+        window's worth of chunks aligned ahead (one chunk when ``windows`` is None: the chunks are the windows)."""
         frame, fade = round(0.01 * sample_rate), round(0.02 * sample_rate)
         if length_seconds is None:
+            if windows is None:
+                raise VoiceconvError("chunks that are the conversion windows need a length (align_chunk)")
             length = max(windows.stride // 2, sample_rate)
         else:
             length = round(length_seconds * sample_rate)
@@ -85,8 +89,9 @@ class QuietChunks:
             raise VoiceconvError(f"WORLD chunks must be at least {4 * frame / sample_rate} s long "
                                  f"(got {length_seconds}) with at least {fade / sample_rate} s of context "
                                  f"(got {context_seconds})")
+        ahead = 1 if windows is None else -(-windows.stride // length) + 1
         return cls(length=length, search=length // 2, context=context, frame=frame, fade_in=raised_cosine(fade),
-                   ahead=-(-windows.stride // length) + 1)
+                   ahead=ahead)
 
     def cutter(self) -> QuietCutter:
         """A :class:`QuietCutter` that cuts a stream into these chunks one block at a time."""
@@ -116,39 +121,53 @@ class Windowing:
     ``align_context`` seconds past its cuts. A stream cut this way holds back
     at most :meth:`max_held_back_seconds`, about ``window + context +
     crossfade + align_chunk + align_context``.
+
+    ``window=None`` converts each WORLD chunk as its own window: its WORLD
+    context (at least one STFT window) is the window's context, and windows
+    meet in the chunks' cross-fade at a quiet moment (``context`` and
+    ``crossfade`` are unused). A sample then waits only for its chunk to be
+    cut, about ``align_chunk + align_context``: what live conversion needs.
     """
 
-    window: float = 10.0
+    window: float | None = 10.0
     context: float = 0.5
     crossfade: float = 0.25
     align_chunk: float | None = None
     align_context: float = 0.2
 
-    def plan(self, features: FeatureConfig) -> tuple[WindowPlan, QuietChunks]:
-        """The windows and WORLD chunks in samples at ``features.sample_rate``."""
+    @property
+    def chunks_are_windows(self) -> bool:
+        """Each WORLD chunk is converted as its own window (``window`` is None)."""
+        return self.window is None
+
+    def plan(self, features: FeatureConfig) -> tuple[WindowPlan | None, QuietChunks]:
+        """The windows (None when the chunks are the windows) and WORLD chunks in samples at
+        ``features.sample_rate``."""
+        rate = features.sample_rate
+        if self.chunks_are_windows:
+            context = max(self.align_context, features.n_fft / rate)  # a window's context: one STFT window at least
+            return None, QuietChunks.for_windows(None, rate, self.align_chunk, context)
         windows = WindowPlan.from_seconds(features, self.window, self.context, self.crossfade)
-        return windows, QuietChunks.for_windows(windows, features.sample_rate, self.align_chunk, self.align_context)
+        return windows, QuietChunks.for_windows(windows, rate, self.align_chunk, self.align_context)
 
     def max_held_back_seconds(self, features: FeatureConfig) -> float:
         """The most audio a stream cut this way has taken in but not yet returned (at ``features.sample_rate``; add
         the block being filled and, when the stream resamples, soxr's few milliseconds). A window's first sample
         waits for the window's end, its right context and half its cross-fade; the last of those waits for the
         WORLD chunk holding it to be cut: a chunk's length and context past where it starts, plus half the
-        chunks' cross-fade."""
+        chunks' cross-fade. When the chunks are the windows, only the second wait remains."""
         windows, chunks = self.plan(features)
-        window_wait = windows.stride + windows.margin + windows.crossfade // 2 + 1  # one sample past: not the last
         chunk_wait = chunks.length + chunks.context + len(chunks.fade_in) // 2
+        if windows is None:
+            return chunk_wait / features.sample_rate
+        window_wait = windows.stride + windows.margin + windows.crossfade // 2 + 1  # one sample past: not the last
         return (window_wait + chunk_wait) / features.sample_rate
 
 
 #: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
 FILE_WINDOWING = Windowing()
-# Live conversion: 0.16-s windows with 64 ms of context (one STFT window at 16 kHz), WORLD chunks of 0.1-0.2 s with
-# 80 ms of context.
-# Chosen with benchmarks/live_latency.py on 2 cores: it holds back 0.46 s (median, 100-ms blocks; 0.66 s at most) at a
-# compute real-time factor near 0.2; its output is 2.7 dB (mean log-mel) from FILE_WINDOWING's, where 3-s windows are
-# 2.4 dB from it and the same windows with 50 ms of WORLD context 2.85 dB.
-LIVE_WINDOWING = Windowing(window=0.128, context=0.064, crossfade=0.048, align_chunk=0.2, align_context=0.08)
+#: Live conversion: each WORLD chunk (0.1-0.2 s, cut at its quietest moment, 80 ms of context) is a window.
+LIVE_WINDOWING = Windowing(window=None, align_chunk=0.2, align_context=0.08)
 
 
 class QuietCutter:
@@ -182,12 +201,12 @@ class QuietCutter:
 
 class WindowCutter:
     """Cuts a stream of ``[n, 2]`` blocks (input beside aligned input) into the windows of a :class:`WindowPlan`,
-    forgetting what lies before the next window; it tracks the input's length and peak."""
+    forgetting what lies before the next window."""
 
     def __init__(self, plan: WindowPlan):
         self.plan, self.index = plan, 0
         self.buffer, self.buffer_start = np.zeros((0, 2), np.float32), 0  # buffer[i] is stream sample buffer_start + i
-        self.total, self.peak = 0, 0.0
+        self.total = 0
 
     def feed(self, blocks, last: bool):
         """``(start sample, input span [n, 2], (kept from, kept to), is_last)`` of each window that ``blocks``
@@ -203,7 +222,6 @@ class WindowCutter:
 
     def _append(self, block: np.ndarray) -> None:
         self.total += len(block)
-        self.peak = max(self.peak, float(np.abs(block[:, 0]).max(initial=0.0)))
         self.buffer = np.concatenate([self.buffer, block])
 
     def _next_window(self, is_last: bool) -> Piece:

@@ -1,0 +1,70 @@
+"""What live conversion's short windows cost in quality: the dev sentences converted in each windowing, scored.
+
+Converts a development pair's test sentences (those of ``benchmarks/dev_pairs.py``) with one model in each
+windowing given, exactly as a stream cut that way would (``Converter.convert(..., windowing=W)`` equals the
+stream bit for bit), and scores every folder with ``voiceconv evaluate --converted`` (similarity, MCD, WER,
+DNSMOS, F0); the 10-s file windowing is the baseline in the same table::
+
+    .venv/bin/python benchmarks/live_quality.py kathleen_rms --windowing file live 0.128,0.064,0.048,0.2,0.08 \\
+        -o runs/eval/live_quality
+
+Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT`` (each WORLD chunk a
+window) or ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds. The table goes to ``OUT/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dev_pairs import COLUMNS, PAIRS, ROOT, cell  # noqa: E402
+from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
+
+
+def convert_folder(converter, source: Path, out: Path, windowing) -> None:
+    """Every audio file of ``source`` converted a2b in ``windowing`` into ``out`` (same names, FLAC)."""
+    from voiceconv.audio.io import audio_files, load_audio, save_audio
+
+    out.mkdir(parents=True, exist_ok=True)
+    rate = converter.features.sample_rate
+    for path in audio_files(source):
+        converted = converter.convert(load_audio(path, rate), rate, "a2b", windowing=windowing)
+        save_audio(out / f"{path.stem}.flac", converted, rate)
+
+
+def evaluate(pair: str, converted: Path, out: Path) -> dict:
+    """``voiceconv evaluate --converted`` of one folder on ``pair``; its report's summary of the conversion."""
+    options = [item for key, path in PAIRS[pair].items() for item in (f"--{key}", str(path))]
+    command = [sys.executable, "-m", "voiceconv", "evaluate", "--converted", str(converted), *options, "-o", str(out)]
+    subprocess.run(command, check=True, cwd=ROOT)
+    return json.loads((out / "report.json").read_text())["summary"]["converted"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pair", choices=sorted(PAIRS))
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--windowing", nargs="+", default=["file", "live"])
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    args = parser.parse_args()
+    from voiceconv.convert import Converter
+
+    converter = Converter(args.model)
+    rows = {}
+    for index, text in enumerate(args.windowing):
+        folder = args.out / f"windowing{index}"
+        convert_folder(converter, PAIRS[args.pair]["source"], folder / "converted", parse_windowing(text))
+        rows[text] = evaluate(args.pair, folder / "converted", folder / "report")
+    lines = ["| windowing | " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(summary, key, style) for _, key, style in COLUMNS) + " |"
+              for name, summary in rows.items()]
+    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
