@@ -14,10 +14,11 @@ semitones; see :func:`~voiceconv.audio.world.parse_pitch`.
 - :mod:`~voiceconv.convert.windowing`: how long audio is cut. Each window keeps ``window`` seconds of
   output, sees ``context`` more input on each side, meets its neighbour in a raised-cosine cross-fade, and
   is loudness matched to its input (BS.1770); WORLD aligns the input in chunks cut at its quietest moments.
+  Live conversion converts each WORLD chunk as its own window instead, so a sample waits for one cut.
 - :mod:`~voiceconv.convert.stream`: :class:`ConversionStream`, every stage keeping its state between
   blocks, so the same path converts audio as it arrives (``Converter.open_stream``); a stream and a file
   cut with the same :class:`Windowing` give the same samples, bit for bit. Live streams use
-  :data:`LIVE_WINDOWING`, whose short windows and chunks hold back about half a second.
+  :data:`LIVE_WINDOWING`, whose WORLD chunks are the windows: they hold back at most 0.3 s.
 - :mod:`~voiceconv.convert.converter`: :class:`Converter`, a voice model
   (:class:`~voiceconv.modelfiles.voice.VoiceModel`) loaded for waveforms, files and streams.
 """
