@@ -34,7 +34,7 @@ its output is from the 10-s-window file conversion (mean log-mel difference in
 dB).
 
     .venv/bin/python benchmarks/live_latency.py [--seconds 20] [--block-ms 100 200] [--pace realtime|fast]
-        [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT ...] [--repeats 3]
+        [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT[,LEAD_IN] ...] [--repeats 3]
         [--threads 2] [--model samples/models/kathleen_rms.safetensors] [--json out.json]
 
 Run it alone: another process on the same cores distorts every timing (the
@@ -69,8 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--direction", default="a2b")
     p.add_argument("--pitch", default="auto")
     p.add_argument("--windowing", nargs="+", default=["live"],
-                   help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, CHUNK,CHUNK_CONTEXT "
-                        "(each WORLD chunk a window) or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds")
+                   help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, CHUNK,CHUNK_CONTEXT[,LEAD_IN] "
+                        "(each WORLD chunk a window; LEAD_IN: WORLD's input before it) or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds")
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
@@ -171,7 +171,7 @@ def mel_distance_db(converter, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def parse_windowing(text: str):
-    """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT`` (each WORLD chunk its own window) or
+    """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window) or
     ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds."""
     from voiceconv.convert import FILE_WINDOWING, LIVE_WINDOWING, Windowing
 
@@ -179,8 +179,9 @@ def parse_windowing(text: str):
     if text in named:
         return named[text]
     values = [float(x) for x in text.split(",")]
-    if len(values) == 2:
-        return Windowing(window=None, align_chunk=values[0], align_context=values[1])
+    if len(values) in (2, 3):
+        return Windowing(window=None, align_chunk=values[0], align_context=values[1],
+                         align_lead_in=values[2] if len(values) == 3 else None)
     window, context, crossfade, chunk, chunk_context = values
     return Windowing(window, context, crossfade, chunk, chunk_context)
 
@@ -188,6 +189,8 @@ def parse_windowing(text: str):
 def describe(windowing) -> str:
     """A windowing in one short line."""
     chunks = f"WORLD chunks {windowing.align_chunk} s + {windowing.align_context} s"
+    if windowing.align_lead_in is not None:
+        chunks += f", {windowing.align_lead_in} s lead-in"
     if windowing.chunks_are_windows:
         return f"each chunk a window: {chunks}"
     return f"windows {windowing.window} s + {windowing.context} s, fade {windowing.crossfade} s; {chunks}"

@@ -8,8 +8,8 @@ DNSMOS, F0); the 10-s file windowing is the baseline in the same table::
     .venv/bin/python benchmarks/live_quality.py kathleen_rms --windowing file live 0.128,0.064,0.048,0.2,0.08 \\
         -o runs/eval/live_quality
 
-Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT`` (each WORLD chunk a
-window) or ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds. The table goes to ``OUT/table.md``.
+Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk
+a window) or ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds. The table goes to ``OUT/table.md``.
 """
 
 from __future__ import annotations

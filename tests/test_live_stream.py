@@ -139,9 +139,25 @@ def test_chunk_windows_without_pitch_alignment(converter, speech):
     assert len(got) == round(len(speech) / 3) and np.abs(got).max() > 0.01
 
 
-def test_chunk_windows_need_a_chunk_length(converter):
+def test_a_world_lead_in_costs_no_delay(converter):
+    """More input before each chunk for WORLD's analysis holds nothing back longer, and the stream still equals the
+    file conversion."""
+    rate, block = converter.features.sample_rate, 1600
+    wav = load_audio(OTHER_CLIP, rate)
+    short, long = (Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=lead) for lead in (None, 0.3))
+    assert long.max_held_back_seconds(converter.features) == short.max_held_back_seconds(converter.features)
+    assert held_back_while_streaming(converter, wav, long, block) == held_back_while_streaming(converter, wav, short, block)
+    got = streamed(converter, wav, rate, 1000, windowing=long)
+    np.testing.assert_array_equal(got, converter.convert(wav, rate, windowing=long))
+    assert not np.array_equal(got, converter.convert(wav, rate, windowing=short))  # WORLD did see the lead-in
+
+
+def test_chunk_windows_need_a_chunk_length_and_a_lead_in_no_shorter_than_the_context(converter):
     with pytest.raises(VoiceconvError, match="align_chunk"):
         Windowing(window=None, align_chunk=None).plan(converter.features)
+    with pytest.raises(VoiceconvError, match="lead-in"):
+        Windowing(window=1.0, context=0.1, crossfade=0.05, align_chunk=0.3, align_context=0.2,
+                  align_lead_in=0.1).plan(converter.features)
 
 
 @pytest.mark.parametrize("wav,error", [(np.zeros(0, np.float32), EmptyAudioError),

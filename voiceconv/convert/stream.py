@@ -89,7 +89,7 @@ class ConversionStream:
         """The windows ``(start, span [n, 2], kept, is_last)`` that ``blocks`` complete: input beside aligned input,
         cut from the aligned stream, or each WORLD chunk as it is aligned."""
         if self._windows is None:
-            return self._aligner.chunks(blocks, last)
+            return (self._aligner.window_of(chunk) for chunk in self._aligner.chunks(blocks, last))
         return self._windows.feed(self._aligner.feed(blocks, last), last)
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
@@ -170,6 +170,12 @@ class Aligner:
                 yield self.pending.popleft().result()
         while last and self.pending:
             yield self.pending.popleft().result()
+
+    def window_of(self, chunk: Piece) -> Piece:
+        """An aligned chunk as a conversion window: its WORLD lead-in cut to the context it has after its cut."""
+        offset, span, (kept_from, kept_to), is_last = chunk
+        start = max(offset, kept_from - self.cutter.chunks.context)
+        return start, span[start - offset :], (kept_from, kept_to), is_last
 
     def _cut(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
         for block in blocks:

@@ -58,7 +58,8 @@ class WindowPlan:
 @dataclass(frozen=True)
 class QuietChunks:
     """How a stream is cut for WORLD: chunks of about ``length`` samples, each ending at the quietest
-    ``frame`` of its last ``search`` samples, with ``context`` samples of the neighbours on each side.
+    ``frame`` of its last ``search`` samples, with ``context`` samples of the next chunk after it and ``lead``
+    samples of the previous one before it (a lead-in costs no delay: it has already arrived).
 
     Neighbouring chunks meet in a ``len(fade_in)``-sample cross-fade centred on the cut, where the speech is
     at its quietest, so their separately synthesized waveforms never have to agree in phase.
@@ -70,13 +71,20 @@ class QuietChunks:
     frame: int
     fade_in: np.ndarray  # [fade] raised cosine 0 -> 1
     ahead: int = 1  # chunks aligned ahead of the one being used
+    lead: int | None = None  # samples before the chunk's first cut (None: context)
+
+    @property
+    def lead_in(self) -> int:
+        """Samples of the previous chunk that go with this one."""
+        return self.context if self.lead is None else self.lead
 
     @classmethod
     def for_windows(cls, windows: WindowPlan | None, sample_rate: int, length_seconds: float | None = None,
-                    context_seconds: float = 0.2) -> QuietChunks:
+                    context_seconds: float = 0.2, lead_seconds: float | None = None) -> QuietChunks:
         """Chunks of ``length_seconds`` (default: half a conversion window, at least 1 s), the cut anywhere in
         the chunk's second half, ``context_seconds`` of context, 10 ms frames, a 20 ms cross-fade, and a
-        window's worth of chunks aligned ahead (one chunk when ``windows`` is None: the chunks are the windows)."""
+        window's worth of chunks aligned ahead (one chunk when ``windows`` is None: the chunks are the windows);
+        ``lead_seconds`` of the previous chunk before each (None: ``context_seconds``)."""
         frame, fade = round(0.01 * sample_rate), round(0.02 * sample_rate)
         if length_seconds is None:
             if windows is None:
@@ -85,13 +93,15 @@ class QuietChunks:
         else:
             length = round(length_seconds * sample_rate)
         context = round(context_seconds * sample_rate)
-        if length < 4 * frame or context < fade:
+        lead = None if lead_seconds is None else round(lead_seconds * sample_rate)
+        if length < 4 * frame or context < fade or (lead is not None and lead < context):
             raise VoiceconvError(f"WORLD chunks must be at least {4 * frame / sample_rate} s long "
                                  f"(got {length_seconds}) with at least {fade / sample_rate} s of context "
-                                 f"(got {context_seconds})")
+                                 f"(got {context_seconds}), and a lead-in no shorter than the context "
+                                 f"(got {lead_seconds})")
         ahead = 1 if windows is None else -(-windows.stride // length) + 1
         return cls(length=length, search=length // 2, context=context, frame=frame, fade_in=raised_cosine(fade),
-                   ahead=ahead)
+                   ahead=ahead, lead=lead)
 
     def cutter(self) -> QuietCutter:
         """A :class:`QuietCutter` that cuts a stream into these chunks one block at a time."""
@@ -127,6 +137,10 @@ class Windowing:
     meet in the chunks' cross-fade at a quiet moment (``context`` and
     ``crossfade`` are unused). A sample then waits only for its chunk to be
     cut, about ``align_chunk + align_context``: what live conversion needs.
+
+    ``align_lead_in`` (None: ``align_context``) is how much input before a
+    chunk WORLD analyses with it: input that has already arrived, so a longer
+    lead-in costs compute but no delay.
     """
 
     window: float | None = 10.0
@@ -134,6 +148,7 @@ class Windowing:
     crossfade: float = 0.25
     align_chunk: float | None = None
     align_context: float = 0.2
+    align_lead_in: float | None = None
 
     @property
     def chunks_are_windows(self) -> bool:
@@ -146,9 +161,10 @@ class Windowing:
         rate = features.sample_rate
         if self.chunks_are_windows:
             context = max(self.align_context, features.n_fft / rate)  # a window's context: one STFT window at least
-            return None, QuietChunks.for_windows(None, rate, self.align_chunk, context)
+            lead = None if self.align_lead_in is None else max(self.align_lead_in, context)
+            return None, QuietChunks.for_windows(None, rate, self.align_chunk, context, lead)
         windows = WindowPlan.from_seconds(features, self.window, self.context, self.crossfade)
-        return windows, QuietChunks.for_windows(windows, rate, self.align_chunk, self.align_context)
+        return windows, QuietChunks.for_windows(windows, rate, self.align_chunk, self.align_context, self.align_lead_in)
 
     def max_held_back_seconds(self, features: FeatureConfig) -> float:
         """The most audio a stream cut this way has taken in but not yet returned (at ``features.sample_rate``; add
@@ -188,7 +204,7 @@ class QuietCutter:
             cut = chunks.quietest(self.buffer, search_from) + self.offset
             chunk = self.buffer[: cut + chunks.context - self.offset]
             cut_chunks.append((self.offset, chunk, (self.start, cut), False))
-            self.start, keep_from = cut, max(0, cut - chunks.context)
+            self.start, keep_from = cut, max(0, cut - chunks.lead_in)
             self.buffer, self.offset = self.buffer[keep_from - self.offset :], keep_from
         return cut_chunks
 
