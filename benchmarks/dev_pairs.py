@@ -69,10 +69,16 @@ def main() -> None:
         summary = evaluate(args.pair, Path(path), args.out / name, args.baselines and index == 0)
         rows[name] = summary.pop("converted")
         rows.update({f"baseline {system}": values for system, values in summary.items()} if index == 0 else {})
-    lines = ["| system | " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    write_table(rows, args.out / "table.md", "system")
+
+
+def write_table(rows: dict[str, dict], path: Path, first_column: str) -> None:
+    """The summaries ``rows`` (by name) as one Markdown table, written to ``path`` and printed."""
+    lines = [f"| {first_column} | " + " | ".join(title for title, _, _ in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(cell(summary, key, style) for _, key, style in COLUMNS) + " |"
               for name, summary in rows.items()]
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

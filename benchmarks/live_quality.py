@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import COLUMNS, PAIRS, ROOT, cell  # noqa: E402
+from dev_pairs import PAIRS, ROOT, write_table  # noqa: E402
 from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
 
 
@@ -59,11 +59,7 @@ def main() -> None:
         folder = args.out / f"windowing{index}"
         convert_folder(converter, PAIRS[args.pair]["source"], folder / "converted", parse_windowing(text))
         rows[text] = evaluate(args.pair, folder / "converted", folder / "report")
-    lines = ["| windowing | " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(summary, key, style) for _, key, style in COLUMNS) + " |"
-              for name, summary in rows.items()]
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(rows, args.out / "table.md", "windowing")
 
 
 if __name__ == "__main__":
