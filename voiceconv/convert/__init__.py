@@ -18,7 +18,7 @@ semitones; see :func:`~voiceconv.audio.world.parse_pitch`.
 - :mod:`~voiceconv.convert.stream`: :class:`ConversionStream`, every stage keeping its state between
   blocks, so the same path converts audio as it arrives (``Converter.open_stream``); a stream and a file
   cut with the same :class:`Windowing` give the same samples, bit for bit. Live streams use
-  :data:`LIVE_WINDOWING`, whose WORLD chunks are the windows: they hold back at most 0.3 s.
+  :data:`LIVE_WINDOWING`, whose WORLD chunks are the windows: they hold back at most 0.22 s.
 - :mod:`~voiceconv.convert.converter`: :class:`Converter`, a voice model
   (:class:`~voiceconv.modelfiles.voice.VoiceModel`) loaded for waveforms, files and streams.
 """

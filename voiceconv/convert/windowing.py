@@ -182,8 +182,11 @@ class Windowing:
 
 #: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
 FILE_WINDOWING = Windowing()
-#: Live conversion: each WORLD chunk (0.1-0.2 s, cut at its quietest moment, 80 ms of context) is a window.
-LIVE_WINDOWING = Windowing(window=None, align_chunk=0.2, align_context=0.08)
+#: Live conversion: each WORLD chunk (0.075-0.15 s, cut at its quietest moment, 64 ms of context after it and a
+#: 0.3-s lead-in before it for WORLD) is a window. Chosen with benchmarks/live_latency.py and live_quality.py on two
+#: dev pairs (README, "Live conversion"): heard 370 ms against 440 for 0.2-s chunks with 80 ms of context each side,
+#: at equal MCD and within 0.04 DNSMOS; without the lead-in, 0.15-s chunks lost 0.08 DNSMOS on SF1 -> TM1.
+LIVE_WINDOWING = Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=0.3)
 
 
 class QuietCutter:
