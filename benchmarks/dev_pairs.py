@@ -42,11 +42,12 @@ COLUMNS = [("success", "success_rate", "{:.0%}"), ("sim target", "sim_target", "
            ("DNSMOS", "dnsmos_ovrl", "{:.2f}"), ("F0 off >50c", "f0_off_50c", "{:.0%}")]
 
 
-def evaluate(pair: str, model: Path, out: Path, baselines: bool) -> dict:
-    """``voiceconv evaluate`` of ``model`` on ``pair``; its report's summary."""
+def evaluate(pair: str, system: list[str], out: Path) -> dict:
+    """``voiceconv evaluate`` on ``pair`` of what ``system`` names (``--model PATH`` or ``--converted DIR``, and
+    any further options); its report's summary."""
     options = [item for key, path in PAIRS[pair].items() for item in (f"--{key}", str(path))]
-    command = [sys.executable, "-m", "voiceconv", "evaluate", "--model", str(model), *options, "-o", str(out)]
-    subprocess.run(command + (["--baselines"] if baselines else []), check=True, cwd=ROOT)
+    command = [sys.executable, "-m", "voiceconv", "evaluate", *system, *options, "-o", str(out)]
+    subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((out / "report.json").read_text())["summary"]
 
 
@@ -66,7 +67,8 @@ def main() -> None:
     rows = {}
     for index, spec in enumerate(args.model):
         name, _, path = spec.partition("=")
-        summary = evaluate(args.pair, Path(path), args.out / name, args.baselines and index == 0)
+        baselines = ["--baselines"] if args.baselines and index == 0 else []
+        summary = evaluate(args.pair, ["--model", path, *baselines], args.out / name)
         rows[name] = summary.pop("converted")
         rows.update({f"baseline {system}": values for system, values in summary.items()} if index == 0 else {})
     write_table(rows, args.out / "table.md", "system")

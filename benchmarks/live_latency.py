@@ -260,10 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 outputs[(index, f"{block_ms:g}")] = run.output
     for index, (text, windowing) in enumerate(zip(args.windowing, windowings)):
         live_file_rtf, live_file_out = file_rtf(converter, wav, MICROPHONE_RATE, args.direction, args.pitch, windowing)
-        windows, chunks = windowing.plan(converter.features)
-        rate = converter.features.sample_rate
-        waits = {"world_chunk_max": (chunks.length + chunks.context + len(chunks.fade_in) // 2) / rate,
-                 "window_max": 0.0 if windows is None else (windows.stride + windows.margin + windows.crossfade // 2) / rate}
+        window_wait, chunk_wait = windowing.waits_seconds(converter.features)
+        waits = {"window_max": window_wait, "world_chunk_max": chunk_wait}
         streams = {block: median_figures(runs[(index, block)]) for block in (f"{b:g}" for b in args.block_ms)}
         equal = all(np.array_equal(outputs[(index, block)], live_file_out) for block in streams)
         results["windowings"].append({"name": text, "windowing": dataclasses.asdict(windowing), "waits": waits,

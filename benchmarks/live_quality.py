@@ -15,13 +15,11 @@ a window) or ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds. The table
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, ROOT, write_table  # noqa: E402
+from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
 from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
 
 
@@ -34,14 +32,6 @@ def convert_folder(converter, source: Path, out: Path, windowing) -> None:
     for path in audio_files(source):
         converted = converter.convert(load_audio(path, rate), rate, "a2b", windowing=windowing)
         save_audio(out / f"{path.stem}.flac", converted, rate)
-
-
-def evaluate(pair: str, converted: Path, out: Path) -> dict:
-    """``voiceconv evaluate --converted`` of one folder on ``pair``; its report's summary of the conversion."""
-    options = [item for key, path in PAIRS[pair].items() for item in (f"--{key}", str(path))]
-    command = [sys.executable, "-m", "voiceconv", "evaluate", "--converted", str(converted), *options, "-o", str(out)]
-    subprocess.run(command, check=True, cwd=ROOT)
-    return json.loads((out / "report.json").read_text())["summary"]["converted"]
 
 
 def main() -> None:
@@ -58,7 +48,7 @@ def main() -> None:
     for index, text in enumerate(args.windowing):
         folder = args.out / f"windowing{index}"
         convert_folder(converter, PAIRS[args.pair]["source"], folder / "converted", parse_windowing(text))
-        rows[text] = evaluate(args.pair, folder / "converted", folder / "report")
+        rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report")["converted"]
     write_table(rows, args.out / "table.md", "windowing")
 
 

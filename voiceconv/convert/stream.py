@@ -14,12 +14,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from voiceconv.audio.io import SILENCE_PEAK_DBFS
+from voiceconv.audio.io import check_level
 from voiceconv.audio.world import Alignment, change_voice
 from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, WindowCutter, Windowing
-from voiceconv.errors import (EmptyAudioError, NonFiniteAudioError, SilentAudioError, TooShortError,
-                              VoiceconvError)
+from voiceconv.errors import NonFiniteAudioError, TooShortError, VoiceconvError
 from voiceconv.models.directions import Direction
 
 
@@ -121,14 +120,10 @@ class InputTally:
 def check_input(tally: InputTally, pipeline: Pipeline, name: str) -> None:
     """Refuse a whole input (as ``tally`` counted it) that is empty, shorter than one STFT window or silent."""
     rate = pipeline.features.sample_rate
-    if tally.total == 0:
-        raise EmptyAudioError(name, "contains no audio samples", "record or export it again")
-    if tally.total < pipeline.minimum_seconds * rate:
+    if 0 < tally.total < pipeline.minimum_seconds * rate:
         raise TooShortError(name, f"is {tally.total / rate:.3f} s long, at least {pipeline.minimum_seconds} s of "
                                   "sound is needed", "use a longer recording")
-    if tally.peak < 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise SilentAudioError(name, f"is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)",
-                               "check the microphone or the file's volume")
+    check_level(name, tally.total, tally.peak)  # empty or silent
 
 
 class Aligner:

@@ -70,13 +70,8 @@ class QuietChunks:
     context: int
     frame: int
     fade_in: np.ndarray  # [fade] raised cosine 0 -> 1
-    ahead: int = 1  # chunks aligned ahead of the one being used
-    lead: int | None = None  # samples before the chunk's first cut (None: context)
-
-    @property
-    def lead_in(self) -> int:
-        """Samples of the previous chunk that go with this one."""
-        return self.context if self.lead is None else self.lead
+    ahead: int  # chunks aligned ahead of the one being used
+    lead: int  # samples of the previous chunk that go with this one, before its first cut (at least ``context``)
 
     @classmethod
     def for_windows(cls, windows: WindowPlan | None, sample_rate: int, length_seconds: float | None = None,
@@ -93,8 +88,8 @@ class QuietChunks:
         else:
             length = round(length_seconds * sample_rate)
         context = round(context_seconds * sample_rate)
-        lead = None if lead_seconds is None else round(lead_seconds * sample_rate)
-        if length < 4 * frame or context < fade or (lead is not None and lead < context):
+        lead = context if lead_seconds is None else round(lead_seconds * sample_rate)
+        if length < 4 * frame or context < fade or lead < context:
             raise VoiceconvError(f"WORLD chunks must be at least {4 * frame / sample_rate} s long "
                                  f"(got {length_seconds}) with at least {fade / sample_rate} s of context "
                                  f"(got {context_seconds}), and a lead-in no shorter than the context "
@@ -168,16 +163,20 @@ class Windowing:
 
     def max_held_back_seconds(self, features: FeatureConfig) -> float:
         """The most audio a stream cut this way has taken in but not yet returned (at ``features.sample_rate``; add
-        the block being filled and, when the stream resamples, soxr's few milliseconds). A window's first sample
-        waits for the window's end, its right context and half its cross-fade; the last of those waits for the
-        WORLD chunk holding it to be cut: a chunk's length and context past where it starts, plus half the
+        the block being filled and, when the stream resamples, soxr's few milliseconds): the sum of
+        :meth:`waits_seconds`."""
+        return sum(self.waits_seconds(features))
+
+    def waits_seconds(self, features: FeatureConfig) -> tuple[float, float]:
+        """The most a sample waits for its conversion window and for its WORLD chunk, in seconds. A window's first
+        sample waits for the window's end, its right context and half its cross-fade; the last of those waits for
+        the WORLD chunk holding it to be cut: a chunk's length and context past where it starts, plus half the
         chunks' cross-fade. When the chunks are the windows, only the second wait remains."""
         windows, chunks = self.plan(features)
         chunk_wait = chunks.length + chunks.context + len(chunks.fade_in) // 2
-        if windows is None:
-            return chunk_wait / features.sample_rate
-        window_wait = windows.stride + windows.margin + windows.crossfade // 2 + 1  # one sample past: not the last
-        return (window_wait + chunk_wait) / features.sample_rate
+        # + 1: a window is cut one sample past its end, as it is then known not to be the last
+        window_wait = 0 if windows is None else windows.stride + windows.margin + windows.crossfade // 2 + 1
+        return window_wait / features.sample_rate, chunk_wait / features.sample_rate
 
 
 #: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
@@ -207,7 +206,7 @@ class QuietCutter:
             cut = chunks.quietest(self.buffer, search_from) + self.offset
             chunk = self.buffer[: cut + chunks.context - self.offset]
             cut_chunks.append((self.offset, chunk, (self.start, cut), False))
-            self.start, keep_from = cut, max(0, cut - chunks.lead_in)
+            self.start, keep_from = cut, max(0, cut - chunks.lead)
             self.buffer, self.offset = self.buffer[keep_from - self.offset :], keep_from
         return cut_chunks
 

@@ -148,8 +148,8 @@ def minibatch_std(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, spread.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
-def _activated(layer: nn.Module, pixel_norm: bool) -> nn.Sequential:
-    return nn.Sequential(layer, nn.LeakyReLU(0.2), *([PixelNorm()] if pixel_norm else []))
+def _activated(layer: nn.Module, normalize: bool) -> nn.Sequential:
+    return nn.Sequential(layer, nn.LeakyReLU(0.2), *([PixelNorm()] if normalize else []))
 
 
 # --- networks ---------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ class ProgressiveGenerator(nn.Module):
         c, eq, size = config.channels, config.equalized_lr, config.start_size
         self.config = config
         self.project = linear(config.latent, c[0] * size * size, eq, gain=2 / 16)  # the paper's 4x4 dense gain
-        self.stem = _activated(conv(c[0], c[0], 3, eq), pixel_norm=True)
+        self.stem = _activated(conv(c[0], c[0], 3, eq), normalize=True)
         self.blocks = nn.ModuleList(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                   _activated(conv(c[k - 1], c[k], 3, eq), True),
                                                   _activated(conv(c[k], c[k], 3, eq), True))
