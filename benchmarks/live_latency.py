@@ -34,7 +34,8 @@ its output is from the 10-s-window file conversion (mean log-mel difference in
 dB).
 
     .venv/bin/python benchmarks/live_latency.py [--seconds 20] [--block-ms 100 200] [--pace realtime|fast]
-        [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT[,LEAD_IN] ...] [--repeats 3]
+        [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT[,LEAD_IN][/ITERATIONS] ...]
+        [--repeats 3]
         [--threads 2] [--model samples/models/kathleen_rms.safetensors] [--json out.json]
 
 Run it alone: another process on the same cores distorts every timing (the
@@ -172,18 +173,25 @@ def mel_distance_db(converter, a: np.ndarray, b: np.ndarray) -> float:
 
 def parse_windowing(text: str):
     """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window) or
-    ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds."""
+    ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally followed by ``/N``: N Griffin-Lim
+    iterations refining each window (``live/8``)."""
+    import dataclasses
+
     from voiceconv.convert import FILE_WINDOWING, LIVE_WINDOWING, Windowing
 
+    text, _, iterations = text.partition("/")
     named = {"live": LIVE_WINDOWING, "file": FILE_WINDOWING}
     if text in named:
-        return named[text]
-    values = [float(x) for x in text.split(",")]
-    if len(values) in (2, 3):
-        return Windowing(window=None, align_chunk=values[0], align_context=values[1],
-                         align_lead_in=values[2] if len(values) == 3 else None)
-    window, context, crossfade, chunk, chunk_context = values
-    return Windowing(window, context, crossfade, chunk, chunk_context)
+        windowing = named[text]
+    else:
+        values = [float(x) for x in text.split(",")]
+        if len(values) in (2, 3):
+            windowing = Windowing(window=None, align_chunk=values[0], align_context=values[1],
+                                  align_lead_in=values[2] if len(values) == 3 else None)
+        else:
+            window, context, crossfade, chunk, chunk_context = values
+            windowing = Windowing(window, context, crossfade, chunk, chunk_context)
+    return dataclasses.replace(windowing, refine_iterations=int(iterations)) if iterations else windowing
 
 
 def describe(windowing) -> str:
@@ -191,6 +199,8 @@ def describe(windowing) -> str:
     chunks = f"WORLD chunks {windowing.align_chunk} s + {windowing.align_context} s"
     if windowing.align_lead_in is not None:
         chunks += f", {windowing.align_lead_in} s lead-in"
+    if windowing.refine_iterations is not None:
+        chunks += f"; {windowing.refine_iterations} Griffin-Lim iterations"
     if windowing.chunks_are_windows:
         return f"each chunk a window: {chunks}"
     return f"windows {windowing.window} s + {windowing.context} s, fade {windowing.crossfade} s; {chunks}"

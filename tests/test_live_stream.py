@@ -56,6 +56,40 @@ def test_stream_equals_the_file_conversion_whatever_the_blocks(converter, speech
     np.testing.assert_array_equal(streamed(converter, speech, MICROPHONE_RATE, block), expected)
 
 
+def test_a_finished_stream_lets_its_aperiodicity_thread_go(converter, speech):
+    """A live stream analyses aperiodicity on a second thread (the file conversion above does not, and gives the
+    same samples); a server opens many streams, so each lets its thread go when it finishes."""
+    import threading
+
+    def d4c_threads() -> int:
+        return sum(thread.name.startswith("voiceconv-d4c") for thread in threading.enumerate())
+
+    before = d4c_threads()
+    stream = converter.open_stream(MICROPHONE_RATE, windowing=LIVE_WINDOWING)
+    stream.push(speech)
+    assert d4c_threads() == before + 1
+    stream.finish()
+    assert d4c_threads() == before
+
+
+def test_a_windowing_sets_the_griffin_lim_iterations_of_its_windows(converter, speech):
+    """Live windows are refined with fewer iterations than the pipeline's own 8; a windowing that names none, or 8,
+    converts exactly as the pipeline does, and the converter's own pipeline is left as it was."""
+    import dataclasses
+
+    own = dataclasses.replace(LIVE_WINDOWING, refine_iterations=None)
+    eight = dataclasses.replace(LIVE_WINDOWING, refine_iterations=8)
+    assert LIVE_WINDOWING.refine_iterations < converter.pipeline.vocoder.n_iter == 8
+    live = converter.convert(speech, MICROPHONE_RATE, windowing=LIVE_WINDOWING)
+    with_eight = converter.convert(speech, MICROPHONE_RATE, windowing=eight)
+    np.testing.assert_array_equal(converter.convert(speech, MICROPHONE_RATE, windowing=own), with_eight)
+    assert live.shape == with_eight.shape and not np.array_equal(live, with_eight)
+    assert np.corrcoef(live, with_eight)[0, 1] > 0.9  # the same speech, refined less
+    assert converter.pipeline.vocoder.n_iter == 8
+    with pytest.raises(VoiceconvError, match="refine_iterations"):
+        converter.open_stream(MICROPHONE_RATE, windowing=dataclasses.replace(LIVE_WINDOWING, refine_iterations=-1))
+
+
 def test_stream_equals_the_file_conversion_in_any_windowing_direction_and_pitch(converter):
     wav = load_audio(OTHER_CLIP, converter.features.sample_rate)
     windowing = Windowing(window=0.5, context=0.1, crossfade=0.05, align_chunk=0.3, align_context=0.1)

@@ -151,3 +151,41 @@ def test_training_reports_a_bad_rank_as_a_launch_error(monkeypatch):
     set_environment(monkeypatch, RANK="x", WORLD_SIZE="2")
     with pytest.raises(LaunchError, match="RANK='x' must be an integer"):
         distributed.init_topology("cpu")
+
+
+def test_torch_threads_of_two_streams_pushed_at_once_stay_their_own():
+    """Two live streams on a server push at once from two worker threads, the first finishing first: each runs on
+    one thread while inside, the second keeps its one thread after the first gives its count back, and the main
+    thread's count never moves."""
+    import threading
+
+    from voiceconv.runtime import torch_threads
+
+    before = torch.get_num_threads()
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first_stream():
+        with torch_threads(1):
+            seen["first"] = torch.get_num_threads()
+            first_inside.set()
+            second_inside.wait()
+        seen["first after"] = torch.get_num_threads()
+        first_done.set()
+
+    def second_stream():
+        first_inside.wait()
+        with torch_threads(1):
+            second_inside.set()
+            first_done.wait()
+            seen["second, the first done"] = torch.get_num_threads()
+
+    streams = [threading.Thread(target=first_stream), threading.Thread(target=second_stream)]
+    for stream in streams:
+        stream.start()
+    for stream in streams:
+        stream.join()
+    assert seen["first"] == seen["second, the first done"] == 1
+    assert seen["first after"] == before and torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

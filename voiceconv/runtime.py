@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,6 +92,26 @@ def worker_threads(jobs: int) -> int:
         cpus = os.cpu_count() or 1
     local_processes = launch_environment().local_world_size
     return max(1, cpus // (jobs * local_processes))
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads in the calling thread while inside (None: as it is), then give that
+    thread its previous count back. Small models and short windows run faster on one: two threads that sleep
+    between operations (as ``OMP_WAIT_POLICY=PASSIVE`` makes them) spend longer waking each other than computing.
+
+    With torch's OpenMP backend the count set in a worker thread is that thread's own, so live streams pushed
+    from a server's worker threads at once never change each other's count; set from the main thread, it is
+    also what threads that never set their own see."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _local_gpu() -> torch.device:

@@ -304,6 +304,35 @@ def test_the_old_analysis_is_pyworlds_own_calls_bit_for_bit():
     assert np.array_equal(frames.aperiodicity, pyworld.d4c(wav, f0, times, RATE))
 
 
+def test_aperiodicity_on_a_second_thread_gives_the_same_frames():
+    from concurrent.futures import ThreadPoolExecutor
+
+    wav = np.concatenate([np.zeros(4000, np.float32), harmonic_tone(1.0, f0=150.0)])
+    alone = world.analyse(wav, RATE)
+    with ThreadPoolExecutor(1) as pool:
+        beside = world.analyse(wav, RATE, pool=pool)
+    for name in ("f0", "envelope", "aperiodicity"):
+        np.testing.assert_array_equal(getattr(beside, name), getattr(alone, name))
+
+
+def test_a_lead_ins_envelope_is_analysed_sparsely_and_the_rest_as_before():
+    """Live chunks synthesize a lead-in only to start WORLD early; its envelope is analysed at every 4th frame and
+    interpolated, while every frame after it is analysed as without a lead-in."""
+    wav = np.concatenate([np.zeros(1600, np.float32), harmonic_tone(1.0, f0=150.0)])
+    full = world.analyse(wav, RATE)
+    lead = world.analyse(wav, RATE, lead_in_frames=37)
+    np.testing.assert_array_equal(lead.f0, full.f0)
+    np.testing.assert_array_equal(lead.aperiodicity, full.aperiodicity)
+    # CheapTrick adds a tiny safeguard noise from a running generator: equal to ~1e-10, not bit for bit
+    np.testing.assert_allclose(lead.envelope[37:], full.envelope[37:], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(lead.envelope[:37:world.SPARSE_EVERY], full.envelope[:37:world.SPARSE_EVERY],
+                               rtol=1e-6, atol=1e-12)
+    voiced = full.f0[:37] > 0
+    in_between = np.abs(np.log(lead.envelope[:37][voiced]) - np.log(full.envelope[:37][voiced]))
+    assert 0 < in_between.max() and np.median(in_between) < 0.1  # interpolated, close to the analysed ones
+    assert np.array_equal(world.analyse(wav, RATE, lead_in_frames=10**6).f0, full.f0)  # a lead-in past the end
+
+
 def test_coarse_envelope_and_aperiodicity_follow_the_fine_ones_at_f0s_frames():
     wav = np.concatenate([np.zeros(4000, np.float32), harmonic_tone(1.0, f0=150.0), np.zeros(4000, np.float32)])
     fine = world.analyse(wav, RATE, world.WorldSettings())

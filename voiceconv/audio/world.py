@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -38,6 +40,7 @@ WARP_FIT_POINTS = 200
 FIT_FILES = 30  # recordings per speaker used for the statistics and the warp
 SEMITONE = math.log(2.0) / 12.0  # one semitone in natural-log F0
 MAX_PITCH_SEMITONES = 24.0
+SPARSE_EVERY = 4  # a lead-in's envelope is analysed at every 4th frame (live_quality: the same scores as every frame)
 Pitch = str | float | None  # "auto" / None, "source", "+N" / "-N" semitones, or a number of semitones
 
 
@@ -200,13 +203,39 @@ def spectral(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray,
     return coarse[below] * (1.0 - weight) + coarse[below + 1] * weight
 
 
-def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS) -> WorldFrames:
+def sparse_envelope(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, dense_from: int) -> np.ndarray:
+    """CheapTrick's envelope ``[frames, bins]`` at F0's ``times``, analysed at every frame from ``dense_from`` on and at
+    every :data:`SPARSE_EVERY`-th before it (interpolated linearly between): for a lead-in that is synthesized only
+    so that the frames after it are synthesized as in a longer call."""
+    pyworld = _pyworld()
+    dense_from = min(dense_from, len(times))
+    picked = np.r_[np.arange(0, dense_from, SPARSE_EVERY), np.arange(dense_from, len(times))]  # [picked], ascending
+    envelope = pyworld.cheaptrick(x, np.ascontiguousarray(f0[picked]), np.ascontiguousarray(times[picked]),
+                                  sample_rate, f0_floor=F0_FLOOR_HZ)  # [picked, bins]
+    if len(picked) == len(times):
+        return envelope
+    position = np.interp(np.arange(len(times)), picked, np.arange(len(picked)))  # each frame among the picked ones
+    below = np.minimum(np.floor(position).astype(int), len(picked) - 2)
+    weight = (position - below)[:, None]
+    return envelope[below] * (1.0 - weight) + envelope[below + 1] * weight
+
+
+def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS,
+            pool: Executor | None = None, lead_in_frames: int = 0) -> WorldFrames:
     """F0, spectral envelope (CheapTrick) and aperiodicity (D4C) of a mono waveform ``[samples]``, all at F0's
-    frames (envelope and aperiodicity analysed at their own, see :func:`spectral`)."""
+    frames (envelope and aperiodicity analysed at their own, see :func:`spectral`). With a ``pool``, D4C runs
+    there while CheapTrick runs here (pyworld releases the GIL): the same frames in about half the time on two
+    cores. The envelope of the first ``lead_in_frames`` (a lead-in whose synthesis is thrown away) is analysed
+    sparsely (:func:`sparse_envelope`) when the settings analyse it at F0's frames."""
     x = np.ascontiguousarray(wav, dtype=np.float64)
     f0, times = extract_f0(x, sample_rate, settings)
-    envelope = spectral(x, sample_rate, f0, times, settings.envelope_period_ms, "cheaptrick")
-    aperiodicity = spectral(x, sample_rate, f0, times, settings.aperiodicity_period_ms, "d4c")
+    run_d4c = partial(spectral, x, sample_rate, f0, times, settings.aperiodicity_period_ms, "d4c")
+    pending = None if pool is None else pool.submit(run_d4c)
+    if lead_in_frames > 0 and settings.envelope_period_ms is None:
+        envelope = sparse_envelope(x, sample_rate, f0, times, lead_in_frames)
+    else:
+        envelope = spectral(x, sample_rate, f0, times, settings.envelope_period_ms, "cheaptrick")
+    aperiodicity = run_d4c() if pending is None else pending.result()
     return WorldFrames(f0, envelope, aperiodicity)
 
 
@@ -247,12 +276,15 @@ def warp_envelope(envelope: np.ndarray, factor: float) -> np.ndarray:
     return envelope[..., below] * (1.0 - weight) + envelope[..., above] * weight
 
 
-def change_voice(wav: np.ndarray, sample_rate: int, alignment: Alignment) -> np.ndarray:
-    """The WORLD voice changer: analyse, transform F0, warp the envelope, resynthesize ``[samples]``."""
+def change_voice(wav: np.ndarray, sample_rate: int, alignment: Alignment, pool: Executor | None = None,
+                 lead_in: int = 0) -> np.ndarray:
+    """The WORLD voice changer: analyse, transform F0, warp the envelope, resynthesize ``[samples]``. ``pool``: see
+    :func:`analyse`; ``lead_in``: how many samples at the start only lead in to the rest (their output is not
+    used), so their envelope is analysed sparsely."""
     settings = alignment.settings
     if alignment.is_identity:
         return np.asarray(wav, dtype=np.float32)
-    frames = analyse(wav, sample_rate, settings)
+    frames = analyse(wav, sample_rate, settings, pool, int(lead_in // (sample_rate * settings.frame_period_ms / 1000)))
     changed = WorldFrames(transform_f0(frames.f0, alignment), warp_envelope(frames.envelope, alignment.warp),
                           frames.aperiodicity)
     out = synthesize(changed, sample_rate, len(wav), settings)

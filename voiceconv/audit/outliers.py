@@ -10,6 +10,7 @@ import numpy as np
 
 from voiceconv.audit.measure import ANALYSIS_RATE
 from voiceconv.audit.report import AuditSettings, FileAudit
+from voiceconv.runtime import torch_threads
 
 #: Methods beyond the cheap per-file checks, in the order they run.
 METHODS = ("embedding", "likelihood")
@@ -73,13 +74,8 @@ def _embed_batch(voice_encoder, utterances: list[np.ndarray]) -> list[np.ndarray
         mel = audio.wav_to_mel_spectrogram(wav)  # [frames, 40]
         windows += [mel[s] for s in mel_slices]
         counts.append(len(mel_slices))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as SpeakerEncoder.embed: the LSTM is tiny, two threads wait on each other
-    try:
-        with torch.no_grad():
-            partials = voice_encoder(torch.from_numpy(np.array(windows))).cpu().numpy()  # [windows, 256]
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), torch.no_grad():  # as SpeakerEncoder.embed: the LSTM is tiny, two threads wait on each other
+        partials = voice_encoder(torch.from_numpy(np.array(windows))).cpu().numpy()  # [windows, 256]
     ends = np.cumsum(counts)
     return [_unit(partials[end - count:end].mean(axis=0)).astype(np.float32) for end, count in zip(ends, counts)]
 

@@ -16,6 +16,8 @@ exported model will say.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -101,6 +103,15 @@ class Pipeline:
         generate = {direction: partial(apply_generator, net, mask_frames=model.config.mask_frames)
                     for direction, net in model.generators(device).items()}
         return cls.build(model.path, model.features, generate, model.stats, bool(model.alignment), device, n_iter)
+
+    def with_refine_iterations(self, n_iter: int | None) -> Pipeline:
+        """This pipeline refining with ``n_iter`` Griffin-Lim iterations (None, or a model that does not refine:
+        this pipeline itself); everything else shared."""
+        if n_iter is None or not self.refine or n_iter == self.vocoder.n_iter:
+            return self
+        vocoder = copy.copy(self.vocoder)  # the same windows and matrices
+        vocoder.n_iter = n_iter
+        return dataclasses.replace(self, vocoder=vocoder)
 
     @property
     def minimum_seconds(self) -> float:

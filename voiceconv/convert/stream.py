@@ -20,6 +20,7 @@ from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, WindowCutter, Windowing
 from voiceconv.errors import NonFiniteAudioError, TooShortError, VoiceconvError
 from voiceconv.models.directions import Direction
+from voiceconv.runtime import torch_threads
 
 
 class ConversionStream:
@@ -41,6 +42,7 @@ class ConversionStream:
                  ahead: int = 0):
         rate = pipeline.features.sample_rate
         windows, chunks = windowing.plan(pipeline.features)
+        pipeline = pipeline.with_refine_iterations(windowing.refine_iterations)
         self.pipeline, self.direction, self.name, self.windowing = pipeline, direction, name, windowing
         self.input_rate, self.sample_rate = int(sample_rate), rate
         self.samples_in = self.samples_out = 0  # pushed (at input_rate), returned (at sample_rate)
@@ -76,10 +78,13 @@ class ConversionStream:
         if last:
             check_input(self._input, self.pipeline, self.name)
         pieces = []
-        for start, span, kept, is_last in self._cut_windows(blocks, last):
-            converted = segment(self.pipeline, span[:, 0], span[:, 1], self.direction)  # [n]
-            pieces.append(self._joiner.add((start, converted, kept, is_last)))
+        with torch_threads(self.windowing.torch_threads):
+            for start, span, kept, is_last in self._cut_windows(blocks, last):
+                converted = segment(self.pipeline, span[:, 0], span[:, 1], self.direction)  # [n]
+                pieces.append(self._joiner.add((start, converted, kept, is_last)))
         self.finished = last
+        if last:
+            self._aligner.close()
         out = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         self.samples_out += len(out)
         return out
@@ -133,7 +138,9 @@ class Aligner:
     aligned in chunks cut at its quietest moments (:class:`QuietChunks`), each
     with context on both sides, joined in a short cross-fade there. With a
     ``pool``, up to ``ahead`` chunks are aligned there while the caller uses
-    the earlier ones (pyworld releases the GIL).
+    the earlier ones (pyworld releases the GIL). Without one (live
+    conversion), the caller's thread aligns each chunk, with its aperiodicity
+    analysed on a second thread beside the envelope.
     """
 
     def __init__(self, alignment: Alignment | None, chunks: QuietChunks, sample_rate: int, n_fft: int,
@@ -142,6 +149,7 @@ class Aligner:
         self.cutter, self.joiner = chunks.cutter(), CrossfadeJoiner(chunks.fade_in)
         self.pool, self.ahead = pool, ahead if pool is not None else 0
         self.pending: collections.deque[Future] = collections.deque()  # chunks being aligned, in order
+        self.spectral_pool: ThreadPoolExecutor | None = None  # D4C beside CheapTrick, aligning on the calling thread
 
     @property
     def is_identity(self) -> bool:
@@ -172,6 +180,11 @@ class Aligner:
         start = max(offset, kept_from - self.cutter.chunks.context)
         return start, span[start - offset :], (kept_from, kept_to), is_last
 
+    def close(self) -> None:
+        """Let the aperiodicity thread go (a stream dropped unfinished lets it go when collected)."""
+        if self.spectral_pool is not None:
+            self.spectral_pool.shutdown()
+
     def _cut(self, blocks: Iterable[np.ndarray], last: bool) -> Iterator[Piece]:
         for block in blocks:
             yield from self.cutter.push(block)
@@ -188,7 +201,13 @@ class Aligner:
     def _align(self, chunk: Piece) -> Piece:
         start, wav, boundaries, is_last = chunk
         too_short = len(wav) < self.n_fft  # refused when the whole input is known
-        aligned = wav if too_short or self.is_identity else change_voice(wav, self.sample_rate, self.alignment)
+        if too_short or self.is_identity:
+            return start, np.stack([wav, wav], axis=1), boundaries, is_last
+        if self.pool is None and self.spectral_pool is None:
+            self.spectral_pool = ThreadPoolExecutor(1, thread_name_prefix="voiceconv-d4c")
+        # what lies more than a context before the conversion window (window_of) only leads WORLD in
+        lead_in = max(0, boundaries[0] - 2 * self.cutter.chunks.context - start)
+        aligned = change_voice(wav, self.sample_rate, self.alignment, self.spectral_pool, lead_in)
         return start, np.stack([wav, aligned], axis=1), boundaries, is_last
 
 

@@ -24,6 +24,8 @@ from voiceconv.audio.features import FeatureConfig
 from voiceconv.errors import VoiceconvError
 
 Piece = tuple[int, np.ndarray, tuple[int, int], bool]  # (offset, samples, (kept from, kept to), is_last)
+MAX_REFINE_ITERATIONS = 1000
+MAX_TORCH_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,12 @@ class Windowing:
     ``align_lead_in`` (None: ``align_context``) is how much input before a
     chunk WORLD analyses with it: input that has already arrived, so a longer
     lead-in costs compute but no delay.
+
+    ``refine_iterations`` (None: the pipeline's own, 8 by default) is how many
+    Griffin-Lim iterations refine each window's STFT when the model refines
+    its aligned input: short windows can take fewer for the same quality.
+    ``torch_threads`` (None: the caller's) is how many torch threads convert
+    each window: short windows run faster on one.
     """
 
     window: float | None = 10.0
@@ -144,6 +152,8 @@ class Windowing:
     align_chunk: float | None = None
     align_context: float = 0.2
     align_lead_in: float | None = None
+    refine_iterations: int | None = None
+    torch_threads: int | None = None
 
     @property
     def chunks_are_windows(self) -> bool:
@@ -154,6 +164,10 @@ class Windowing:
         """The windows (None when the chunks are the windows) and WORLD chunks in samples at
         ``features.sample_rate``."""
         rate = features.sample_rate
+        if self.refine_iterations is not None and not 0 <= self.refine_iterations <= MAX_REFINE_ITERATIONS:
+            raise VoiceconvError(f"refine_iterations must be 0-{MAX_REFINE_ITERATIONS}, got {self.refine_iterations}")
+        if self.torch_threads is not None and not 1 <= self.torch_threads <= MAX_TORCH_THREADS:
+            raise VoiceconvError(f"torch_threads must be 1-{MAX_TORCH_THREADS}, got {self.torch_threads}")
         if self.chunks_are_windows:
             context = max(self.align_context, features.n_fft / rate)  # a window's context: one STFT window at least
             lead = None if self.align_lead_in is None else max(self.align_lead_in, context)
@@ -182,10 +196,14 @@ class Windowing:
 #: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
 FILE_WINDOWING = Windowing()
 #: Live conversion: each WORLD chunk (0.075-0.15 s, cut at its quietest moment, 64 ms of context after it and a
-#: 0.3-s lead-in before it for WORLD) is a window. Chosen with benchmarks/live_latency.py and live_quality.py on two
-#: dev pairs (README, "Live conversion"): heard 370 ms against 440 for 0.2-s chunks with 80 ms of context each side,
-#: at equal MCD and within 0.04 DNSMOS; without the lead-in, 0.15-s chunks lost 0.08 DNSMOS on SF1 -> TM1.
-LIVE_WINDOWING = Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=0.3)
+#: 0.3-s lead-in before it for WORLD) is a window, refined with 4 Griffin-Lim iterations on one torch thread. Chosen
+#: with benchmarks/live_latency.py and live_quality.py on two dev pairs (README, "Live conversion"): heard 370 ms
+#: against 440 for 0.2-s chunks with 80 ms of context each side, at equal MCD and within 0.04 DNSMOS; without the
+#: lead-in, 0.15-s chunks lost 0.08 DNSMOS on SF1 -> TM1. 4 iterations instead of 8 kept MCD within 0.04 dB and
+#: DNSMOS within 0.01 on both pairs (2 cost SF1 -> TM1 0.08 dB MCD, none cost Kathleen 0.11); one torch thread runs
+#: these short windows faster than two.
+LIVE_WINDOWING = Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=0.3, refine_iterations=4,
+                           torch_threads=1)
 
 
 class QuietCutter:

@@ -17,14 +17,13 @@ in [-1, 1] (in practice [0, 1], since the embeddings are non-negative);
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from types import ModuleType
 
 import numpy as np
-import torch
 
 from voiceconv.evaluate.extras import require
+from voiceconv.runtime import torch_threads
 
 #: Speech (after Resemblyzer's silence trimming) below this is refused as too little to embed.
 MIN_SPEECH_SECONDS = 0.5
@@ -52,7 +51,7 @@ class SpeakerEncoder:
         silence trimming (silence, clicks, very short clips).
         """
         speech = self._preprocess(wav, sample_rate)
-        with _torch_threads(1):
+        with torch_threads(1):  # the LSTM is tiny: two threads wait on each other
             return self._encoder.embed_utterance(speech).astype(np.float32)
 
     def centroid(self, wavs_with_rates: Iterable[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -85,22 +84,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch on ``n`` intra-op threads, restoring the previous setting afterwards.
-
-    The encoder's LSTM is tiny (a few 1.6 s windows of 40 mels): one thread takes
-    ~0.05 s per utterance, while two threads on a busy 2-core machine spin-wait
-    for each other and take several seconds.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
