@@ -70,8 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--direction", default="a2b")
     p.add_argument("--pitch", default="auto")
     p.add_argument("--windowing", nargs="+", default=["live"],
-                   help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, CHUNK,CHUNK_CONTEXT[,LEAD_IN] "
-                        "(each WORLD chunk a window; LEAD_IN: WORLD's input before it) or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds")
+                   help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, "
+                        "CHUNK,CHUNK_CONTEXT[,LEAD_IN] (each WORLD chunk a window; LEAD_IN: WORLD's input before it) "
+                        "or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds; /N after any: N Griffin-Lim "
+                        "iterations per window")
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")

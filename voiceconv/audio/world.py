@@ -197,10 +197,14 @@ def spectral(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray,
         unvoiced = coarse_f0 == 0
         coarse_f0[unvoiced] = f0[np.clip(nearest[unvoiced] + offset, 0, len(times) - 1)]
     coarse = run(np.ascontiguousarray(coarse_f0), coarse_times)  # [coarse frames, bins]
-    position = np.minimum(times / period, len(coarse_times) - 1)
-    below = np.minimum(np.floor(position).astype(int), len(coarse_times) - 2)
+    return rows_at(coarse, np.minimum(times / period, len(coarse_times) - 1))
+
+
+def rows_at(rows: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``rows`` ``[n, bins]`` (n >= 2) read at fractional row positions ``[frames]`` in ``[0, n - 1]``, linearly."""
+    below = np.minimum(np.floor(position).astype(int), len(rows) - 2)
     weight = (position - below)[:, None]
-    return coarse[below] * (1.0 - weight) + coarse[below + 1] * weight
+    return rows[below] * (1.0 - weight) + rows[below + 1] * weight
 
 
 def sparse_envelope(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, dense_from: int) -> np.ndarray:
@@ -214,10 +218,7 @@ def sparse_envelope(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.n
                                   sample_rate, f0_floor=F0_FLOOR_HZ)  # [picked, bins]
     if len(picked) == len(times):
         return envelope
-    position = np.interp(np.arange(len(times)), picked, np.arange(len(picked)))  # each frame among the picked ones
-    below = np.minimum(np.floor(position).astype(int), len(picked) - 2)
-    weight = (position - below)[:, None]
-    return envelope[below] * (1.0 - weight) + envelope[below + 1] * weight
+    return rows_at(envelope, np.interp(np.arange(len(times)), picked, np.arange(len(picked))))
 
 
 def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS,

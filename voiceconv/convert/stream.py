@@ -177,8 +177,12 @@ class Aligner:
     def window_of(self, chunk: Piece) -> Piece:
         """An aligned chunk as a conversion window: its WORLD lead-in cut to the context it has after its cut."""
         offset, span, (kept_from, kept_to), is_last = chunk
-        start = max(offset, kept_from - self.cutter.chunks.context)
+        start = self._window_start(offset, kept_from)
         return start, span[start - offset :], (kept_from, kept_to), is_last
+
+    def _window_start(self, offset: int, kept_from: int) -> int:
+        """Where the conversion window of a chunk starting at ``offset`` (first kept sample ``kept_from``) starts."""
+        return max(offset, kept_from - self.cutter.chunks.context)
 
     def close(self) -> None:
         """Let the aperiodicity thread go (a stream dropped unfinished lets it go when collected)."""
@@ -205,8 +209,8 @@ class Aligner:
             return start, np.stack([wav, wav], axis=1), boundaries, is_last
         if self.pool is None and self.spectral_pool is None:
             self.spectral_pool = ThreadPoolExecutor(1, thread_name_prefix="voiceconv-d4c")
-        # what lies more than a context before the conversion window (window_of) only leads WORLD in
-        lead_in = max(0, boundaries[0] - 2 * self.cutter.chunks.context - start)
+        # what lies more than a context before the conversion window only leads WORLD in
+        lead_in = max(0, self._window_start(start, boundaries[0]) - self.cutter.chunks.context - start)
         aligned = change_voice(wav, self.sample_rate, self.alignment, self.spectral_pool, lead_in)
         return start, np.stack([wav, aligned], axis=1), boundaries, is_last
 
