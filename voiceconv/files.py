@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,14 +42,36 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _locked_temporary(path)
+    fd = tmp = None
     try:
+        with _interrupts_deferred():  # Ctrl-C or SIGTERM between creating the file and holding its name
+            fd, tmp = _locked_temporary(path)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
-        os.close(fd)  # releases the lock
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+            os.close(fd)  # releases the lock
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM wait; they are delivered again as it ends (its last statement done).
+    Only the main thread receives them, so elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {number: signal.signal(number, lambda received, _frame: caught.append(received))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        for number in caught:
+            signal.raise_signal(number)
 
 
 def remove_abandoned(path: str | Path) -> bool:
