@@ -1,0 +1,275 @@
+"""How close does kNN frame matching come to the target's own frames? A cheap proxy for the pull's quality.
+
+For each evaluation sentence of a dev pair, the parallel target sentence's WORLD envelope is DTW-aligned to the
+source's frames (the oracle of ``benchmarks/oracle_components.py``, whose envelope alone lifts similarity to
+0.83-0.92). Every voiced frame's envelope is then compared with that oracle, as a mel-cepstral distance in dB
+(order 24, c0 left out, no further DTW: the frames already correspond):
+
+- ``formula``: the WORLD voice changer's warped envelope (nothing matched);
+- ``blend B``: the kNN voice changer's envelope moved ``B`` of the way to its matched frames' mean.
+
+A matching that lands nearer the oracle gives the pull (and the knn-vc baseline) a better target. Each ``--config``
+is a comma-separated list of ``voiceconv.audio.knn.KnnConfig`` fields (``k=4,context=0``; ``default`` for none)::
+
+    .venv/bin/python benchmarks/knn_matching.py kathleen_rms --config default k=4 k=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
+from oracle_components import matched_frames  # noqa: E402
+
+from voiceconv.audio import world  # noqa: E402
+from voiceconv.audio.io import audio_files, load_audio, save_audio  # noqa: E402
+from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions, moving_average  # noqa: E402
+from voiceconv.evaluate.mcd import all_pass_alpha  # noqa: E402
+
+SAMPLE_RATE = 16000
+BLENDS = (0.25, 0.5, 0.75, 1.0)
+MCD_CONSTANT = 10.0 / math.log(10.0) * math.sqrt(2.0)
+
+
+def parse_config(text: str) -> KnnConfig:
+    if text == "default":
+        return KnnConfig()
+    fields = {f.name: f.type for f in dataclasses.fields(KnnConfig)}
+    values = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        values[key] = {"int": int, "float": float, "float | None": float,
+                       "bool": lambda v: v.lower() in ("1", "true")}[fields[key]](value)
+    return KnnConfig(**values)
+
+
+def mel_cepstra(log_envelope: np.ndarray) -> np.ndarray:
+    """Log envelopes ``[T, bins]`` -> mel-cepstra c1..c24 ``[T, 24]``."""
+    import pysptk
+
+    return pysptk.sp2mc(np.exp(np.ascontiguousarray(log_envelope, dtype=np.float64)), order=24,
+                        alpha=all_pass_alpha(SAMPLE_RATE))[:, 1:]
+
+
+def frame_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mel-cepstral distance in dB ``[T]`` between two sets of log envelopes ``[T, bins]`` frame by frame."""
+    return MCD_CONSTANT * np.sqrt(np.sum((mel_cepstra(a) - mel_cepstra(b)) ** 2, axis=1))
+
+
+def distance_db(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean mel-cepstral distance in dB between two sets of log envelopes ``[T, bins]`` frame by frame."""
+    return float(np.mean(frame_distances(a, b)))
+
+
+class IncaMatching:
+    """INCA (Erro et al. 2010) on the kNN descriptions: an affine map of the source's frame descriptions, fitted by
+    alternating nearest-neighbour matching and least squares on the source's reference frames, is applied before
+    matching. ``iterations`` 0 is plain kNN."""
+
+    def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], iterations: int, ridge: float = 1.0):
+        self.changer, self.maps = changer, {}
+        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+        for flag, (pool, _) in changer.pools.items():
+            described = torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v == flag]
+                                   for v, e in zip(voicing, envelopes)])  # [N, D]
+            inputs = torch.cat([described, torch.ones(len(described), 1)], dim=1).double()  # [N, D + 1]
+            weights = torch.eye(inputs.shape[1], described.shape[1], dtype=torch.float64)  # identity start
+            for _ in range(iterations):
+                nearest = nearest_rows(pool, (inputs @ weights).float())  # [N, k]
+                wanted = pool.descriptions[nearest].mean(dim=1).double()  # [N, D]
+                gram = inputs.T @ inputs + ridge * torch.eye(inputs.shape[1], dtype=torch.float64)
+                weights = torch.linalg.solve(gram, inputs.T @ wanted)
+            self.maps[flag] = weights.float()
+
+    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        changer = self.changer
+        voiced, log_envelope = changer._log_envelope(None, changer.alignment.warp, frames)
+        described = frame_descriptions(changer.source_stats.normalize(log_envelope), changer.config)  # [T, D]
+        matched = log_envelope.clone()
+        for flag, (pool, pool_frames) in changer.pools.items():
+            chosen = voiced == flag
+            if chosen.any():
+                mapped = torch.cat([described[chosen], torch.ones(int(chosen.sum()), 1)], dim=1) @ self.maps[flag]
+                matched[:, chosen] = pool_frames[nearest_rows(pool, mapped)].mean(dim=1).T
+        return log_envelope, matched
+
+
+class ContentMatching:
+    """Matching on a learned, speaker-free code: an autoencoder of both speakers' frame descriptions whose decoder is
+    told the speaker (so its small code need not carry who speaks), with a speaker classifier on the code trained
+    against it (gradient reversal). Voiced frames are matched on the code; unvoiced ones as the changer does."""
+
+    def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], code: int = 8, steps: int = 3000,
+                 adversary: float = 0.3, seed: int = 0):
+        torch.manual_seed(seed)
+        self.changer = changer
+        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+        source = torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v]
+                            for v, e in zip(voicing, envelopes)])  # [M, D]
+        pool, _ = changer.pools[True]
+        target = pool.descriptions  # [N, D]
+        scale = torch.cat([source, target]).std(dim=0).clamp_min(1e-3)  # [D]
+        self.scale = scale
+        width = source.shape[1]
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(width, 256), torch.nn.GELU(), torch.nn.Linear(256, 256),
+                                           torch.nn.GELU(), torch.nn.Linear(256, code))
+        decoder = torch.nn.Sequential(torch.nn.Linear(code + 2, 256), torch.nn.GELU(), torch.nn.Linear(256, 256),
+                                      torch.nn.GELU(), torch.nn.Linear(256, width))
+        critic = torch.nn.Sequential(torch.nn.Linear(code, 128), torch.nn.GELU(), torch.nn.Linear(128, 2))
+        optimizer = torch.optim.Adam([*self.encoder.parameters(), *decoder.parameters(), *critic.parameters()], 1e-3)
+        sides = (source / scale, target / scale)
+        for step in range(steps):
+            batch = [side[torch.randint(len(side), (256,))] for side in sides]
+            x = torch.cat(batch)  # [512, D]
+            who = torch.cat([torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.long)])
+            z = self.encoder(x)
+            rebuilt = decoder(torch.cat([z, torch.nn.functional.one_hot(who, 2).float()], dim=1))
+            reversed_z = z.detach() + (z - z.detach()) * -adversary  # gradient reversal into the encoder
+            critic_loss = torch.nn.functional.cross_entropy(critic(reversed_z), who)
+            loss = (rebuilt - x).pow(2).mean() + critic_loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 1000 == 0 or step == steps - 1:
+                with torch.no_grad():
+                    accuracy = (critic(z).argmax(dim=1) == who).float().mean()
+                print(f"  content encoder step {step}: reconstruction {(rebuilt - x).pow(2).mean():.3f}, "
+                      f"speaker told from the code {accuracy:.0%}", flush=True)
+        with torch.no_grad():
+            self.pool_codes = self.encoder(target / scale)  # [N, code]
+
+    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        changer = self.changer
+        log_envelope, matched = changer.match(frames)[:2]
+        voiced, _ = changer._log_envelope(None, changer.alignment.warp, frames)
+        if voiced.any():
+            described = frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
+            with torch.no_grad():
+                codes = self.encoder(described / self.scale)  # [T_v, code]
+            distances = torch.cdist(codes, self.pool_codes)  # [T_v, N]
+            nearest = distances.topk(changer.config.k, dim=1, largest=False).indices
+            matched[:, voiced] = changer.pools[True][1][nearest].mean(dim=1).T
+        return log_envelope, matched
+
+
+def nearest_rows(pool, descriptions: torch.Tensor) -> torch.Tensor:
+    """Indices ``[N, k]`` of the pool's frames nearest each description ``[N, D]``."""
+    out = []
+    for chunk in descriptions.split(2048):
+        distances = pool.norms[None] - 2.0 * chunk @ pool.descriptions.T
+        out.append(distances.topk(pool.config.k, dim=1, largest=False).indices)
+    return torch.cat(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pair", choices=sorted(PAIRS))
+    parser.add_argument("--config", nargs="+", default=["default"])
+    parser.add_argument("--target-files", type=int, default=60, help="target recordings matched against")
+    parser.add_argument("--inca", type=int, nargs="+", default=[], help="also INCA with these iteration counts")
+    parser.add_argument("--content", type=int, nargs="+", default=[], metavar="CODE",
+                        help="also match on a learned speaker-free code of this size")
+    parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
+                        help="also convert the sentences at these blends and score them with voiceconv evaluate")
+    parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
+    args = parser.parse_args()
+    pair = PAIRS[args.pair]
+
+    def picks(folder: Path, wanted: int) -> list[np.ndarray]:
+        files = audio_files(folder)
+        return [load_audio(files[i], SAMPLE_RATE) for i in world.spread_picks(len(files), wanted)]
+
+    source_refs, target_refs = picks(pair["source-ref"], world.FIT_FILES), picks(pair["target-ref"], args.target_files)
+    alignment = world.fit_alignment(source_refs, target_refs, SAMPLE_RATE)
+    settings = alignment.settings
+    sentences = []  # (source frames, oracle log envelope [T, bins], voiced [T])
+    for path in audio_files(pair["source"]):
+        target_path = next(p for p in audio_files(pair["parallel"]) if p.stem == path.stem)
+        source = world.analyse(load_audio(path, SAMPLE_RATE), SAMPLE_RATE, settings)
+        target = world.analyse(load_audio(target_path, SAMPLE_RATE), SAMPLE_RATE, settings)
+        oracle = np.log(target.envelope[matched_frames(source, target)] + 1e-12)
+        sentences.append((source, oracle, source.f0 > 0))
+    print(f"{args.pair}: warp {alignment.warp:.3f}, {len(sentences)} sentences, {len(target_refs)} target files\n")
+    print("| config | formula | " + " | ".join(f"blend {b:g}" for b in BLENDS) + " |")
+    print("|---" * (len(BLENDS) + 2) + "|")
+    rows = {}
+    for text in args.config:
+        config = parse_config(text)
+        changer = KnnVoiceChanger(source_refs, target_refs, SAMPLE_RATE, alignment, config)
+        matchers = [(text, lambda: changer)]
+        matchers += [(f"{text}, INCA x{n}", partial(IncaMatching, changer, source_refs, n)) for n in args.inca]
+        matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n)) for n in args.content]
+        for name, make in matchers:
+            matcher = make()
+            report(name, matcher, sentences, config)
+            for blend in args.render:
+                label = f"{name.replace(', ', '-').replace(' ', '')}-blend{blend:g}"
+                render(matcher, pair, alignment, blend, args.out / label)
+                rows[label] = evaluate(args.pair, ["--converted", str(args.out / label / "audio")],
+                                       args.out / label)["converted"]
+    if rows:
+        write_table(rows, args.out / "table.md", "kNN conversion")
+
+
+def render(matcher, pair: dict, alignment: world.Alignment, blend: float, out: Path) -> None:
+    """Each source sentence converted by the kNN voice changer with ``matcher``'s matches (moved ``blend`` of the
+    way; reliable matches as the changer's config says), into ``out/audio``."""
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    changer = matcher if isinstance(matcher, KnnVoiceChanger) else matcher.changer
+    changer.config = dataclasses.replace(changer.config, blend=blend)
+    for path in audio_files(pair["source"]):
+        wav = load_audio(path, SAMPLE_RATE)
+        if matcher is changer:
+            converted = changer(wav)
+        else:
+            frames = world.analyse(wav, SAMPLE_RATE, alignment.settings)
+            log_envelope, matched = matcher.match(frames)
+            moved = blend_toward(log_envelope, matched, blend, changer.config.smooth_frames).T.double().numpy()
+            changed = world.WorldFrames(world.transform_f0(frames.f0, alignment), np.exp(moved).copy(order="C"),
+                                        frames.aperiodicity)
+            converted = np.nan_to_num(world.synthesize(changed, SAMPLE_RATE, len(wav), alignment.settings))
+        save_audio(out / "audio" / f"{path.stem}.wav", converted / max(float(np.abs(converted).max()) / 0.9, 1.0),
+                   SAMPLE_RATE)
+
+
+def report(name: str, matcher, sentences: list, config: KnnConfig) -> None:
+    if True:
+        totals = np.zeros(len(BLENDS) + 1)
+        for source, oracle, voiced in sentences:
+            log_envelope, matched = matcher.match(source)[:2]  # [bins, T] each
+            matched = matched - matched.mean(dim=0, keepdim=True) + log_envelope.mean(dim=0, keepdim=True)
+            move = moving_average(matched - log_envelope, config.smooth_frames)
+            for index, blend in enumerate((0.0, *BLENDS)):
+                moved = (log_envelope + blend * move).T.double().numpy()  # [T, bins]
+                totals[index] += distance_db(moved[voiced], oracle[voiced])
+        cells = " | ".join(f"{value / len(sentences):.2f}" for value in totals)
+        print(f"| {name} | {cells} |", flush=True)
+        if isinstance(matcher, KnnVoiceChanger) and matcher.round_trips:
+            split = {True: [], False: []}  # reliable? -> (matched, formula) distances per voiced frame
+            for source, oracle, voiced in sentences:
+                log_envelope, matched, blend = matcher.match(source)
+                reliable = (blend == matcher.config.reliable_blend).numpy() & voiced
+                for flag in (True, False):
+                    chosen = voiced & (reliable == flag)
+                    if chosen.any():
+                        split[flag].append((frame_distances(matched.T.double().numpy()[chosen], oracle[chosen]),
+                                            frame_distances(log_envelope.T.double().numpy()[chosen], oracle[chosen])))
+            for flag, label in ((True, "reliable"), (False, "not reliable")):
+                matched_d = np.concatenate([m for m, _ in split[flag]])
+                formula_d = np.concatenate([f for _, f in split[flag]])
+                print(f"  {label}: {len(matched_d)} voiced frames, to the oracle: matched {matched_d.mean():.2f} dB, "
+                      f"formula {formula_d.mean():.2f} dB", flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
