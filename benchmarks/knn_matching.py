@@ -9,9 +9,14 @@ source's frames (the oracle of ``benchmarks/oracle_components.py``, whose envelo
 - ``blend B``: the kNN voice changer's envelope moved ``B`` of the way to its matched frames' mean.
 
 A matching that lands nearer the oracle gives the pull (and the knn-vc baseline) a better target. Each ``--config``
-is a comma-separated list of ``voiceconv.audio.knn.KnnConfig`` fields (``k=4,context=0``; ``default`` for none)::
+is a comma-separated list of ``voiceconv.audio.knn.KnnConfig`` fields (``k=4,context=0``; ``default`` for none).
+Two other matchers are tried on each config's pool: ``--inca N`` (an affine map of the source's descriptions fitted
+by N rounds of matching and least squares, Erro et al. 2010) and ``--content CODE`` (matching on the code of a small
+autoencoder of both speakers' descriptions, its decoder told the speaker). ``--render B ...`` also converts the
+sentences at those blends (WORLD synthesis) and scores them with ``voiceconv evaluate``::
 
     .venv/bin/python benchmarks/knn_matching.py kathleen_rms --config default k=4 k=32
+    .venv/bin/python benchmarks/knn_matching.py sm1_tf2 --content 16 --render 0.5 0.75 -o runs/eval/knn_sm1
 """
 
 from __future__ import annotations
@@ -47,8 +52,7 @@ def parse_config(text: str) -> KnnConfig:
     values = {}
     for item in text.split(","):
         key, _, value = item.partition("=")
-        values[key] = {"int": int, "float": float, "float | None": float,
-                       "bool": lambda v: v.lower() in ("1", "true")}[fields[key]](value)
+        values[key] = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}[fields[key]](value)
     return KnnConfig(**values)
 
 
@@ -84,7 +88,7 @@ class IncaMatching:
             inputs = torch.cat([described, torch.ones(len(described), 1)], dim=1).double()  # [N, D + 1]
             weights = torch.eye(inputs.shape[1], described.shape[1], dtype=torch.float64)  # identity start
             for _ in range(iterations):
-                nearest = nearest_rows(pool, (inputs @ weights).float())  # [N, k]
+                nearest = pool.nearest_described((inputs @ weights).float())  # [N, k]
                 wanted = pool.descriptions[nearest].mean(dim=1).double()  # [N, D]
                 gram = inputs.T @ inputs + ridge * torch.eye(inputs.shape[1], dtype=torch.float64)
                 weights = torch.linalg.solve(gram, inputs.T @ wanted)
@@ -99,7 +103,7 @@ class IncaMatching:
             chosen = voiced == flag
             if chosen.any():
                 mapped = torch.cat([described[chosen], torch.ones(int(chosen.sum()), 1)], dim=1) @ self.maps[flag]
-                matched[:, chosen] = pool_frames[nearest_rows(pool, mapped)].mean(dim=1).T
+                matched[:, chosen] = pool_frames[pool.nearest_described(mapped)].mean(dim=1).T
         return log_envelope, matched
 
 
@@ -149,7 +153,7 @@ class ContentMatching:
 
     def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
         changer = self.changer
-        log_envelope, matched = changer.match(frames)[:2]
+        log_envelope, matched = changer.match(frames)
         voiced, _ = changer._log_envelope(None, changer.alignment.warp, frames)
         if voiced.any():
             described = frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
@@ -161,15 +165,6 @@ class ContentMatching:
         return log_envelope, matched
 
 
-def nearest_rows(pool, descriptions: torch.Tensor) -> torch.Tensor:
-    """Indices ``[N, k]`` of the pool's frames nearest each description ``[N, D]``."""
-    out = []
-    for chunk in descriptions.split(2048):
-        distances = pool.norms[None] - 2.0 * chunk @ pool.descriptions.T
-        out.append(distances.topk(pool.config.k, dim=1, largest=False).indices)
-    return torch.cat(out)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pair", choices=sorted(PAIRS))
@@ -178,6 +173,8 @@ def main() -> None:
     parser.add_argument("--inca", type=int, nargs="+", default=[], help="also INCA with these iteration counts")
     parser.add_argument("--content", type=int, nargs="+", default=[], metavar="CODE",
                         help="also match on a learned speaker-free code of this size")
+    parser.add_argument("--adversary", type=float, default=0.3,
+                        help="weight of the speaker classifier's reversed gradient in the code (--content)")
     parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
                         help="also convert the sentences at these blends and score them with voiceconv evaluate")
     parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
@@ -207,7 +204,8 @@ def main() -> None:
         changer = KnnVoiceChanger(source_refs, target_refs, SAMPLE_RATE, alignment, config)
         matchers = [(text, lambda: changer)]
         matchers += [(f"{text}, INCA x{n}", partial(IncaMatching, changer, source_refs, n)) for n in args.inca]
-        matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n)) for n in args.content]
+        matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary))
+                     for n in args.content]
         for name, make in matchers:
             matcher = make()
             report(name, matcher, sentences, config)
@@ -222,7 +220,7 @@ def main() -> None:
 
 def render(matcher, pair: dict, alignment: world.Alignment, blend: float, out: Path) -> None:
     """Each source sentence converted by the kNN voice changer with ``matcher``'s matches (moved ``blend`` of the
-    way; reliable matches as the changer's config says), into ``out/audio``."""
+    way), into ``out/audio``."""
     (out / "audio").mkdir(parents=True, exist_ok=True)
     changer = matcher if isinstance(matcher, KnnVoiceChanger) else matcher.changer
     changer.config = dataclasses.replace(changer.config, blend=blend)
@@ -245,7 +243,7 @@ def report(name: str, matcher, sentences: list, config: KnnConfig) -> None:
     if True:
         totals = np.zeros(len(BLENDS) + 1)
         for source, oracle, voiced in sentences:
-            log_envelope, matched = matcher.match(source)[:2]  # [bins, T] each
+            log_envelope, matched = matcher.match(source)  # [bins, T] each
             matched = matched - matched.mean(dim=0, keepdim=True) + log_envelope.mean(dim=0, keepdim=True)
             move = moving_average(matched - log_envelope, config.smooth_frames)
             for index, blend in enumerate((0.0, *BLENDS)):
@@ -253,21 +251,6 @@ def report(name: str, matcher, sentences: list, config: KnnConfig) -> None:
                 totals[index] += distance_db(moved[voiced], oracle[voiced])
         cells = " | ".join(f"{value / len(sentences):.2f}" for value in totals)
         print(f"| {name} | {cells} |", flush=True)
-        if isinstance(matcher, KnnVoiceChanger) and matcher.round_trips:
-            split = {True: [], False: []}  # reliable? -> (matched, formula) distances per voiced frame
-            for source, oracle, voiced in sentences:
-                log_envelope, matched, blend = matcher.match(source)
-                reliable = (blend == matcher.config.reliable_blend).numpy() & voiced
-                for flag in (True, False):
-                    chosen = voiced & (reliable == flag)
-                    if chosen.any():
-                        split[flag].append((frame_distances(matched.T.double().numpy()[chosen], oracle[chosen]),
-                                            frame_distances(log_envelope.T.double().numpy()[chosen], oracle[chosen])))
-            for flag, label in ((True, "reliable"), (False, "not reliable")):
-                matched_d = np.concatenate([m for m, _ in split[flag]])
-                formula_d = np.concatenate([f for _, f in split[flag]])
-                print(f"  {label}: {len(matched_d)} voiced frames, to the oracle: matched {matched_d.mean():.2f} dB, "
-                      f"formula {formula_d.mean():.2f} dB", flush=True)
 
 
 if __name__ == "__main__":

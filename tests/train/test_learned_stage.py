@@ -11,9 +11,8 @@ import torch
 
 from conftest import harmonic_tone, mel_image
 from voiceconv.audio.features import FeatureConfig
-from voiceconv.audio.world import DEFAULT_SETTINGS, analyse
-from voiceconv.audio.knn import (FramePool, KnnConfig, KnnVoiceChanger, RoundTrip, blend_toward, dct_matrix,
-                                 frame_descriptions)
+from voiceconv.audio.world import DEFAULT_SETTINGS
+from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, dct_matrix, frame_descriptions
 from voiceconv.audio.world import Alignment, PitchStats
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.losses import pseudo_target_loss
@@ -60,55 +59,6 @@ def test_a_pull_keeps_each_frame_level_and_moves_part_of_the_way():
     torch.testing.assert_close(whole.mean(dim=0), frames.mean(dim=0), atol=1e-4, rtol=0)  # level per frame kept
     torch.testing.assert_close(half, frames + 0.5 * (whole - frames), atol=1e-4, rtol=0)
     assert not torch.allclose(whole, frames, atol=0.1)  # the shape did move
-
-
-def frames_described_as(cepstra: torch.Tensor, rows: int = 8) -> torch.Tensor:
-    """A normalized image ``[rows, N]`` whose frames' descriptions (c1.. with no context) are ``cepstra`` ``[N, n]``."""
-    return dct_matrix(rows, rows)[1:cepstra.shape[1] + 1].T @ cepstra.T
-
-
-def test_a_match_that_leads_back_elsewhere_is_not_reliable():
-    """Round trips (source -> nearest target frames -> their nearest source frames): the source sound A, whose
-    target neighbours A' send it back to A, is matched reliably; the sound B, which lies nearest a target sound C
-    that is itself nearest A (B has no counterpart in the target), is not."""
-    config = KnnConfig(k=2, context=0, cepstra=2)
-    jitter = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.1, 0.1]])  # [4, 2]: four frames per sound
-    at = lambda x: jitter + torch.tensor([x, 0.0])  # noqa: E731
-    a, b, a_target, c = at(0.0), at(10.0), at(0.5), at(4.0)
-    pool = FramePool([frames_described_as(torch.cat([a_target, c]))], config)
-    trip = RoundTrip(pool, frames_described_as(torch.cat([a, b])))
-    queries = torch.cat([a, b])  # [8, 2]: the source's frames of each sound
-    reliable = trip.reliable(queries, pool.nearest_described(queries))
-    assert reliable.tolist() == [True] * 4 + [False] * 4
-
-
-def test_a_pull_can_move_each_frame_its_own_part_of_the_way():
-    frames, matched = random_images(1, seed=5)[0], random_images(1, seed=6)[0]  # [H, T]
-    blend = torch.rand(frames.shape[1], generator=torch.Generator().manual_seed(7))  # [T]
-    moved = blend_toward(frames, matched, blend)
-    for t in (0, 17, frames.shape[1] - 1):
-        torch.testing.assert_close(moved[:, t], blend_toward(frames, matched, float(blend[t]))[:, t],
-                                   atol=1e-5, rtol=0)
-
-
-def test_reliable_matches_move_further_than_the_rest():
-    """With ``reliable_blend`` the frames whose matches round-trip move that far and the others ``blend``; with
-    the two equal, the changer is the plain one."""
-    waves = [harmonic_tone(1.0, f0=150.0 + 9 * i, seed=i) for i in range(3)]
-    same = PitchStats(5.0, 0.2)
-    alignment = Alignment(same, same, 1.0)
-    plain = KnnVoiceChanger(waves[:2], waves[1:], 16000, alignment, KnnConfig(k=2, cepstra=12, blend=0.25))
-    frames = analyse(waves[0], 16000, alignment.settings)
-    _, _, blend = plain.match(frames)
-    assert (blend == 0.25).all()
-    both = KnnVoiceChanger(waves[:2], waves[1:], 16000, alignment,
-                           KnnConfig(k=2, cepstra=12, blend=0.25, reliable_blend=0.75))
-    _, matched, blend = both.match(frames)
-    assert set(blend.unique().tolist()) == {0.25, 0.75}
-    assert torch.equal(matched, plain.match(frames)[1])  # the same neighbours; only how far they pull differs
-    even = KnnVoiceChanger(waves[:2], waves[1:], 16000, alignment,
-                           KnnConfig(k=2, cepstra=12, blend=0.25, reliable_blend=0.25))
-    np.testing.assert_allclose(even(waves[0]), plain(waves[0]), atol=1e-6)
 
 
 def test_keep_variance_gives_matched_frames_the_targets_spread_over_time():

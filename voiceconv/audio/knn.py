@@ -17,10 +17,7 @@ unvoiced. The frame keeps its own level and moves part of the way
 
 Taking the neighbours whole (blend 1) replaces the words with the target's
 nearest sounds; half way kept them on two held-out pairs (shared/DESIGN.md,
-kNN probe), so it is the default. With ``reliable_blend`` the frames whose
-match survives a round trip (:class:`RoundTrip`) move that far instead: a
-better trade on Kathleen -> rms, none on the VCC2016 pairs (recipe README,
-session 13), so it is off by default.
+kNN probe), so it is the default.
 
 :class:`KnnVoiceChanger` is the WORLD voice changer with this pull. It is a
 standing baseline of ``voiceconv evaluate --baselines`` ("knn-vc"), and its
@@ -55,7 +52,6 @@ class KnnConfig:
     voiced_only: bool = False  # leave unvoiced frames (the noise of fricatives and bursts) where they are
     keep_variance: bool = False  # give the neighbours' means the target's variance over time (global variance)
     reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
-    reliable_blend: float | None = None  # frames whose match leads back to sounds like them move this far instead
 
     def __post_init__(self):
         if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
@@ -104,39 +100,13 @@ class FramePool:
         return torch.cat(nearest)
 
 
-class RoundTrip:
-    """Matching's cycle consistency, which tells a reliable match from a doubtful one.
-
-    A source frame goes to its k nearest target frames (``pool``), and each of those comes back to the mean of its
-    own k nearest frames of the source speaker (``source_frames``, a normalized image ``[H, M]``). A frame matched
-    to the wrong sound (another phone that happens to lie near it in the target's space) is usually sent back
-    somewhere else, so its round trip ends far from where it began. A match is reliable when its round trip ends
-    no further away than the median round trip of the source speaker's own frames.
-    """
-
-    def __init__(self, pool: FramePool, source_frames: torch.Tensor):
-        back = FramePool([source_frames], pool.config)
-        self.ways_back = back.descriptions[back.nearest_described(pool.descriptions)].mean(dim=1)  # [N, D]
-        self.threshold = float(self.errors(back.descriptions, pool.nearest_described(back.descriptions)).median())
-
-    def errors(self, descriptions: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
-        """Squared distance ``[N]`` from each description ``[N, D]`` to where the round trip through its nearest
-        pool frames ``[N, k]`` ends (the mean of their ways back)."""
-        return (descriptions - self.ways_back[nearest].mean(dim=1)).pow(2).sum(dim=1)
-
-    def reliable(self, descriptions: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
-        """Whether each match (descriptions ``[N, D]``, nearest pool frames ``[N, k]``) is reliable ``[N]``."""
-        return self.errors(descriptions, nearest) <= self.threshold
-
-
-def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float | torch.Tensor, smooth_frames: int = 1
+def blend_toward(frames: torch.Tensor, matched: torch.Tensor, blend: float, smooth_frames: int = 1
                  ) -> torch.Tensor:
-    """``frames`` ``[H, T]`` moved by ``blend`` (a number, or one per frame ``[T]``) toward ``matched`` ``[H, T]``
-    once the latter has each frame's level (its mean over rows) replaced by the former's; the move is averaged
-    over ``smooth_frames`` frames centred on each (edges repeated), so the frame's own quick changes (the phones)
-    stay its own."""
+    """``frames`` ``[H, T]`` moved by ``blend`` toward ``matched`` ``[H, T]`` once the latter has each frame's
+    level (its mean over rows) replaced by the former's; the move is averaged over ``smooth_frames`` frames
+    centred on each (edges repeated), so the frame's own quick changes (the phones) stay its own."""
     matched = matched - matched.mean(dim=0, keepdim=True) + frames.mean(dim=0, keepdim=True)
-    return frames + moving_average(blend * (matched - frames), smooth_frames)
+    return frames + blend * moving_average(matched - frames, smooth_frames)
 
 
 def moving_average(frames: torch.Tensor, width: int) -> torch.Tensor:
@@ -158,9 +128,9 @@ class KnnVoiceChanger:
     def __init__(self, source_waves: Iterable[np.ndarray], target_waves: Iterable[np.ndarray], sample_rate: int,
                  alignment: world.Alignment, config: KnnConfig = KnnConfig()):
         self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
-        source = [self._log_envelope(wav, alignment.warp) for wav in source_waves]  # (voiced, log envelope) each
+        source = [self._log_envelope(wav, alignment.warp)[1] for wav in source_waves]  # [bins, T_i] each
         target = [self._log_envelope(wav) for wav in target_waves]  # (voiced [T_i], log envelope [bins, T_i])
-        self.source_stats = _statistics([envelope for _, envelope in source])
+        self.source_stats = _statistics(source)
         voiced = torch.cat([flags for flags, _ in target])
         frames = torch.cat([envelope for _, envelope in target], dim=1)  # [bins, N]
         normalized = _statistics([frames]).normalize(frames)
@@ -174,12 +144,6 @@ class KnnVoiceChanger:
                 if config.keep_variance:
                     self.variances[flag] = _utterance_variance(
                         [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
-        self.round_trips = {}  # reliable_blend: voiced flag -> RoundTrip
-        if config.reliable_blend is not None:
-            for flag, (pool, _) in self.pools.items():
-                frames_back = torch.cat([e[:, v == flag] for v, e in source], dim=1)  # [bins, M]
-                if frames_back.shape[1] >= config.k:
-                    self.round_trips[flag] = RoundTrip(pool, self.source_stats.normalize(frames_back))
 
     @property
     def pool_size(self) -> int:
@@ -190,34 +154,28 @@ class KnnVoiceChanger:
         """The converted waveform ``[samples]``, as long as ``wav``."""
         settings = self.alignment.settings
         frames = world.analyse(wav, self.sample_rate, settings)
-        log_envelope, matched, blend = self.match(frames)  # [bins, T], [bins, T], [T]
-        moved = blend_toward(log_envelope, matched, blend, self.config.smooth_frames)  # [bins, T]
+        log_envelope, matched = self.match(frames)  # [bins, T] each
+        moved = blend_toward(log_envelope, matched, self.config.blend, self.config.smooth_frames)  # [bins, T]
         moved = moved.T.double().numpy()  # [T, bins]
         changed = world.WorldFrames(world.transform_f0(frames.f0, self.alignment), np.exp(moved).copy(order="C"),
                                     frames.aperiodicity)
         out = world.synthesize(changed, self.sample_rate, len(wav), settings)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A source utterance's warped log envelope ``[bins, T]``; frame by frame, the mean log envelope of its
-        nearest target frames ``[bins, T]`` (the frame itself where it is not matched); and how far each frame
-        moves toward it ``[T]`` (``blend``, or ``reliable_blend`` where the match is reliable)."""
+    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        """A source utterance's (its WORLD ``frames``) warped log envelope ``[bins, T]`` and, frame by frame, the mean
+        log envelope of its nearest target frames ``[bins, T]`` (the frame itself where it is not matched)."""
         voiced, log_envelope = self._log_envelope(None, self.alignment.warp, frames)  # [T], [bins, T]
         described = self.source_stats.normalize(log_envelope)
         matched = log_envelope.clone()
-        blend = torch.full((log_envelope.shape[1],), self.config.blend)  # [T]
         for flag, (pool, pool_frames) in self.pools.items():
             chosen = voiced == flag
             if chosen.any() and (flag or not self.config.voiced_only):
-                descriptions = frame_descriptions(described[:, chosen], self.config)  # [T_flag, D]
-                nearest = pool.nearest_described(descriptions)  # [T_flag, k] (context from the chosen frames)
+                nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
                 matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
                 if self.config.keep_variance:
                     matched[:, chosen] = self.with_target_variance(matched[:, chosen], flag)
-                if flag in self.round_trips:
-                    reliable = self.round_trips[flag].reliable(descriptions, nearest)  # [T_flag]
-                    blend[chosen] = torch.where(reliable, self.config.reliable_blend, self.config.blend)
-        return log_envelope, matched, blend
+        return log_envelope, matched
 
     def with_target_variance(self, matched: torch.Tensor, flag: bool) -> torch.Tensor:
         """Neighbours' means ``[bins, T]`` with their cepstra c1..c_n spread over time as much as the target's
