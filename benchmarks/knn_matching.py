@@ -113,7 +113,7 @@ class ContentMatching:
     against it (gradient reversal). Voiced frames are matched on the code; unvoiced ones as the changer does."""
 
     def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], code: int = 8, steps: int = 3000,
-                 adversary: float = 0.3, seed: int = 0):
+                 adversary: float = 0.3, ramp: bool = False, seed: int = 0):
         torch.manual_seed(seed)
         self.changer = changer
         voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
@@ -137,7 +137,8 @@ class ContentMatching:
             who = torch.cat([torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.long)])
             z = self.encoder(x)
             rebuilt = decoder(torch.cat([z, torch.nn.functional.one_hot(who, 2).float()], dim=1))
-            reversed_z = z.detach() + (z - z.detach()) * -adversary  # gradient reversal into the encoder
+            weight = adversary * min(1.0, 2.0 * step / steps) if ramp else adversary  # ramp: over the first half
+            reversed_z = z.detach() + (z - z.detach()) * -weight  # gradient reversal into the encoder
             critic_loss = torch.nn.functional.cross_entropy(critic(reversed_z), who)
             loss = (rebuilt - x).pow(2).mean() + critic_loss
             optimizer.zero_grad()
@@ -175,6 +176,7 @@ def main() -> None:
                         help="also match on a learned speaker-free code of this size")
     parser.add_argument("--adversary", type=float, default=0.3,
                         help="weight of the speaker classifier's reversed gradient in the code (--content)")
+    parser.add_argument("--ramp", action="store_true", help="raise that weight from 0 over the first half of training")
     parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
                         help="also convert the sentences at these blends and score them with voiceconv evaluate")
     parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
@@ -204,7 +206,8 @@ def main() -> None:
         changer = KnnVoiceChanger(source_refs, target_refs, SAMPLE_RATE, alignment, config)
         matchers = [(text, lambda: changer)]
         matchers += [(f"{text}, INCA x{n}", partial(IncaMatching, changer, source_refs, n)) for n in args.inca]
-        matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary))
+        matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary,
+                                                                 ramp=args.ramp))
                      for n in args.content]
         for name, make in matchers:
             matcher = make()
