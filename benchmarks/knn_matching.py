@@ -166,6 +166,46 @@ class ContentMatching:
         return log_envelope, matched
 
 
+class UnitSelection:
+    """Matching with a concatenation cost, as in unit-selection synthesis: each voiced source frame takes one of its
+    ``candidates`` nearest target frames, chosen by Viterbi so that the path follows the target's own recordings
+    (frame i+1 after frame i) unless a jump pays: a jump costs ``penalty`` times the median match distance."""
+
+    def __init__(self, changer: KnnVoiceChanger, penalty: float, candidates: int = 16):
+        self.changer, self.penalty, self.candidates = changer, penalty, candidates
+
+    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        changer = self.changer
+        log_envelope, matched = changer.match(frames)
+        voiced, _ = changer._log_envelope(None, changer.alignment.warp, frames)
+        if int(voiced.sum()) >= 2:
+            pool, pool_frames = changer.pools[True]
+            described = frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
+            distances = torch.cdist(described, pool.descriptions).pow(2)  # [T_v, N]
+            cost, index = distances.topk(self.candidates, dim=1, largest=False)  # [T_v, K] each
+            path = viterbi(cost / cost[:, 0].median().clamp_min(1e-6), index, self.penalty)  # [T_v] pool indices
+            matched[:, voiced] = pool_frames[path].T
+        return log_envelope, matched
+
+
+def viterbi(cost: torch.Tensor, index: torch.Tensor, penalty: float) -> torch.Tensor:
+    """The pool frame per step ``[T]`` among candidates ``index`` ``[T, K]`` (match costs ``cost`` ``[T, K]``) that
+    minimizes the summed match costs plus ``penalty`` for every step that is not the next frame of the last one."""
+    steps, _ = cost.shape
+    total = cost[0].clone()  # [K]
+    back = torch.zeros_like(index)
+    for t in range(1, steps):
+        follows = index[t][None, :] == index[t - 1][:, None] + 1  # [K_prev, K]
+        step_cost = total[:, None] + torch.where(follows, 0.0, penalty)  # [K_prev, K]
+        best, back[t] = step_cost.min(dim=0)
+        total = best + cost[t]
+    path = [int(total.argmin())]
+    for t in range(steps - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    choice = torch.tensor(path[::-1])  # [T] candidate numbers
+    return index[torch.arange(steps), choice]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pair", choices=sorted(PAIRS))
@@ -177,6 +217,8 @@ def main() -> None:
     parser.add_argument("--adversary", type=float, default=0.3,
                         help="weight of the speaker classifier's reversed gradient in the code (--content)")
     parser.add_argument("--ramp", action="store_true", help="raise that weight from 0 over the first half of training")
+    parser.add_argument("--viterbi", type=float, nargs="+", default=[], metavar="PENALTY",
+                        help="also unit selection: one target frame per source frame, jumps cost PENALTY")
     parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
                         help="also convert the sentences at these blends and score them with voiceconv evaluate")
     parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
@@ -209,6 +251,7 @@ def main() -> None:
         matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary,
                                                                  ramp=args.ramp))
                      for n in args.content]
+        matchers += [(f"{text}, unit selection {p:g}", partial(UnitSelection, changer, p)) for p in args.viterbi]
         for name, make in matchers:
             matcher = make()
             report(name, matcher, sentences, config)
