@@ -113,7 +113,7 @@ class ContentMatching:
     against it (gradient reversal). Voiced frames are matched on the code; unvoiced ones as the changer does."""
 
     def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], code: int = 8, steps: int = 3000,
-                 adversary: float = 0.3, ramp: bool = False, seed: int = 0):
+                 adversary: float = 0.3, ramp: bool = False, contrast: float = 0.0, seed: int = 0):
         torch.manual_seed(seed)
         self.changer = changer
         voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
@@ -141,6 +141,8 @@ class ContentMatching:
             reversed_z = z.detach() + (z - z.detach()) * -weight  # gradient reversal into the encoder
             critic_loss = torch.nn.functional.cross_entropy(critic(reversed_z), who)
             loss = (rebuilt - x).pow(2).mean() + critic_loss
+            if contrast > 0:  # neighbouring frames (the same sound, mostly) close, the batch's other frames apart
+                loss = loss + contrast * sum(neighbour_contrast(self.encoder, side) for side in sides)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -164,6 +166,16 @@ class ContentMatching:
             nearest = distances.topk(changer.config.k, dim=1, largest=False).indices
             matched[:, voiced] = changer.pools[True][1][nearest].mean(dim=1).T
         return log_envelope, matched
+
+
+def neighbour_contrast(encoder: torch.nn.Module, frames: torch.Tensor, batch: int = 256, tau: float = 0.1
+                       ) -> torch.Tensor:
+    """InfoNCE over a speaker's frames ``[N, D]`` in time order: each sampled frame's code must pick out the next
+    frame's code among the batch's."""
+    anchors = torch.randint(len(frames) - 1, (batch,))
+    a = torch.nn.functional.normalize(encoder(frames[anchors]), dim=1)  # [B, code]
+    b = torch.nn.functional.normalize(encoder(frames[anchors + 1]), dim=1)
+    return torch.nn.functional.cross_entropy(a @ b.T / tau, torch.arange(batch))
 
 
 class UnitSelection:
@@ -216,6 +228,8 @@ def main() -> None:
                         help="also match on a learned speaker-free code of this size")
     parser.add_argument("--adversary", type=float, default=0.3,
                         help="weight of the speaker classifier's reversed gradient in the code (--content)")
+    parser.add_argument("--contrast", type=float, default=0.0,
+                        help="weight of a neighbouring-frames InfoNCE loss on the code (--content)")
     parser.add_argument("--ramp", action="store_true", help="raise that weight from 0 over the first half of training")
     parser.add_argument("--viterbi", type=float, nargs="+", default=[], metavar="PENALTY",
                         help="also unit selection: one target frame per source frame, jumps cost PENALTY")
@@ -249,7 +263,7 @@ def main() -> None:
         matchers = [(text, lambda: changer)]
         matchers += [(f"{text}, INCA x{n}", partial(IncaMatching, changer, source_refs, n)) for n in args.inca]
         matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary,
-                                                                 ramp=args.ramp))
+                                                                 ramp=args.ramp, contrast=args.contrast))
                      for n in args.content]
         matchers += [(f"{text}, unit selection {p:g}", partial(UnitSelection, changer, p)) for p in args.viterbi]
         for name, make in matchers:
