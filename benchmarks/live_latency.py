@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pitch", default="auto")
     p.add_argument("--windowing", nargs="+", default=["live"],
                    help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, "
-                        "CHUNK,CHUNK_CONTEXT[,LEAD_IN] (each WORLD chunk a window; LEAD_IN: WORLD's input before it) "
+                        "CHUNK,CHUNK_CONTEXT[,LEAD_IN] (each WORLD chunk a window; LEAD_IN: WORLD's input before it), "
+                        "live:CHUNK,CHUNK_CONTEXT (LIVE_WINDOWING with those changed) "
                         "or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds; /N after any: N Griffin-Lim "
                         "iterations per window")
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
@@ -174,7 +175,8 @@ def mel_distance_db(converter, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def parse_windowing(text: str):
-    """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window) or
+    """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window),
+    ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those two changed, everything else kept) or
     ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally followed by ``/N``: N Griffin-Lim
     iterations refining each window (``live/8``)."""
     import dataclasses
@@ -185,6 +187,9 @@ def parse_windowing(text: str):
     named = {"live": LIVE_WINDOWING, "file": FILE_WINDOWING}
     if text in named:
         windowing = named[text]
+    elif text.startswith("live:"):
+        chunk, context = (float(x) for x in text[len("live:"):].split(","))
+        windowing = dataclasses.replace(LIVE_WINDOWING, align_chunk=chunk, align_context=context)
     else:
         values = [float(x) for x in text.split(",")]
         if len(values) in (2, 3):
