@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -33,16 +32,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
-from oracle_components import matched_frames  # noqa: E402
+from oracle_components import matched_frames, save_converted, sentence_pairs, spread_waves  # noqa: E402
 
 from voiceconv.audio import world  # noqa: E402
-from voiceconv.audio.io import audio_files, load_audio, save_audio  # noqa: E402
-from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions, moving_average  # noqa: E402
-from voiceconv.evaluate.mcd import all_pass_alpha  # noqa: E402
+from voiceconv.audio.io import load_audio  # noqa: E402
+from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions  # noqa: E402
+from voiceconv.evaluate.mcd import frame_distortion, mel_cepstrum  # noqa: E402
 
 SAMPLE_RATE = 16000
 BLENDS = (0.25, 0.5, 0.75, 1.0)
-MCD_CONSTANT = 10.0 / math.log(10.0) * math.sqrt(2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """An evaluation sentence: its file, length, WORLD frames, and the DTW-aligned target's log envelope."""
+
+    path: Path
+    samples: int
+    frames: world.WorldFrames
+    oracle: np.ndarray  # [T, bins]
 
 
 def parse_config(text: str) -> KnnConfig:
@@ -56,22 +64,25 @@ def parse_config(text: str) -> KnnConfig:
     return KnnConfig(**values)
 
 
-def mel_cepstra(log_envelope: np.ndarray) -> np.ndarray:
-    """Log envelopes ``[T, bins]`` -> mel-cepstra c1..c24 ``[T, 24]``."""
-    import pysptk
-
-    return pysptk.sp2mc(np.exp(np.ascontiguousarray(log_envelope, dtype=np.float64)), order=24,
-                        alpha=all_pass_alpha(SAMPLE_RATE))[:, 1:]
-
-
-def frame_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mel-cepstral distance in dB ``[T]`` between two sets of log envelopes ``[T, bins]`` frame by frame."""
-    return MCD_CONSTANT * np.sqrt(np.sum((mel_cepstra(a) - mel_cepstra(b)) ** 2, axis=1))
-
-
 def distance_db(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean mel-cepstral distance in dB between two sets of log envelopes ``[T, bins]`` frame by frame."""
-    return float(np.mean(frame_distances(a, b)))
+    """Mean mel-cepstral distance in dB between two sets of log envelopes ``[T, bins]`` frame by frame (c0 left
+    out)."""
+    def cepstra(log_envelope: np.ndarray) -> np.ndarray:
+        return mel_cepstrum(np.exp(log_envelope), SAMPLE_RATE)[:, 1:]  # [T, 24]
+    return float(np.mean(frame_distortion(cepstra(a), cepstra(b))))
+
+
+def reference_descriptions(changer: KnnVoiceChanger, source_refs: list[np.ndarray], flag: bool) -> torch.Tensor:
+    """The descriptions ``[M, D]`` of the source speaker's reference frames voiced ``flag`` (as the changer
+    describes frames: normalized, warped, context within each recording)."""
+    voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+    return torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v == flag]
+                      for v, e in zip(voicing, envelopes)])
+
+
+def voiced_descriptions(changer: KnnVoiceChanger, log_envelope: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """The descriptions ``[T_v, D]`` of an utterance's voiced frames, as :meth:`KnnVoiceChanger.match` makes them."""
+    return frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
 
 
 class IncaMatching:
@@ -81,10 +92,8 @@ class IncaMatching:
 
     def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], iterations: int, ridge: float = 1.0):
         self.changer, self.maps = changer, {}
-        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
         for flag, (pool, _) in changer.pools.items():
-            described = torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v == flag]
-                                   for v, e in zip(voicing, envelopes)])  # [N, D]
+            described = reference_descriptions(changer, source_refs, flag)  # [N, D]
             inputs = torch.cat([described, torch.ones(len(described), 1)], dim=1).double()  # [N, D + 1]
             weights = torch.eye(inputs.shape[1], described.shape[1], dtype=torch.float64)  # identity start
             for _ in range(iterations):
@@ -116,9 +125,7 @@ class ContentMatching:
                  adversary: float = 0.3, ramp: bool = False, contrast: float = 0.0, seed: int = 0):
         torch.manual_seed(seed)
         self.changer = changer
-        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
-        source = torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v]
-                            for v, e in zip(voicing, envelopes)])  # [M, D]
+        source = reference_descriptions(changer, source_refs, True)  # [M, D]
         pool, _ = changer.pools[True]
         target = pool.descriptions  # [N, D]
         scale = torch.cat([source, target]).std(dim=0).clamp_min(1e-3)  # [D]
@@ -157,9 +164,9 @@ class ContentMatching:
     def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
         changer = self.changer
         log_envelope, matched = changer.match(frames)
-        voiced, _ = changer._log_envelope(None, changer.alignment.warp, frames)
+        voiced = torch.from_numpy(frames.f0 > 0)
         if voiced.any():
-            described = frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
+            described = voiced_descriptions(changer, log_envelope, voiced)  # [T_v, D]
             with torch.no_grad():
                 codes = self.encoder(described / self.scale)  # [T_v, code]
             distances = torch.cdist(codes, self.pool_codes)  # [T_v, N]
@@ -189,10 +196,10 @@ class UnitSelection:
     def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
         changer = self.changer
         log_envelope, matched = changer.match(frames)
-        voiced, _ = changer._log_envelope(None, changer.alignment.warp, frames)
+        voiced = torch.from_numpy(frames.f0 > 0)
         if int(voiced.sum()) >= 2:
             pool, pool_frames = changer.pools[True]
-            described = frame_descriptions(changer.source_stats.normalize(log_envelope)[:, voiced], changer.config)
+            described = voiced_descriptions(changer, log_envelope, voiced)  # [T_v, D]
             distances = torch.cdist(described, pool.descriptions).pow(2)  # [T_v, N]
             cost, index = distances.topk(self.candidates, dim=1, largest=False)  # [T_v, K] each
             path = viterbi(cost / cost[:, 0].median().clamp_min(1e-6), index, self.penalty)  # [T_v] pool indices
@@ -239,20 +246,16 @@ def main() -> None:
     args = parser.parse_args()
     pair = PAIRS[args.pair]
 
-    def picks(folder: Path, wanted: int) -> list[np.ndarray]:
-        files = audio_files(folder)
-        return [load_audio(files[i], SAMPLE_RATE) for i in world.spread_picks(len(files), wanted)]
-
-    source_refs, target_refs = picks(pair["source-ref"], world.FIT_FILES), picks(pair["target-ref"], args.target_files)
+    source_refs, target_refs = spread_waves(pair["source-ref"]), spread_waves(pair["target-ref"], args.target_files)
     alignment = world.fit_alignment(source_refs, target_refs, SAMPLE_RATE)
     settings = alignment.settings
-    sentences = []  # (source frames, oracle log envelope [T, bins], voiced [T])
-    for path in audio_files(pair["source"]):
-        target_path = next(p for p in audio_files(pair["parallel"]) if p.stem == path.stem)
-        source = world.analyse(load_audio(path, SAMPLE_RATE), SAMPLE_RATE, settings)
+    sentences = []
+    for path, target_path in sentence_pairs(pair):
+        wav = load_audio(path, SAMPLE_RATE)
+        source = world.analyse(wav, SAMPLE_RATE, settings)
         target = world.analyse(load_audio(target_path, SAMPLE_RATE), SAMPLE_RATE, settings)
-        oracle = np.log(target.envelope[matched_frames(source, target)] + 1e-12)
-        sentences.append((source, oracle, source.f0 > 0))
+        sentences.append(Sentence(path, len(wav), source,
+                                  np.log(target.envelope[matched_frames(source, target)] + 1e-12)))
     print(f"{args.pair}: warp {alignment.warp:.3f}, {len(sentences)} sentences, {len(target_refs)} target files\n")
     print("| config | formula | " + " | ".join(f"blend {b:g}" for b in BLENDS) + " |")
     print("|---" * (len(BLENDS) + 2) + "|")
@@ -271,46 +274,38 @@ def main() -> None:
             report(name, matcher, sentences, config)
             for blend in args.render:
                 label = f"{name.replace(', ', '-').replace(' ', '')}-blend{blend:g}"
-                render(matcher, pair, alignment, blend, args.out / label)
+                render(matcher, sentences, alignment, blend, config.smooth_frames, args.out / label)
                 rows[label] = evaluate(args.pair, ["--converted", str(args.out / label / "audio")],
                                        args.out / label)["converted"]
     if rows:
         write_table(rows, args.out / "table.md", "kNN conversion")
 
 
-def render(matcher, pair: dict, alignment: world.Alignment, blend: float, out: Path) -> None:
-    """Each source sentence converted by the kNN voice changer with ``matcher``'s matches (moved ``blend`` of the
-    way), into ``out/audio``."""
-    (out / "audio").mkdir(parents=True, exist_ok=True)
-    changer = matcher if isinstance(matcher, KnnVoiceChanger) else matcher.changer
-    changer.config = dataclasses.replace(changer.config, blend=blend)
-    for path in audio_files(pair["source"]):
-        wav = load_audio(path, SAMPLE_RATE)
-        if matcher is changer:
-            converted = changer(wav)
-        else:
-            frames = world.analyse(wav, SAMPLE_RATE, alignment.settings)
-            log_envelope, matched = matcher.match(frames)
-            moved = blend_toward(log_envelope, matched, blend, changer.config.smooth_frames).T.double().numpy()
-            changed = world.WorldFrames(world.transform_f0(frames.f0, alignment), np.exp(moved).copy(order="C"),
-                                        frames.aperiodicity)
-            converted = np.nan_to_num(world.synthesize(changed, SAMPLE_RATE, len(wav), alignment.settings))
-        save_audio(out / "audio" / f"{path.stem}.wav", converted / max(float(np.abs(converted).max()) / 0.9, 1.0),
-                   SAMPLE_RATE)
+def render(matcher, sentences: list[Sentence], alignment: world.Alignment, blend: float, smooth_frames: int,
+           out: Path) -> None:
+    """Each sentence converted by the kNN voice changer with ``matcher``'s matches (moved ``blend`` of the way, the
+    move averaged over ``smooth_frames``), into ``out/audio``: what :class:`KnnVoiceChanger` itself computes."""
+    for sentence in sentences:
+        log_envelope, matched = matcher.match(sentence.frames)  # [bins, T] each
+        moved = blend_toward(log_envelope, matched, blend, smooth_frames).T.double().numpy()  # [T, bins]
+        changed = world.WorldFrames(world.transform_f0(sentence.frames.f0, alignment), np.exp(moved).copy(order="C"),
+                                    sentence.frames.aperiodicity)
+        converted = world.synthesize(changed, SAMPLE_RATE, sentence.samples, alignment.settings)
+        converted = np.nan_to_num(converted, nan=0.0, posinf=0.0, neginf=0.0)
+        save_converted(out / "audio" / f"{sentence.path.stem}.wav", converted)
 
 
-def report(name: str, matcher, sentences: list, config: KnnConfig) -> None:
-    if True:
-        totals = np.zeros(len(BLENDS) + 1)
-        for source, oracle, voiced in sentences:
-            log_envelope, matched = matcher.match(source)  # [bins, T] each
-            matched = matched - matched.mean(dim=0, keepdim=True) + log_envelope.mean(dim=0, keepdim=True)
-            move = moving_average(matched - log_envelope, config.smooth_frames)
-            for index, blend in enumerate((0.0, *BLENDS)):
-                moved = (log_envelope + blend * move).T.double().numpy()  # [T, bins]
-                totals[index] += distance_db(moved[voiced], oracle[voiced])
-        cells = " | ".join(f"{value / len(sentences):.2f}" for value in totals)
-        print(f"| {name} | {cells} |", flush=True)
+def report(name: str, matcher, sentences: list[Sentence], config: KnnConfig) -> None:
+    """One row of the proxy table: the mean distance to the oracle of each blend's voiced frames."""
+    totals = np.zeros(len(BLENDS) + 1)
+    for sentence in sentences:
+        log_envelope, matched = matcher.match(sentence.frames)  # [bins, T] each
+        voiced = sentence.frames.f0 > 0
+        for index, blend in enumerate((0.0, *BLENDS)):
+            moved = blend_toward(log_envelope, matched, blend, config.smooth_frames).T.double().numpy()  # [T, bins]
+            totals[index] += distance_db(moved[voiced], sentence.oracle[voiced])
+    cells = " | ".join(f"{value / len(sentences):.2f}" for value in totals)
+    print(f"| {name} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

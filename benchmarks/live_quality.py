@@ -9,8 +9,9 @@ DNSMOS, F0); the 10-s file windowing is the baseline in the same table::
         -o runs/eval/live_quality
 
 Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk
-a window), ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those changed) or ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally ``/N`` for N Griffin-Lim
-iterations (``live/8``). The table goes to ``OUT/table.md``.
+a window), ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those changed) or
+``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally ``/N`` for N Griffin-Lim iterations
+(``live/8``). The table goes to ``OUT/table.md``.
 """
 
 from __future__ import annotations

@@ -25,9 +25,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
 
+import torch  # noqa: E402
+
 from voiceconv.audio import world  # noqa: E402
 from voiceconv.audio.io import audio_files, load_audio, save_audio  # noqa: E402
-from voiceconv.evaluate.mcd import all_pass_alpha, dtw_path  # noqa: E402
+from voiceconv.audio.knn import moving_average  # noqa: E402
+from voiceconv.evaluate.mcd import all_pass_alpha, dtw_path, mel_cepstrum  # noqa: E402
 
 SAMPLE_RATE = 16000
 SETTINGS = world.REFERENCE_SETTINGS  # 5-ms frames, as the MCD judge
@@ -42,31 +45,37 @@ VARIANTS = {"formula": (), "f0": ("f0",), "envelope": ("envelope",), "aperiodici
             "envelope/smooth21": ("envelope/smooth21",)}  # over 21 frames (105 ms)
 
 
-def fitted_alignment(pair: dict[str, Path]) -> world.Alignment:
-    """The WORLD voice changer's alignment, fitted on the two speakers' training recordings."""
-    def picks(folder: Path) -> list[np.ndarray]:
-        files = audio_files(folder)
-        return [load_audio(files[i], SAMPLE_RATE) for i in world.spread_picks(len(files))]
-    return world.fit_alignment(picks(pair["source-ref"]), picks(pair["target-ref"]), SAMPLE_RATE, settings=SETTINGS)
+def spread_waves(folder: Path, wanted: int = world.FIT_FILES) -> list[np.ndarray]:
+    """Up to ``wanted`` recordings of ``folder``, spread evenly over its files."""
+    files = audio_files(folder)
+    return [load_audio(files[i], SAMPLE_RATE) for i in world.spread_picks(len(files), wanted)]
+
+
+def sentence_pairs(pair: dict[str, Path]) -> list[tuple[Path, Path]]:
+    """Each evaluation sentence of ``pair`` with the parallel target sentence of the same name."""
+    parallel = {path.stem: path for path in audio_files(pair["parallel"])}
+    return [(path, parallel[path.stem]) for path in audio_files(pair["source"])]
+
+
+def save_converted(path: Path, wav: np.ndarray) -> None:
+    """``wav`` written to ``path`` (folders made), scaled down to a 0.9 peak if it goes above."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.max(np.abs(wav))) if len(wav) else 0.0
+    save_audio(path, wav / max(peak / 0.9, 1.0), SAMPLE_RATE)
 
 
 def matched_frames(source: world.WorldFrames, target: world.WorldFrames) -> np.ndarray:
     """For each source frame, the index of the target frame DTW aligns it with (mel-cepstra without c0)."""
-    import pysptk
-
-    def cepstra(frames: world.WorldFrames) -> np.ndarray:
-        return pysptk.sp2mc(frames.envelope, order=24, alpha=all_pass_alpha(SAMPLE_RATE))[:, 1:]  # [frames, 24]
-
-    source_index, target_index = dtw_path(cepstra(source), cepstra(target))
+    source_index, target_index = dtw_path(mel_cepstrum(source.envelope, SAMPLE_RATE)[:, 1:],
+                                          mel_cepstrum(target.envelope, SAMPLE_RATE)[:, 1:])
     matched = np.zeros(len(source.f0), dtype=int)
     matched[source_index] = target_index  # the last pairing of each source frame
     return matched
 
 
-def oracle_frames(source: world.WorldFrames, target: world.WorldFrames, alignment: world.Alignment,
-                  parts: tuple[str, ...]) -> world.WorldFrames:
-    """The voice changer's frames of ``source``, with ``parts`` taken from the DTW-aligned ``target``."""
-    matched = matched_frames(source, target)
+def oracle_frames(source: world.WorldFrames, target: world.WorldFrames, matched: np.ndarray,
+                  alignment: world.Alignment, parts: tuple[str, ...]) -> world.WorldFrames:
+    """The voice changer's frames of ``source``, with ``parts`` taken from ``target``'s frames ``matched`` to them."""
     f0 = world.transform_f0(source.f0, alignment)
     envelope = world.warp_envelope(source.envelope, alignment.warp)
     aperiodicity = source.aperiodicity
@@ -98,9 +107,7 @@ def part_of_move(move: np.ndarray, part: str, voiced: np.ndarray) -> np.ndarray:
         cepstrum = pysptk.sp2mc(np.exp(np.ascontiguousarray(move, dtype=np.float64)), order=int(part[4:]),
                                 alpha=alpha)  # [T, order + 1] of the move as a power spectrum
         return np.log(pysptk.mc2sp(cepstrum, alpha=alpha, fftlen=fft_size))
-    width = int(part[6:])
-    padded = np.pad(move, ((width // 2, width // 2), (0, 0)), mode="edge")
-    return np.stack([padded[i:i + width].mean(axis=0) for i in range(len(move))])
+    return moving_average(torch.from_numpy(move.T), int(part[6:])).T.numpy()
 
 
 def main() -> None:
@@ -110,20 +117,18 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     pair = PAIRS[args.pair]
-    alignment = fitted_alignment(pair)
+    alignment = world.fit_alignment(spread_waves(pair["source-ref"]), spread_waves(pair["target-ref"]), SAMPLE_RATE,
+                                    settings=SETTINGS)  # the WORLD voice changer's, fitted on the training recordings
     print(f"alignment: warp {alignment.warp:.3f}", flush=True)
-    for path in audio_files(pair["source"]):
+    for path, target_path in sentence_pairs(pair):
         wav = load_audio(path, SAMPLE_RATE)
-        parallel = audio_files(pair["parallel"])
-        target_path = next(p for p in parallel if p.stem == path.stem)
-        source, target = world.analyse(wav, SAMPLE_RATE, SETTINGS), world.analyse(
-            load_audio(target_path, SAMPLE_RATE), SAMPLE_RATE, SETTINGS)
+        source = world.analyse(wav, SAMPLE_RATE, SETTINGS)
+        target = world.analyse(load_audio(target_path, SAMPLE_RATE), SAMPLE_RATE, SETTINGS)
+        matched = matched_frames(source, target)  # [T]
         for name in args.variants:
-            out = world.synthesize(oracle_frames(source, target, alignment, VARIANTS[name]), SAMPLE_RATE,
-                                   len(wav), SETTINGS)
-            peak = float(np.max(np.abs(out))) if len(out) else 0.0
-            (args.out / "audio" / name).mkdir(parents=True, exist_ok=True)
-            save_audio(args.out / "audio" / name / f"{path.stem}.wav", out / max(peak / 0.9, 1.0), SAMPLE_RATE)
+            frames = oracle_frames(source, target, matched, alignment, VARIANTS[name])
+            save_converted(args.out / "audio" / name / f"{path.stem}.wav",
+                           world.synthesize(frames, SAMPLE_RATE, len(wav), SETTINGS))
     rows = {}
     for name in args.variants:
         summary = evaluate(args.pair, ["--converted", str(args.out / "audio" / name)], args.out / name)

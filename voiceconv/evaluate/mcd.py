@@ -64,12 +64,22 @@ def as_pcm16(wav: np.ndarray) -> np.ndarray:
 def world_features(wav: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) -> WorldFeatures:
     """F0 (DIO + StoneMask) and mel-cepstrum of a mono waveform ``[samples]``, analysed as 16-bit PCM."""
     pyworld = require("pyworld")
-    pysptk = require("pysptk")
     x = as_pcm16(wav)
     f0, times = world_f0(x, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)  # [frames, fft_size/2+1]
-    mcep = pysptk.sp2mc(envelope, order=order, alpha=all_pass_alpha(sample_rate))  # [frames, order+1]
-    return WorldFeatures(f0=f0, mcep=mcep)
+    return WorldFeatures(f0=f0, mcep=mel_cepstrum(envelope, sample_rate, order))
+
+
+def mel_cepstrum(envelope: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) -> np.ndarray:
+    """SPTK mel-cepstrum ``[frames, order+1]`` (c0 first) of a WORLD power envelope ``[frames, fft_size/2+1]``."""
+    pysptk = require("pysptk")
+    return pysptk.sp2mc(np.ascontiguousarray(envelope, dtype=np.float64), order=order,
+                        alpha=all_pass_alpha(sample_rate))
+
+
+def frame_distortion(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mel-cepstral distortion in dB ``[N]`` between paired frames of two cepstra ``[N, D]`` (c0 already left out)."""
+    return _MCD_CONSTANT * np.sqrt(np.sum((a - b) ** 2, axis=1))
 
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +98,7 @@ def mcd_from_features(converted: WorldFeatures, reference: WorldFeatures) -> flo
     if len(a) == 0 or len(b) == 0:
         return float("nan")
     ia, ib = dtw_path(a, b)
-    return float(np.mean(_MCD_CONSTANT * np.sqrt(np.sum((a[ia] - b[ib]) ** 2, axis=1))))
+    return float(np.mean(frame_distortion(a[ia], b[ib])))
 
 
 def mel_cepstral_distortion(converted: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
