@@ -37,6 +37,7 @@ from oracle_components import matched_frames, save_converted, sentence_pairs, sp
 from voiceconv.audio import world  # noqa: E402
 from voiceconv.audio.io import load_audio  # noqa: E402
 from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions  # noqa: E402
+from voiceconv.audio.phones import load_phone_model  # noqa: E402
 from voiceconv.evaluate.mcd import frame_distortion, mel_cepstrum  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -175,46 +176,6 @@ class ContentMatching:
         return log_envelope, matched
 
 
-class PhoneMatching:
-    """Matching on the kNN description with the phone model's probabilities beside it
-    (:mod:`voiceconv.audio.phones`): each frame's square-root phone probabilities, times ``weight``, are appended to
-    its description, so a match must be near in sound class as well as in spectrum (the squared distance between
-    two sure, different phones is ``2 weight^2``). Voiced frames only; unvoiced ones as the changer does."""
-
-    def __init__(self, changer: KnnVoiceChanger, target_refs: list[np.ndarray], model, weight: float):
-        self.changer, self.model, self.weight = changer, model, weight
-        pool, _ = changer.pools[True]
-        settings = changer.alignment.settings
-        probabilities = []
-        for wav in target_refs:  # the pool's voiced frames, in its order
-            frames = world.analyse(wav, SAMPLE_RATE, settings)
-            probabilities.append(model.posteriors(frames.envelope, frames.f0)[frames.f0 > 0])
-        self.pool = torch.cat([pool.descriptions, weight * torch.cat(probabilities).sqrt()], dim=1)  # [N, D + P]
-        self.norms = self.pool.pow(2).sum(dim=1)
-
-    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
-        changer = self.changer
-        log_envelope, matched = changer.match(frames)
-        voiced = torch.from_numpy(frames.f0 > 0)
-        if voiced.any():
-            described = voiced_descriptions(changer, log_envelope, voiced)  # [T_v, D]
-            probabilities = self.model.posteriors(frames.envelope, frames.f0)[voiced]  # [T_v, P]
-            query = torch.cat([described, self.weight * probabilities.sqrt()], dim=1)
-            distances = self.norms[None] - 2.0 * query @ self.pool.T  # [T_v, N]
-            nearest = distances.topk(changer.config.k, dim=1, largest=False).indices
-            matched[:, voiced] = changer.pools[True][1][nearest].mean(dim=1).T
-        return log_envelope, matched
-
-
-def load_phone_model(path: Path):
-    """A phone model saved by recipes/phones/train.py."""
-    from voiceconv.audio.phones import PhoneModel
-    saved = torch.load(path, weights_only=True)
-    model = PhoneModel(tuple(saved["phones"]), saved.get("context", 5), saved.get("hidden", 384))
-    model.load_state_dict(saved["state"])
-    return model.eval()
-
-
 def neighbour_contrast(encoder: torch.nn.Module, frames: torch.Tensor, batch: int = 256, tau: float = 0.1
                        ) -> torch.Tensor:
     """InfoNCE over a speaker's frames ``[N, D]`` in time order: each sampled frame's code must pick out the next
@@ -280,9 +241,7 @@ def main() -> None:
     parser.add_argument("--ramp", action="store_true", help="raise that weight from 0 over the first half of training")
     parser.add_argument("--viterbi", type=float, nargs="+", default=[], metavar="PENALTY",
                         help="also unit selection: one target frame per source frame, jumps cost PENALTY")
-    parser.add_argument("--phones", type=Path, help="also match with this phone model's probabilities")
-    parser.add_argument("--phone-weight", type=float, nargs="+", default=[4.0], metavar="W",
-                        help="the probabilities' weight beside the description (--phones)")
+    parser.add_argument("--phones", type=Path, help="the phone model of configs with phone_weight (default: shipped)")
     parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
                         help="also convert the sentences at these blends and score them with voiceconv evaluate")
     parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
@@ -303,18 +262,15 @@ def main() -> None:
     print("| config | formula | " + " | ".join(f"blend {b:g}" for b in BLENDS) + " |")
     print("|---" * (len(BLENDS) + 2) + "|")
     rows = {}
+    phone_model = load_phone_model(args.phones) if args.phones else None
     for text in args.config:
         config = parse_config(text)
-        changer = KnnVoiceChanger(source_refs, target_refs, SAMPLE_RATE, alignment, config)
+        changer = KnnVoiceChanger(source_refs, target_refs, SAMPLE_RATE, alignment, config, phone_model)
         matchers = [(text, lambda: changer)]
         matchers += [(f"{text}, INCA x{n}", partial(IncaMatching, changer, source_refs, n)) for n in args.inca]
         matchers += [(f"{text}, code {n}", partial(ContentMatching, changer, source_refs, n, adversary=args.adversary,
                                                                  ramp=args.ramp, contrast=args.contrast))
                      for n in args.content]
-        if args.phones:
-            model = load_phone_model(args.phones)
-            matchers += [(f"{text}, phones {w:g}", partial(PhoneMatching, changer, target_refs, model, w))
-                         for w in args.phone_weight]
         matchers += [(f"{text}, unit selection {p:g}", partial(UnitSelection, changer, p)) for p in args.viterbi]
         for name, make in matchers:
             matcher = make()

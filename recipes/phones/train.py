@@ -116,7 +116,7 @@ def main() -> None:
             row["held_out_accuracy"] = accuracy(model, *stacked(held, index, args.context))
         log.append(row)
         print(json.dumps(row), flush=True)
-    torch.save({"phones": phone_set, "context": args.context, "hidden": args.hidden, "state": model.state_dict()}, args.out / "phones.pt")
+    phones.save_phone_model(model, args.out / "phones.safetensors")
     (args.out / "log.json").write_text(json.dumps(log, indent=1))
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import harmonic_tone, mel_image
-from voiceconv.audio.features import FeatureConfig
+from voiceconv.audio.features import FeatureConfig, dct_matrix
 from voiceconv.audio.world import DEFAULT_SETTINGS
-from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, dct_matrix, frame_descriptions
+from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions
 from voiceconv.audio.world import Alignment, PitchStats
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.losses import pseudo_target_loss
@@ -44,10 +44,12 @@ def test_a_speaker_matched_against_itself_gets_its_own_frames_back():
         assert torch.equal(pool.nearest(image)[:, 0], torch.arange(image.shape[1]) + offset)
 
 
-def test_the_knn_voice_changer_of_a_speaker_onto_itself_returns_its_own_envelopes():
+@pytest.mark.parametrize("phone_weight", [0.0, 30.0])
+def test_the_knn_voice_changer_of_a_speaker_onto_itself_returns_its_own_envelopes(phone_weight):
     waves = [harmonic_tone(1.0, f0=150.0 + 9 * i, seed=i) for i in range(3)]
     same = PitchStats(5.0, 0.2)
-    changer = KnnVoiceChanger(waves, waves, 16000, Alignment(same, same, 1.0), KnnConfig(k=1, blend=1.0, cepstra=12))
+    changer = KnnVoiceChanger(waves, waves, 16000, Alignment(same, same, 1.0),
+                              KnnConfig(k=1, blend=1.0, cepstra=12, phone_weight=phone_weight))
     for wav in waves:  # every frame finds itself (but a few at file and voicing edges, whose context differs)
         resynthesized = copy_synthesize(wav, 16000, changer.alignment.settings)
         assert np.sqrt(np.mean((changer(wav) - resynthesized) ** 2)) < 0.02 * np.sqrt(np.mean(resynthesized ** 2))

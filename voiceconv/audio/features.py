@@ -8,6 +8,7 @@ images and model files so either alone is enough to resynthesize audio.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -134,3 +135,12 @@ class SpeakerStats:
     def to(self, device: torch.device | str) -> SpeakerStats:
         """The same statistics on ``device``."""
         return SpeakerStats(self.mean.to(device), self.std.to(device))
+
+
+def dct_matrix(rows: int, coefficients: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis ``[coefficients, rows]``: ``c = D @ frame`` for a frame of ``rows`` bands."""
+    n = torch.arange(rows, dtype=torch.float64)
+    k = torch.arange(coefficients, dtype=torch.float64)[:, None]
+    basis = torch.cos(math.pi / rows * (n + 0.5) * k) * math.sqrt(2.0 / rows)
+    basis[0] /= math.sqrt(2.0)
+    return basis.float()

@@ -10,7 +10,10 @@ first cepstral coefficients (a DCT along frequency, c1..c_n: the envelope's
 shape without its level) of its envelope normalized by its speaker's per-bin
 mean and deviation, stacked over a few neighbouring frames so that matches
 share their phonetic context, and matched voiced with voiced, unvoiced with
-unvoiced. The frame keeps its own level and moves part of the way
+unvoiced. With ``phone_weight`` > 0 a frame is also described by the
+probabilities of the phones (:mod:`voiceconv.audio.phones`, a small phone
+model trained on flite voices), so that a match is the same sound as well as
+a near spectrum. The frame keeps its own level and moves part of the way
 (``blend``) toward the neighbours' mean log envelope::
 
     e' = e + blend * (mean_k(target frames nearest e) - e),  level(e') = level(e)
@@ -27,7 +30,6 @@ training (``model.pull_weight``): a model trained toward it must beat it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,7 +37,8 @@ import numpy as np
 import torch
 
 from voiceconv.audio import world
-from voiceconv.audio.features import SpeakerStats
+from voiceconv.audio import phones
+from voiceconv.audio.features import SpeakerStats, dct_matrix
 
 CHUNK_FRAMES = 2048  # source frames matched at once: bounds the distance matrix to CHUNK_FRAMES x pool frames
 
@@ -52,19 +55,15 @@ class KnnConfig:
     voiced_only: bool = False  # leave unvoiced frames (the noise of fricatives and bursts) where they are
     keep_variance: bool = False  # give the neighbours' means the target's variance over time (global variance)
     reference_files: int = 60  # training: the target recordings (evenly spread) whose frames are matched against
+    # weight of a frame's phone probabilities (voiceconv.audio.phones, square roots) beside its description: a match
+    # must then be the same sound as well as a near spectrum. 0 matches on the spectrum alone.
+    phone_weight: float = 0.0
 
     def __post_init__(self):
         if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
             raise ValueError(f"pull.smooth_frames must be an odd number >= 1, got {self.smooth_frames}")
-
-
-def dct_matrix(rows: int, coefficients: int) -> torch.Tensor:
-    """Orthonormal DCT-II basis ``[coefficients, rows]``: ``c = D @ frame`` for a frame of ``rows`` bands."""
-    n = torch.arange(rows, dtype=torch.float64)
-    k = torch.arange(coefficients, dtype=torch.float64)[:, None]
-    basis = torch.cos(math.pi / rows * (n + 0.5) * k) * math.sqrt(2.0 / rows)
-    basis[0] /= math.sqrt(2.0)
-    return basis.float()
+        if not 0.0 <= self.phone_weight <= 1000.0:
+            raise ValueError(f"pull.phone_weight must be between 0 and 1000, got {self.phone_weight}")
 
 
 def frame_descriptions(image: torch.Tensor, config: KnnConfig) -> torch.Tensor:
@@ -78,18 +77,23 @@ def frame_descriptions(image: torch.Tensor, config: KnnConfig) -> torch.Tensor:
 
 
 class FramePool:
-    """Frames to match against: their descriptions ``[N, D]`` (with squared norms) from normalized images."""
+    """Frames to match against: their descriptions ``[N, D]`` (with squared norms) from normalized images, with
+    ``extras`` ``[T_i, E]`` per image (columns appended to its frames' descriptions) when given."""
 
-    def __init__(self, images: list[torch.Tensor], config: KnnConfig):
+    def __init__(self, images: list[torch.Tensor], config: KnnConfig, extras: list[torch.Tensor] | None = None):
         self.config = config
-        self.descriptions = torch.cat([frame_descriptions(image, config) for image in images])  # [N, D]
+        extras = extras or [torch.zeros(image.shape[1], 0) for image in images]
+        self.descriptions = torch.cat([torch.cat([frame_descriptions(image, config), extra], dim=1)
+                                       for image, extra in zip(images, extras)])  # [N, D + E]
         self.norms = self.descriptions.pow(2).sum(dim=1)  # [N]
         if len(self.descriptions) < config.k:
             raise ValueError(f"{len(self.descriptions)} target frames are fewer than k={config.k}")
 
-    def nearest(self, image: torch.Tensor) -> torch.Tensor:
-        """Indices ``[T, k]`` of the pool's frames nearest each frame of a normalized image ``[H, T]``."""
-        return self.nearest_described(frame_descriptions(image, self.config))
+    def nearest(self, image: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Indices ``[T, k]`` of the pool's frames nearest each frame of a normalized image ``[H, T]`` (with its
+        ``extra`` columns ``[T, E]`` when the pool has some)."""
+        described = frame_descriptions(image, self.config)
+        return self.nearest_described(described if extra is None else torch.cat([described, extra], dim=1))
 
     def nearest_described(self, descriptions: torch.Tensor) -> torch.Tensor:
         """Indices ``[N, k]`` of the pool's frames nearest each of ``descriptions`` ``[N, D]``."""
@@ -123,16 +127,22 @@ MAX_VARIANCE_GAIN = 2.0  # keep_variance widens a coefficient's spread over time
 
 class KnnVoiceChanger:
     """The WORLD voice changer of ``alignment`` with each frame's envelope pulled toward the target's frames among
-    ``target_waves``; ``source_waves`` give the source speaker's normalization (all at ``sample_rate``)."""
+    ``target_waves``; ``source_waves`` give the source speaker's normalization (all at ``sample_rate``). With
+    ``config.phone_weight`` > 0, frames are also described by ``phone_model``'s probabilities (the shipped
+    :func:`voiceconv.audio.phones.shipped_model` when none is given)."""
 
     def __init__(self, source_waves: Iterable[np.ndarray], target_waves: Iterable[np.ndarray], sample_rate: int,
-                 alignment: world.Alignment, config: KnnConfig = KnnConfig()):
+                 alignment: world.Alignment, config: KnnConfig = KnnConfig(),
+                 phone_model: phones.PhoneModel | None = None):
         self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
+        self.phone_model = (phone_model or phones.shipped_model()) if config.phone_weight > 0 else None
         source = [self._log_envelope(wav, alignment.warp)[1] for wav in source_waves]  # [bins, T_i] each
-        target = [self._log_envelope(wav) for wav in target_waves]  # (voiced [T_i], log envelope [bins, T_i])
+        analysed = [world.analyse(wav, sample_rate, alignment.settings) for wav in target_waves]
+        target = [self._log_envelope(None, frames=frames) for frames in analysed]  # (voiced [T_i], [bins, T_i])
         self.source_stats = _statistics(source)
         voiced = torch.cat([flags for flags, _ in target])
         frames = torch.cat([envelope for _, envelope in target], dim=1)  # [bins, N]
+        sounds = torch.cat([self.phone_columns(frames) for frames in analysed])  # [N, phones] (or [N, 0])
         normalized = _statistics([frames]).normalize(frames)
         self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
         self.cepstra = dct_matrix(frames.shape[0], config.cepstra + 1)[1:]  # [cepstra, bins]: c1..c_n
@@ -140,7 +150,8 @@ class KnnVoiceChanger:
         for flag in (True, False):
             chosen = voiced == flag
             if int(chosen.sum()) >= config.k:
-                self.pools[flag] = (FramePool([normalized[:, chosen]], config), frames[:, chosen].T.contiguous())
+                self.pools[flag] = (FramePool([normalized[:, chosen]], config, [sounds[chosen]]),
+                                    frames[:, chosen].T.contiguous())
                 if config.keep_variance:
                     self.variances[flag] = _utterance_variance(
                         [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
@@ -167,15 +178,24 @@ class KnnVoiceChanger:
         log envelope of its nearest target frames ``[bins, T]`` (the frame itself where it is not matched)."""
         voiced, log_envelope = self._log_envelope(None, self.alignment.warp, frames)  # [T], [bins, T]
         described = self.source_stats.normalize(log_envelope)
+        sounds = self.phone_columns(frames)  # [T, phones] (or [T, 0])
         matched = log_envelope.clone()
         for flag, (pool, pool_frames) in self.pools.items():
             chosen = voiced == flag
             if chosen.any() and (flag or not self.config.voiced_only):
-                nearest = pool.nearest(described[:, chosen])  # [T_flag, k] (context from the chosen frames)
+                nearest = pool.nearest(described[:, chosen], sounds[chosen])  # [T_flag, k] (context: chosen frames)
                 matched[:, chosen] = pool_frames[nearest].mean(dim=1).T
                 if self.config.keep_variance:
                     matched[:, chosen] = self.with_target_variance(matched[:, chosen], flag)
         return log_envelope, matched
+
+    def phone_columns(self, frames: world.WorldFrames) -> torch.Tensor:
+        """The columns ``[T, phones]`` that a frame's phone probabilities add to its description: their square roots
+        times ``phone_weight`` (so two sure, different phones lie ``2 phone_weight^2`` apart in squared distance).
+        ``[T, 0]`` without a phone model."""
+        if self.phone_model is None:
+            return torch.zeros(len(frames.f0), 0)
+        return self.config.phone_weight * self.phone_model.posteriors(frames.envelope, frames.f0).sqrt()
 
     def with_target_variance(self, matched: torch.Tensor, flag: bool) -> torch.Tensor:
         """Neighbours' means ``[bins, T]`` with their cepstra c1..c_n spread over time as much as the target's

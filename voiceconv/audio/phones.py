@@ -13,18 +13,26 @@ comes from pocketsphinx, which no part of training sees.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
-from voiceconv.audio.knn import dct_matrix
+from voiceconv.audio.features import dct_matrix
 
 CEPSTRA = 24  # c1..c24 beside c0
 CONTEXT = 5  # frames either side (50 ms at 10-ms frames)
 HIDDEN = 384
 LOG_FLOOR = 1e-12
+#: The model the kNN pull uses, trained by recipes/phones (its README is the model card).
+SHIPPED = Path(__file__).with_name("phones.safetensors")
 
 
 def frame_columns(envelope: np.ndarray, f0: np.ndarray) -> torch.Tensor:
@@ -68,6 +76,36 @@ class PhoneModel(nn.Module):
         out = self(with_context(frame_columns(envelope, f0), self.context)).softmax(dim=1)
         self.train(was_training)
         return out
+
+
+def save_phone_model(model: PhoneModel, path: Path) -> None:
+    """Write ``model`` as safetensors (weights in float32) with its phone set and shape in the header."""
+    header = {"phones": json.dumps(list(model.phones)), "context": str(model.context),
+              "hidden": str(model.layers[0].out_features)}
+    save_file({name: value.contiguous() for name, value in model.state_dict().items()}, str(path), metadata=header)
+
+
+def load_phone_model(path: Path) -> PhoneModel:
+    """A phone model written by :func:`save_phone_model` (safetensors: reading it runs no code), in eval mode."""
+    with safe_open(str(path), framework="pt") as file:
+        header = file.metadata()
+        model = PhoneModel(tuple(json.loads(header["phones"])), int(header["context"]), int(header["hidden"]))
+        model.load_state_dict({name: file.get_tensor(name) for name in file.keys()})
+    return model.eval()
+
+
+def fingerprint(model: PhoneModel) -> str:
+    """A short digest of a model's phone set and weights (what a cache of its outputs is keyed on)."""
+    digest = hashlib.sha256(json.dumps([model.phones, model.context]).encode())
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode() + value.detach().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def shipped_model() -> PhoneModel:
+    """The package's phone model (:data:`SHIPPED`), read once."""
+    return load_phone_model(SHIPPED)
 
 
 @dataclass(frozen=True)

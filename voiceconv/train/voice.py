@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from voiceconv.audio import phones
 from voiceconv.audio.features import FeatureConfig, SpeakerStats
 from voiceconv.audio.io import audio_files
 from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger
@@ -292,7 +293,8 @@ def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer:
     formula can make, on top of the formula stage instead of in place of it.
     """
     started = time.monotonic()
-    key = f"knn-{_digest({**changer.alignment.to_dict(), **vars(changer.config)})}"
+    phone_model = {} if changer.phone_model is None else {"phone_model": phones.fingerprint(changer.phone_model)}
+    key = f"knn-{_digest({**changer.alignment.to_dict(), **vars(changer.config), **phone_model})}"
     pulled = load(name=corpus.name, transform=changer, transform_key=key)
     if [image.shape for image in pulled.images] != [image.shape for image in corpus.images]:
         raise RuntimeError(f"{corpus.name}: the pseudo-target images do not match the inputs frame for frame")
