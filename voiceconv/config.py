@@ -40,7 +40,12 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
         )
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in values.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:  # a dataclass's own check of its values (__post_init__)
+        raise ConfigError(str(err)) from None
 
 
 def apply_overrides(config: T, overrides: list[str]) -> T:

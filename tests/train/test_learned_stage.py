@@ -241,3 +241,12 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
     validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts)
     assert [u.transcript for u in validator.utterances["a2b"]] == ["the held back words"]
     assert [u.transcript for u in validator.utterances["b2a"]] == [None]  # judged against the input's recognition
+
+
+@pytest.mark.parametrize("values, message", [({"smooth_frames": 2}, "smooth_frames must be an odd number"),
+                                             ({"phone_weight": -1.0}, "phone_weight must be between 0 and 1000")])
+def test_a_pull_setting_out_of_range_is_a_config_error_naming_it(values, message):
+    from voiceconv.config import from_dict
+    from voiceconv.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        from_dict(KnnConfig, values, "data.pull")
