@@ -21,11 +21,16 @@ def test_an_interrupt_just_after_the_temporary_file_is_made_removes_it(tmp_path,
         return fd, tmp
 
     monkeypatch.setattr(files, "_locked_temporary", made_then_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        with files.atomic_output(tmp_path / "out.wav") as tmp:
-            tmp.write_bytes(b"never")
-    assert list(tmp_path.iterdir()) == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Ctrl-C as a terminal delivers it: a process started in the background (nohup ... &) inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with files.atomic_output(tmp_path / "out.wav") as tmp:
+                tmp.write_bytes(b"never")
+        assert list(tmp_path.iterdir()) == []
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_atomic_output_appears_whole_or_not_at_all(tmp_path):
