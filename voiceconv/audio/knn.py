@@ -137,12 +137,11 @@ class KnnVoiceChanger:
         self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
         self.phone_model = (phone_model or phones.shipped_model()) if config.phone_weight > 0 else None
         source = [self._log_envelope(wav, alignment.warp)[1] for wav in source_waves]  # [bins, T_i] each
-        analysed = [world.analyse(wav, sample_rate, alignment.settings) for wav in target_waves]
-        target = [self._log_envelope(None, frames=frames) for frames in analysed]  # (voiced [T_i], [bins, T_i])
+        target = [self._target_frames(wav) for wav in target_waves]  # (voiced [T_i], [bins, T_i], [T_i, phones])
         self.source_stats = _statistics(source)
-        voiced = torch.cat([flags for flags, _ in target])
-        frames = torch.cat([envelope for _, envelope in target], dim=1)  # [bins, N]
-        sounds = torch.cat([self.phone_columns(frames) for frames in analysed])  # [N, phones] (or [N, 0])
+        voiced = torch.cat([flags for flags, _, _ in target])
+        frames = torch.cat([envelope for _, envelope, _ in target], dim=1)  # [bins, N]
+        sounds = torch.cat([columns for _, _, columns in target])  # [N, phones] (or [N, 0])
         normalized = _statistics([frames]).normalize(frames)
         self.pools = {}  # voiced flag -> (FramePool, raw log envelopes [N_v, bins])
         self.cepstra = dct_matrix(frames.shape[0], config.cepstra + 1)[1:]  # [cepstra, bins]: c1..c_n
@@ -154,7 +153,7 @@ class KnnVoiceChanger:
                                     frames[:, chosen].T.contiguous())
                 if config.keep_variance:
                     self.variances[flag] = _utterance_variance(
-                        [self.cepstra @ envelope[:, flags == flag] for flags, envelope in target])
+                        [self.cepstra @ envelope[:, flags == flag] for flags, envelope, _ in target])
 
     @property
     def pool_size(self) -> int:
@@ -188,6 +187,11 @@ class KnnVoiceChanger:
                 if self.config.keep_variance:
                     matched[:, chosen] = self.with_target_variance(matched[:, chosen], flag)
         return log_envelope, matched
+
+    def _target_frames(self, wav: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A target recording's voicing ``[T]``, log envelope ``[bins, T]`` and phone columns ``[T, phones]``."""
+        frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
+        return (*self._log_envelope(None, frames=frames), self.phone_columns(frames))
 
     def phone_columns(self, frames: world.WorldFrames) -> torch.Tensor:
         """The columns ``[T, phones]`` that a frame's phone probabilities add to its description: their square roots
