@@ -15,10 +15,12 @@ from conftest import SAMPLES
 pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'voiceconv[eval]'")
 
 from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
+from voiceconv.audio.knn import KnnConfig  # noqa: E402
 from voiceconv.evaluate.harness import (  # noqa: E402
-    BASELINE_CEILING, BASELINE_KNN, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM, EvaluationRequest, evaluate)
+    BASELINE_CEILING, BASELINE_KNN, BASELINE_TEACHER, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM,
+    EvaluationRequest, evaluate)
 from voiceconv.data.transcripts import read_transcripts  # noqa: E402
-from voiceconv.evaluate.report import write_report  # noqa: E402
+from voiceconv.evaluate.report import markdown, write_report  # noqa: E402
 from voiceconv.errors import VoiceconvError  # noqa: E402
 
 KATHLEEN = sorted((SAMPLES / "audio").glob("kathleen_*.flac"))
@@ -149,3 +151,35 @@ def test_a_model_at_another_rate_is_scored_at_the_harness_rate():
     assert out.dtype == np.float32 and len(out) == 16000  # one second at 16 kHz
     spectrum = np.abs(np.fft.rfft(out))
     assert abs(np.argmax(spectrum) - 220) <= 1  # still a 220 Hz tone: resampled, not relabelled
+
+
+def test_a_models_own_kNN_teacher_is_scored_beside_it(tmp_path, kathleen_dirs):
+    """The knn-teacher baseline renders the pull the model was trained toward, with its settings in the report."""
+    source, _, _ = kathleen_dirs
+    teacher = KnnConfig(blend=0.75, smooth_frames=7, phone_weight=30.0)
+    request = EvaluationRequest(source_dir=source, target_ref_dir=source, baselines=True, teacher=teacher)
+    result = evaluate(request, convert=lambda wav, rate: wav)
+    assert len(result.systems[BASELINE_TEACHER]) == len(result.systems[BASELINE_KNN]) == 2
+    fitted = result.baselines[BASELINE_TEACHER]
+    assert (fitted["blend"], fitted["smooth_frames"], fitted["phone_weight"]) == (0.75, 7, 30.0)
+    assert result.baselines[BASELINE_KNN]["phone_weight"] == 0.0  # the standing baseline is unchanged
+    text = markdown(write_report(result, {}, tmp_path / "out"))
+    assert "| knn-teacher |" in text and "averaged over 7 frames, matched on phones too (weight 30)" in text
+    without = evaluate(EvaluationRequest(source_dir=source, target_ref_dir=source, baselines=True),
+                       convert=lambda wav, rate: wav)
+    assert BASELINE_TEACHER not in without.systems  # a model with no pull has no teacher row
+
+
+def test_the_teacher_is_read_from_the_models_recipe(capsys):
+    """The shipped model's recipe pull becomes the teacher; a broken or absent one leaves the row out, saying so."""
+    from voiceconv.cli.evaluate import model_teacher
+    from voiceconv.modelfiles.format import read_header
+
+    header = read_header(SAMPLES / "models" / "kathleen_rms.safetensors")
+    pull = header["training"]["recipe"]["data"]["pull"]
+    assert model_teacher(header, "model") == KnnConfig(**pull)
+    broken = {"training": {"recipe": {"model": {"pull_weight": 30.0}, "data": {"pull": {"k": 0}}}}}
+    assert model_teacher(broken, "stranger.safetensors") is None
+    assert "stranger.safetensors" in capsys.readouterr().err
+    for header in ({}, {"training": []}, {"training": {"recipe": {"model": {"pull_weight": 0.0}}}}):
+        assert model_teacher(header, "model") is None

@@ -60,6 +60,11 @@ class KnnConfig:
     phone_weight: float = 0.0
 
     def __post_init__(self):
+        for name, low, high in (("k", 1, 256), ("context", 0, 16), ("cepstra", 1, 128), ("reference_files", 1, 10000)):
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"pull.{name} must be between {low} and {high}, got {getattr(self, name)}")
+        if not 0.0 <= self.blend <= 1.0:
+            raise ValueError(f"pull.blend must be between 0 and 1, got {self.blend}")
         if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
             raise ValueError(f"pull.smooth_frames must be an odd number >= 1, got {self.smooth_frames}")
         if not 0.0 <= self.phone_weight <= 1000.0:

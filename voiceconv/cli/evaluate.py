@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voiceconv.cli.common import add_pitch
 from voiceconv.models.directions import DIRECTIONS
+
+if TYPE_CHECKING:
+    from voiceconv.audio.knn import KnnConfig
 
 
 def add_verbs(verbs) -> None:
@@ -38,7 +42,8 @@ def _add_evaluate(verbs) -> None:
     p.add_argument("--baselines", action="store_true",
                    help="also score the unconverted source, a pitch-shift voice changer, the WORLD voice changer (F0 transform "
                         "and envelope warp fitted on the reference folders), the kNN voice changer (the same with each envelope "
-                        "moved half way to its nearest target reference frames) and the vocoder ceiling")
+                        "moved half way to its nearest target reference frames), the vocoder ceiling, and with --model the "
+                        "model's own kNN teacher (knn-teacher: its recipe's data.pull rendered by formula)")
     p.add_argument("--max-refs", type=int, default=50, metavar="N",
                    help="reference files used per speaker (default %(default)s)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="where report.json/md and plots go")
@@ -53,7 +58,7 @@ def _run_evaluate(args) -> None:
 
     from voiceconv.audio.features import FeatureConfig
 
-    convert, features, alignment = None, FeatureConfig(), None
+    convert, features, alignment, teacher = None, FeatureConfig(), None, None
     if args.model is not None:
         from voiceconv.convert import Converter
 
@@ -62,17 +67,38 @@ def _run_evaluate(args) -> None:
         converter.alignment(args.direction, args.pitch)  # a bad --pitch fails before any scoring
         convert = scored_at_input_rate(converter, args.direction, args.pitch)
         alignment = converter.alignments.get(args.direction)  # its F0 transform defines the intended pitch
+        teacher = model_teacher(converter.header, args.model) if args.baselines else None
     request = EvaluationRequest(source_dir=args.source, target_ref_dir=args.target_ref, source_ref_dir=args.source_ref,
                                 converted_dir=args.converted, parallel_dir=args.parallel,
                                 transcripts=args.transcripts, baselines=args.baselines,
                                 max_reference_files=args.max_refs, features=features, pitch=args.pitch,
-                                alignment=alignment)
+                                alignment=alignment, teacher=teacher)
     result = evaluate(request, convert=convert,
                       progress=lambda items, desc: tqdm(items, desc=desc, unit="utt", file=sys.stderr))
     inputs = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("run", "verb")}
     report = write_report(result, inputs, args.out)
     print(markdown(report).split("\n## ")[0])
     print(f"report written to {args.out}/report.md")
+
+
+def model_teacher(header: dict, path) -> KnnConfig | None:
+    """The kNN pull a model was trained toward (its recipe's ``data.pull``), or None when it had none; a pull the
+    recipe recorded wrongly is reported on stderr and left out of the baselines."""
+    from voiceconv.audio.knn import KnnConfig
+    from voiceconv.config import from_dict
+    from voiceconv.errors import ConfigError
+
+    def field(values, key: str):
+        return values.get(key, {}) if isinstance(values, dict) else {}
+
+    recipe = field(field(header, "training"), "recipe")
+    if not field(field(recipe, "model"), "pull_weight"):
+        return None
+    try:
+        return from_dict(KnnConfig, field(field(recipe, "data"), "pull"), "data.pull")
+    except ConfigError as err:
+        print(f"voiceconv evaluate: {path}: the knn-teacher baseline is left out: its recipe's {err}", file=sys.stderr)
+        return None
 
 
 def scored_at_input_rate(converter, direction: str, pitch) -> Callable[[np.ndarray, int], np.ndarray]:

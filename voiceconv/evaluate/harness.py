@@ -17,6 +17,9 @@ asked for, are computed in the same run with the same metrics:
 * ``knn-vc``: the same WORLD voice changer with each frame's envelope moved half way toward the mean of its
   8 nearest frames among the target reference recordings (:mod:`voiceconv.audio.knn`); it is the
   learned model's kNN pseudo-target rendered by formula, so a model trained toward such targets must beat it;
+* ``knn-teacher``: when the model under test was trained toward kNN pseudo-targets, its own teacher (its
+  recipe's ``data.pull``: blend, smoothing, phone weight) rendered by formula in the same way, so the report shows
+  what the network added to what it was pulled toward;
 * ``target-vocoded``: the target's parallel recordings through our own
   spectrogram + Griffin-Lim path, i.e. the ceiling this vocoder allows.
 
@@ -43,7 +46,7 @@ import torch
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import audio_files, load_audio
 from voiceconv.audio import world
-from voiceconv.audio.knn import KnnVoiceChanger
+from voiceconv.audio.knn import KnnConfig, KnnVoiceChanger
 from voiceconv.audio.vocoder import GriffinLimVocoder
 from voiceconv.data.transcripts import read_transcripts
 from voiceconv.errors import AudioError, VoiceconvError
@@ -57,6 +60,7 @@ BASELINE_SOURCE = "source"
 BASELINE_PITCH_SHIFT = "pitch-shift"
 BASELINE_WORLD = "world-vc"
 BASELINE_KNN = "knn-vc"
+BASELINE_TEACHER = "knn-teacher"
 BASELINE_CEILING = "target-vocoded"
 
 ConvertFn = Callable[[np.ndarray, int], np.ndarray]
@@ -77,6 +81,7 @@ class EvaluationRequest:
     features: FeatureConfig = FeatureConfig()  # for the vocoder ceiling baseline
     pitch: world.Pitch = "auto"  # the pitch setting the conversion was asked for: defines the intended F0 contour
     alignment: world.Alignment | None = None  # the model's F0 transform for "auto" (None: fitted on the references)
+    teacher: KnnConfig | None = None  # the model's kNN pull, rendered as the knn-teacher baseline (None: not scored)
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,13 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
                                             "target_median_f0": alignment.target.median_hz,
                                             "fitted_on_files": min(len(source_waves), world.FIT_FILES)}
         systems[BASELINE_WORLD] = {key: world.change_voice(wav, SAMPLE_RATE, alignment) for key, wav in sources.items()}
-        knn = KnnVoiceChanger(_spread(source_waves), target_waves, SAMPLE_RATE, alignment)
-        result.baselines[BASELINE_KNN] = {"k": knn.config.k, "blend": knn.config.blend, "target_frames": knn.pool_size}
-        systems[BASELINE_KNN] = {key: knn(wav) for key, wav in sources.items()}
+        configs = {BASELINE_KNN: KnnConfig(), BASELINE_TEACHER: request.teacher}
+        for name, config in configs.items():
+            if config is not None:
+                knn = KnnVoiceChanger(_spread(source_waves), target_waves, SAMPLE_RATE, alignment, config)
+                result.baselines[name] = {"k": config.k, "blend": config.blend, "smooth_frames": config.smooth_frames,
+                                          "phone_weight": config.phone_weight, "target_frames": knn.pool_size}
+                systems[name] = {key: knn(wav) for key, wav in sources.items()}
     references = _asr_references(request, sources, result)
     metrics = UtteranceMetrics(encoder, target, source, parallel, references,
                                _intended_f0(request, sources, source, target))

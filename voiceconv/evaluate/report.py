@@ -95,12 +95,23 @@ def markdown(report: dict) -> str:
                          f"{fitted['fitted_on_files']} files per speaker")
         else:
             lines.append(f"- baseline {name}: the world-vc alignment, each envelope moved {fitted['blend']:g} of the "
-                         f"way to its {fitted['k']} nearest of {fitted['target_frames']} target reference frames")
+                         f"way to its {fitted['k']} nearest of {fitted['target_frames']} target reference frames"
+                         + _pull_details(fitted))
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     lines += ["", "Values are means over utterances (± std in report.json); plots: distributions.png, similarity.png."]
     if report["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- `{s['file']}`: {s['reason']}" for s in report["skipped"]]
     return "\n".join(lines) + "\n"
+
+
+def _pull_details(fitted: dict) -> str:
+    """How a kNN baseline's move was smoothed and matched, where it differs from frame by frame on the spectrum."""
+    details = []
+    if fitted.get("smooth_frames", 1) > 1:
+        details.append(f"the move averaged over {fitted['smooth_frames']} frames")
+    if fitted.get("phone_weight", 0) > 0:
+        details.append(f"matched on phones too (weight {fitted['phone_weight']:g})")
+    return "".join(f", {detail}" for detail in details)
 
 
 def plot_distributions(result: EvaluationResult, path: Path) -> None:
