@@ -2,7 +2,8 @@
 
 The pairs of issue 19: VCC2016 SF1 -> TM1 and SM1 -> TF2 (the 10 dev sentences; WER is agreement with the
 recognizer's transcript of the unconverted source) and Kathleen -> rms (the 23 evaluation prompts of
-``recipes/kathleen_rms/prepare.py``; WER against the prompts). Reference speakers are the *training*
+``recipes/kathleen_rms/prepare.py``; WER against the prompts), in either direction (``--direction b2a`` converts
+TM1, TF2 and rms to the first speaker). Reference speakers are the *training*
 recordings, so neither the speaker centroids nor the knn-vc baseline's frames include a test sentence::
 
     .venv/bin/python benchmarks/dev_pairs.py sf1_tm1 --model step0=runs/sf1_tm1_step0/model.safetensors \\
@@ -25,28 +26,39 @@ VCC = ROOT.parent / "shared" / "data" / "vcc2016"
 KATHLEEN = ROOT / "runs" / "data" / "kathleen_rms"
 
 
-def vcc_pair(source: str, target: str) -> dict[str, Path]:
-    return {"source": VCC / "dev" / source, "target-ref": VCC / "train" / target,
-            "source-ref": VCC / "train" / source, "parallel": VCC / "dev" / target}
+def vcc_speaker(name: str) -> dict[str, Path]:
+    return {"train": VCC / "train" / name, "test": VCC / "dev" / name}
 
 
-PAIRS = {
-    "sf1_tm1": vcc_pair("SF1", "TM1"),
-    "sm1_tf2": vcc_pair("SM1", "TF2"),
-    "kathleen_rms": {"source": KATHLEEN / "kathleen" / "eval", "target-ref": KATHLEEN / "rms" / "train",
-                     "source-ref": KATHLEEN / "kathleen" / "train", "parallel": KATHLEEN / "rms" / "eval",
-                     "transcripts": KATHLEEN / "transcripts.tsv"},
+def kathleen_speaker(name: str) -> dict[str, Path]:
+    return {"train": KATHLEEN / name / "train", "test": KATHLEEN / name / "eval"}
+
+
+PAIRS = {  # (speaker a, speaker b, transcripts of the test sentences or None)
+    "sf1_tm1": (vcc_speaker("SF1"), vcc_speaker("TM1"), None),
+    "sm1_tf2": (vcc_speaker("SM1"), vcc_speaker("TF2"), None),
+    "kathleen_rms": (kathleen_speaker("kathleen"), kathleen_speaker("rms"), KATHLEEN / "transcripts.tsv"),
 }
+
+
+def pair_options(pair: str, direction: str) -> list[str]:
+    """``voiceconv evaluate`` options for ``pair`` converted in ``direction`` (b2a: speaker b's test sentences to a)."""
+    a, b, transcripts = PAIRS[pair]
+    source, target = (a, b) if direction == "a2b" else (b, a)
+    options = {"direction": direction, "source": source["test"], "target-ref": target["train"],
+               "source-ref": source["train"], "parallel": target["test"]}
+    if transcripts is not None:
+        options["transcripts"] = transcripts
+    return [item for key, value in options.items() for item in (f"--{key}", str(value))]
 COLUMNS = [("success", "success_rate", "{:.0%}"), ("sim target", "sim_target", "{:.3f}"),
            ("sim source", "sim_source", "{:.3f}"), ("MCD dB", "mcd_db", "{:.2f}"), ("WER", "wer", "{:.3f}"),
            ("DNSMOS", "dnsmos_ovrl", "{:.2f}"), ("F0 off >50c", "f0_off_50c", "{:.0%}")]
 
 
-def evaluate(pair: str, system: list[str], out: Path) -> dict:
-    """``voiceconv evaluate`` on ``pair`` of what ``system`` names (``--model PATH`` or ``--converted DIR``, and
-    any further options); its report's summary."""
-    options = [item for key, path in PAIRS[pair].items() for item in (f"--{key}", str(path))]
-    command = [sys.executable, "-m", "voiceconv", "evaluate", *system, *options, "-o", str(out)]
+def evaluate(pair: str, system: list[str], out: Path, direction: str = "a2b") -> dict:
+    """``voiceconv evaluate`` on ``pair`` in ``direction`` of what ``system`` names (``--model PATH``, and any
+    further options); its report's summary."""
+    command = [sys.executable, "-m", "voiceconv", "evaluate", *system, *pair_options(pair, direction), "-o", str(out)]
     subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((out / "report.json").read_text())["summary"]
 
@@ -62,13 +74,15 @@ def main() -> None:
     parser.add_argument("pair", choices=sorted(PAIRS))
     parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
+                        help="b2a converts the pair's second speaker's test sentences to the first (default %(default)s)")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     rows = {}
     for index, spec in enumerate(args.model):
         name, _, path = spec.partition("=")
         baselines = ["--baselines"] if args.baselines and index == 0 else []
-        summary = evaluate(args.pair, ["--model", path, *baselines], args.out / name)
+        summary = evaluate(args.pair, ["--model", path, *baselines], args.out / name, args.direction)
         rows[name] = summary.pop("converted")
         rows.update({f"baseline {system}": values for system, values in summary.items()} if index == 0 else {})
     write_table(rows, args.out / "table.md", "system")
