@@ -244,7 +244,10 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
 
 
 @pytest.mark.parametrize("values, message", [({"smooth_frames": 2}, "smooth_frames must be an odd number"),
-                                             ({"phone_weight": -1.0}, "phone_weight must be between 0 and 1000")])
+                                             ({"phone_weight": -1.0}, "phone_weight must be between 0 and 1000"),
+                                             ({"k": 0}, "k must be between 1 and 256"),
+                                             ({"context": 100000}, "context must be between 0 and 16"),
+                                             ({"blend": 1.5}, "blend must be between 0 and 1")])
 def test_a_pull_setting_out_of_range_is_a_config_error_naming_it(values, message):
     from voiceconv.config import from_dict
     from voiceconv.errors import ConfigError
