@@ -50,6 +50,8 @@ def pair_options(pair: str, direction: str) -> list[str]:
     if transcripts is not None:
         options["transcripts"] = transcripts
     return [item for key, value in options.items() for item in (f"--{key}", str(value))]
+
+
 COLUMNS = [("success", "success_rate", "{:.0%}"), ("sim target", "sim_target", "{:.3f}"),
            ("sim source", "sim_source", "{:.3f}"), ("MCD dB", "mcd_db", "{:.2f}"), ("WER", "wer", "{:.3f}"),
            ("DNSMOS", "dnsmos_ovrl", "{:.2f}"), ("F0 off >50c", "f0_off_50c", "{:.0%}")]

@@ -88,14 +88,14 @@ def model_teacher(header: dict, path) -> KnnConfig | None:
     from voiceconv.config import from_dict
     from voiceconv.errors import ConfigError
 
-    def field(values, key: str):
+    def entry(values, key: str):  # a header from a stranger may hold anything where a mapping belongs
         return values.get(key, {}) if isinstance(values, dict) else {}
 
-    recipe = field(field(header, "training"), "recipe")
-    if not field(field(recipe, "model"), "pull_weight"):
+    recipe = entry(entry(header, "training"), "recipe")
+    if not entry(entry(recipe, "model"), "pull_weight"):
         return None
     try:
-        return from_dict(KnnConfig, field(field(recipe, "data"), "pull"), "data.pull")
+        return from_dict(KnnConfig, entry(entry(recipe, "data"), "pull"), "data.pull")
     except ConfigError as err:
         print(f"voiceconv evaluate: {path}: the knn-teacher baseline is left out: its recipe's {err}", file=sys.stderr)
         return None

@@ -15,8 +15,9 @@ asked for, are computed in the same run with the same metrics:
   report gives the fitted warp. It
   keeps the words and the sound, and is the bar a learned model must clear;
 * ``knn-vc``: the same WORLD voice changer with each frame's envelope moved half way toward the mean of its
-  8 nearest frames among the target reference recordings (:mod:`voiceconv.audio.knn`); it is the
-  learned model's kNN pseudo-target rendered by formula, so a model trained toward such targets must beat it;
+  8 nearest frames among the target reference recordings (:mod:`voiceconv.audio.knn`, its default settings:
+  frame by frame, on the spectrum alone); the same for every model, so a model trained toward such targets must
+  beat it;
 * ``knn-teacher``: when the model under test was trained toward kNN pseudo-targets, its own teacher (its
   recipe's ``data.pull``: blend, smoothing, phone weight) rendered by formula in the same way, so the report shows
   what the network added to what it was pulled toward;
