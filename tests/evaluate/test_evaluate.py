@@ -14,13 +14,14 @@ from conftest import SAMPLES
 
 pytest.importorskip("resemblyzer", reason="needs the eval extra: pip install 'voiceconv[eval]'")
 
+from voiceconv.audio import world  # noqa: E402
 from voiceconv.audio.io import load_audio, save_audio  # noqa: E402
 from voiceconv.audio.knn import KnnConfig  # noqa: E402
 from voiceconv.evaluate.harness import (  # noqa: E402
     BASELINE_CEILING, BASELINE_KNN, BASELINE_TEACHER, BASELINE_WORLD, BASELINE_PITCH_SHIFT, BASELINE_SOURCE, SYSTEM,
-    EvaluationRequest, evaluate)
+    EvaluationRequest, EvaluationResult, evaluate, knn_baselines)
 from voiceconv.data.transcripts import read_transcripts  # noqa: E402
-from voiceconv.evaluate.report import markdown, write_report  # noqa: E402
+from voiceconv.evaluate.report import build_report, markdown, write_report  # noqa: E402
 from voiceconv.errors import VoiceconvError  # noqa: E402
 
 KATHLEEN = sorted((SAMPLES / "audio").glob("kathleen_*.flac"))
@@ -153,21 +154,25 @@ def test_a_model_at_another_rate_is_scored_at_the_harness_rate():
     assert abs(np.argmax(spectrum) - 220) <= 1  # still a 220 Hz tone: resampled, not relabelled
 
 
-def test_a_models_own_kNN_teacher_is_scored_beside_it(tmp_path, kathleen_dirs):
-    """The knn-teacher baseline renders the pull the model was trained toward, with its settings in the report."""
-    source, _, _ = kathleen_dirs
+def test_a_models_own_kNN_teacher_is_scored_beside_it():
+    """The knn-teacher baseline renders the pull the model was trained toward, with its settings in the report
+    (without a teacher there is no such row: test_cli_with_baselines_on_vcc2016)."""
+    waves = [load_audio(path, 16000) for path in KATHLEEN]
+    alignment = world.fit_alignment(waves[:1], waves[1:], 16000)
     teacher = KnnConfig(blend=0.75, smooth_frames=7, phone_weight=30.0)
-    request = EvaluationRequest(source_dir=source, target_ref_dir=source, baselines=True, teacher=teacher)
-    result = evaluate(request, convert=lambda wav, rate: wav)
-    assert len(result.systems[BASELINE_TEACHER]) == len(result.systems[BASELINE_KNN]) == 2
-    fitted = result.baselines[BASELINE_TEACHER]
-    assert (fitted["blend"], fitted["smooth_frames"], fitted["phone_weight"]) == (0.75, 7, 30.0)
-    assert result.baselines[BASELINE_KNN]["phone_weight"] == 0.0  # the standing baseline is unchanged
-    text = markdown(write_report(result, {}, tmp_path / "out"))
-    assert "| knn-teacher |" in text and "averaged over 7 frames, matched on phones too (weight 30)" in text
-    without = evaluate(EvaluationRequest(source_dir=source, target_ref_dir=source, baselines=True),
-                       convert=lambda wav, rate: wav)
-    assert BASELINE_TEACHER not in without.systems  # a model with no pull has no teacher row
+    sources = {"clip": waves[0]}
+    fitted, converted = knn_baselines({BASELINE_KNN: KnnConfig(), BASELINE_TEACHER: teacher, "absent": None},
+                                      waves[:1], waves, alignment, sources)
+    assert set(converted) == set(fitted) == {BASELINE_KNN, BASELINE_TEACHER}
+    assert all(len(converted[name]["clip"]) == len(waves[0]) for name in converted)
+    assert not np.allclose(converted[BASELINE_TEACHER]["clip"], converted[BASELINE_KNN]["clip"])
+    assert (fitted[BASELINE_TEACHER]["blend"], fitted[BASELINE_TEACHER]["smooth_frames"],
+            fitted[BASELINE_TEACHER]["phone_weight"]) == (0.75, 7, 30.0)
+    assert fitted[BASELINE_KNN]["phone_weight"] == 0.0  # the standing baseline is unchanged
+    result = EvaluationResult(baselines=fitted)
+    text = markdown(build_report(result, {}))
+    assert "baseline knn-teacher: the world-vc alignment, each envelope moved 0.75 of the way" in text
+    assert "averaged over 7 frames, matched on phones too (weight 30)" in text
 
 
 def test_the_teacher_is_read_from_the_models_recipe(capsys):

@@ -138,13 +138,10 @@ def evaluate(request: EvaluationRequest, convert: ConvertFn | None = None, progr
                                             "target_median_f0": alignment.target.median_hz,
                                             "fitted_on_files": min(len(source_waves), world.FIT_FILES)}
         systems[BASELINE_WORLD] = {key: world.change_voice(wav, SAMPLE_RATE, alignment) for key, wav in sources.items()}
-        configs = {BASELINE_KNN: KnnConfig(), BASELINE_TEACHER: request.teacher}
-        for name, config in configs.items():
-            if config is not None:
-                knn = KnnVoiceChanger(_spread(source_waves), target_waves, SAMPLE_RATE, alignment, config)
-                result.baselines[name] = {"k": config.k, "blend": config.blend, "smooth_frames": config.smooth_frames,
-                                          "phone_weight": config.phone_weight, "target_frames": knn.pool_size}
-                systems[name] = {key: knn(wav) for key, wav in sources.items()}
+        fitted, converted = knn_baselines({BASELINE_KNN: KnnConfig(), BASELINE_TEACHER: request.teacher},
+                                          _spread(source_waves), target_waves, alignment, sources)
+        result.baselines.update(fitted)
+        systems.update(converted)
     references = _asr_references(request, sources, result)
     metrics = UtteranceMetrics(encoder, target, source, parallel, references,
                                _intended_f0(request, sources, source, target))
@@ -208,6 +205,21 @@ def _reference_waves(folder: Path, role: str, request: EvaluationRequest, result
     waves = list(_load_folder(folder, role, result).values())
     picks = np.linspace(0, len(waves) - 1, min(len(waves), request.max_reference_files)).astype(int)
     return [waves[i] for i in picks]
+
+
+def knn_baselines(configs: dict[str, KnnConfig | None], source_waves: list[np.ndarray],
+                  target_waves: list[np.ndarray], alignment: world.Alignment, sources: dict[str, np.ndarray]
+                  ) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
+    """The kNN voice changer of each named config (None: left out) on the ``sources``: what each matched (its
+    settings and pool size, by name) and its converted waveforms (by name, then utterance)."""
+    fitted, converted = {}, {}
+    for name, config in configs.items():
+        if config is not None:
+            knn = KnnVoiceChanger(source_waves, target_waves, SAMPLE_RATE, alignment, config)
+            fitted[name] = {"k": config.k, "blend": config.blend, "smooth_frames": config.smooth_frames,
+                            "phone_weight": config.phone_weight, "target_frames": knn.pool_size}
+            converted[name] = {key: knn(wav) for key, wav in sources.items()}
+    return fitted, converted
 
 
 def _spread(waves: list[np.ndarray]) -> list[np.ndarray]:
