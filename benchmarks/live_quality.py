@@ -49,7 +49,7 @@ def main() -> None:
     rows = {}
     for index, text in enumerate(args.windowing):
         folder = args.out / f"windowing{index}"
-        convert_folder(converter, PAIRS[args.pair]["source"], folder / "converted", parse_windowing(text))
+        convert_folder(converter, PAIRS[args.pair][0]["test"], folder / "converted", parse_windowing(text))
         rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report")["converted"]
     write_table(rows, args.out / "table.md", "windowing")
 
