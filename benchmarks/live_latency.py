@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "CHUNK,CHUNK_CONTEXT[,LEAD_IN] (each WORLD chunk a window; LEAD_IN: WORLD's input before it), "
                         "live:CHUNK,CHUNK_CONTEXT (LIVE_WINDOWING with those changed) "
                         "or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds; /N after any: N Griffin-Lim "
-                        "iterations per window")
+                        "iterations per window; @soxr or @sinc after that: the input's resampler")
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
@@ -178,11 +178,13 @@ def parse_windowing(text: str):
     """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window),
     ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those two changed, everything else kept) or
     ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally followed by ``/N``: N Griffin-Lim
-    iterations refining each window (``live/8``)."""
+    iterations refining each window (``live/8``), and optionally by ``@soxr`` or ``@sinc``: the resampler that brings
+    the microphone's rate to the model's (``live@soxr``)."""
     import dataclasses
 
     from voiceconv.convert import FILE_WINDOWING, LIVE_WINDOWING, Windowing
 
+    text, _, resampler = text.partition("@")
     text, _, iterations = text.partition("/")
     named = {"live": LIVE_WINDOWING, "file": FILE_WINDOWING}
     if text in named:
@@ -198,6 +200,8 @@ def parse_windowing(text: str):
         else:
             window, context, crossfade, chunk, chunk_context = values
             windowing = Windowing(window, context, crossfade, chunk, chunk_context)
+    if resampler:
+        windowing = dataclasses.replace(windowing, resampler=resampler)
     return dataclasses.replace(windowing, refine_iterations=int(iterations)) if iterations else windowing
 
 
@@ -208,6 +212,7 @@ def describe(windowing) -> str:
         chunks += f", {windowing.align_lead_in} s lead-in"
     if windowing.refine_iterations is not None:
         chunks += f"; {windowing.refine_iterations} Griffin-Lim iterations"
+    chunks += f"; {windowing.resampler} resampler"
     if windowing.chunks_are_windows:
         return f"each chunk a window: {chunks}"
     return f"windows {windowing.window} s + {windowing.context} s, fade {windowing.crossfade} s; {chunks}"

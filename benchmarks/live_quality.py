@@ -11,7 +11,8 @@ DNSMOS, F0); the 10-s file windowing is the baseline in the same table::
 Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk
 a window), ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those changed) or
 ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally ``/N`` for N Griffin-Lim iterations
-(``live/8``). The table goes to ``OUT/table.md``.
+(``live/8``) and ``@soxr`` / ``@sinc`` for the input's resampler; ``--input-rate 48000`` converts every sentence
+from 48 kHz, as a browser's microphone delivers it. The table goes to ``OUT/table.md``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,28 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
 from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
 
 
-def convert_folder(converter, source: Path, out: Path, windowing) -> None:
-    """Every audio file of ``source`` converted a2b in ``windowing`` into ``out`` (same names, FLAC)."""
+def convert_folder(converter, source: Path, out: Path, windowing, input_rate: int | None = None) -> None:
+    """Every audio file of ``source`` converted a2b in ``windowing`` into ``out`` (same names, FLAC); with
+    ``input_rate``, each is first brought to that rate (soxr, as a microphone would deliver it) and converted
+    from there, through the windowing's own resampler."""
+    import soxr
+
     from voiceconv.audio.io import audio_files, load_audio, save_audio
 
     out.mkdir(parents=True, exist_ok=True)
     rate = converter.features.sample_rate
     for path in audio_files(source):
-        converted = converter.convert(load_audio(path, rate), rate, "a2b", windowing=windowing)
+        wav, wav_rate = load_audio(path, rate), rate
+        if input_rate is not None and input_rate != rate:
+            wav, wav_rate = soxr.resample(wav, rate, input_rate, quality="VHQ").astype(np.float32), input_rate
+        converted = converter.convert(wav, wav_rate, "a2b", windowing=windowing)
         save_audio(out / f"{path.stem}.flac", converted, rate)
 
 
@@ -41,6 +51,7 @@ def main() -> None:
     parser.add_argument("pair", choices=sorted(PAIRS))
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--windowing", nargs="+", default=["file", "live"])
+    parser.add_argument("--input-rate", type=int, help="convert from this sample rate (a browser microphone: 48000)")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     from voiceconv.convert import Converter
@@ -49,7 +60,8 @@ def main() -> None:
     rows = {}
     for index, text in enumerate(args.windowing):
         folder = args.out / f"windowing{index}"
-        convert_folder(converter, PAIRS[args.pair][0]["test"], folder / "converted", parse_windowing(text))
+        convert_folder(converter, PAIRS[args.pair][0]["test"], folder / "converted", parse_windowing(text),
+                       args.input_rate)
         rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report")["converted"]
     write_table(rows, args.out / "table.md", "windowing")
 

@@ -97,8 +97,9 @@ class Converter:
 
         ``windowing`` cuts it (default: the converter's own, :attr:`windowing`).
         """
-        rate = self.features.sample_rate
-        wav = np.concatenate(list(resample_stream([np.asarray(wav, dtype=np.float32)], sample_rate, rate)))
+        rate, windowing = self.features.sample_rate, windowing or self.windowing
+        wav = np.concatenate(list(resample_stream([np.asarray(wav, dtype=np.float32)], sample_rate, rate,
+                                                  windowing.resampler)))
         wav = prepare_waveform(wav, rate, min_seconds=self.minimum_seconds)
         return np.concatenate(list(self.convert_stream([wav], direction, pitch=pitch, windowing=windowing)))
 

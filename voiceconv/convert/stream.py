@@ -11,10 +11,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Literal
 
 import numpy as np
 
 from voiceconv.audio.io import check_level
+from voiceconv.audio.resample import StreamResampler
 from voiceconv.audio.world import Alignment, change_voice
 from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, WindowCutter, Windowing
@@ -47,7 +49,7 @@ class ConversionStream:
         self.input_rate, self.sample_rate = int(sample_rate), rate
         self.samples_in = self.samples_out = 0  # pushed (at input_rate), returned (at sample_rate)
         self.finished = False
-        self._resampler = Resampler(self.input_rate, rate)
+        self._resampler = Resampler(self.input_rate, rate, windowing.resampler)
         self._aligner = Aligner(alignment, chunks, rate, pipeline.features.n_fft, pool, ahead)
         self._windows = None if windows is None else WindowCutter(windows)  # None: the WORLD chunks are the windows
         self._joiner = CrossfadeJoiner(chunks.fade_in if windows is None else windows.fade_in)
@@ -216,30 +218,39 @@ class Aligner:
 
 
 class Resampler:
-    """Block-by-block resampling with soxr (a no-op when the rates match); soxr's streaming output does not
-    depend on how the input is cut into blocks."""
+    """Block-by-block resampling (a no-op when the rates match) with soxr or, for ``kind="sinc"``, the
+    low-latency :class:`~voiceconv.audio.resample.StreamResampler` (see :class:`Windowing`); neither's output
+    depends on how the input is cut into blocks."""
 
-    def __init__(self, rate_in: int, rate_out: int):
-        if rate_in != rate_out:
+    def __init__(self, rate_in: int, rate_out: int, kind: Literal["soxr", "sinc"] = "soxr"):
+        if rate_in == rate_out:
+            self.soxr = self.sinc = None
+        elif kind == "sinc":
+            self.soxr, self.sinc = None, StreamResampler(rate_in, rate_out)
+        else:
             import soxr
 
             self.soxr = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
-        else:
-            self.soxr = None
+            self.sinc = None
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """The resampled samples ``block`` completes."""
+        if self.sinc is not None:
+            return self.sinc.push(block)
         return block if self.soxr is None else self.soxr.resample_chunk(block)
 
     def finish(self) -> np.ndarray:
         """The rest, at the end of the input."""
+        if self.sinc is not None:
+            return self.sinc.finish()
         empty = np.zeros(0, np.float32)
         return empty if self.soxr is None else self.soxr.resample_chunk(empty, last=True)
 
 
-def resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
-    """Resample a block stream with soxr (a no-op when the rates match)."""
-    resampler = Resampler(rate_in, rate_out)
+def resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int,
+                    kind: Literal["soxr", "sinc"] = "soxr") -> Iterator[np.ndarray]:
+    """Resample a block stream (a no-op when the rates match), with soxr or the low-latency sinc resampler."""
+    resampler = Resampler(rate_in, rate_out, kind)
     for block in blocks:
         yield resampler.push(block)
     yield resampler.finish()

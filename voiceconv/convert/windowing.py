@@ -17,6 +17,7 @@ memory is bounded by a few windows whatever the input length.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -144,6 +145,11 @@ class Windowing:
     its aligned input: short windows can take fewer for the same quality.
     ``torch_threads`` (None: the caller's) is how many torch threads convert
     each window: short windows run faster on one.
+
+    ``resampler`` is how input at another rate is brought to the model's:
+    ``soxr`` (steep; fed 100-ms blocks at 48 kHz it returns audio 12-34 ms
+    behind) or ``sinc`` (:class:`~voiceconv.audio.resample.StreamResampler`:
+    a windowed sinc that holds back about 1 ms, for live input).
     """
 
     window: float | None = 10.0
@@ -154,6 +160,7 @@ class Windowing:
     align_lead_in: float | None = None
     refine_iterations: int | None = None
     torch_threads: int | None = None
+    resampler: Literal["soxr", "sinc"] = "soxr"
 
     @property
     def chunks_are_windows(self) -> bool:
@@ -168,6 +175,8 @@ class Windowing:
             raise VoiceconvError(f"refine_iterations must be 0-{MAX_REFINE_ITERATIONS}, got {self.refine_iterations}")
         if self.torch_threads is not None and not 1 <= self.torch_threads <= MAX_TORCH_THREADS:
             raise VoiceconvError(f"torch_threads must be 1-{MAX_TORCH_THREADS}, got {self.torch_threads}")
+        if self.resampler not in ("soxr", "sinc"):
+            raise VoiceconvError(f"resampler must be soxr or sinc, got {self.resampler!r}")
         if self.chunks_are_windows:
             context = max(self.align_context, features.n_fft / rate)  # a window's context: one STFT window at least
             lead = None if self.align_lead_in is None else max(self.align_lead_in, context)
@@ -177,7 +186,7 @@ class Windowing:
 
     def max_held_back_seconds(self, features: FeatureConfig) -> float:
         """The most audio a stream cut this way has taken in but not yet returned (at ``features.sample_rate``; add
-        the block being filled and, when the stream resamples, soxr's few milliseconds): the sum of
+        the block being filled and, when the stream resamples, the resampler's (``resampler``)): the sum of
         :meth:`waits_seconds`."""
         return sum(self.waits_seconds(features))
 
@@ -201,9 +210,11 @@ FILE_WINDOWING = Windowing()
 #: against 440 for 0.2-s chunks with 80 ms of context each side, at equal MCD and within 0.04 DNSMOS; without the
 #: lead-in, 0.15-s chunks lost 0.08 DNSMOS on SF1 -> TM1. 4 iterations instead of 8 kept MCD within 0.04 dB and
 #: DNSMOS within 0.01 on both pairs (2 cost SF1 -> TM1 0.08 dB MCD, none cost Kathleen 0.11); one torch thread runs
-#: these short windows faster than two.
+#: these short windows faster than two. A microphone's rate is brought to the model's by the sinc resampler, which
+#: holds back about 1 ms where soxr held back 12-34 ms: heard 346 ms against 367 at 100-ms blocks in the same run
+#: (session 17), its 16-kHz output within 75 dB of soxr's below 7 kHz.
 LIVE_WINDOWING = Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=0.3, refine_iterations=4,
-                           torch_threads=1)
+                           torch_threads=1, resampler="sinc")
 
 
 class QuietCutter:
