@@ -11,12 +11,18 @@ recordings, so neither the speaker centroids nor the knn-vc baseline's frames in
 
 Each model is evaluated in its own ``voiceconv evaluate`` run (the baselines with the first); the table of
 every system goes to ``OUT/table.md`` and standard output.
+
+Ten sentences leave a WER that moves by 0.1 between checkpoints. On the VCC2016 pairs, whose training folders are
+parallel too (same file name, same sentence), ``--held-back N`` adds the N training recordings per speaker that a run
+with ``data.held_back`` >= N never trained on (``split_held_back``'s picks) to the test sentences, and leaves them out
+of the reference recordings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +47,36 @@ PAIRS = {  # (speaker a, speaker b, transcripts of the test sentences or None)
 }
 
 
-def pair_options(pair: str, direction: str) -> list[str]:
-    """``voiceconv evaluate`` options for ``pair`` converted in ``direction`` (b2a: speaker b's test sentences to a)."""
+def with_held_back(pair: str, count: int, folder: Path) -> tuple[dict, dict, None]:
+    """``pair`` (a VCC2016 one) with each speaker's ``count`` held-back training recordings moved to its test
+    sentences: copies under ``folder``."""
+    sys.path.insert(0, str(ROOT))
+    from voiceconv.audio.io import audio_files
+    from voiceconv.data.speakers import split_held_back
+
     a, b, transcripts = PAIRS[pair]
+    if transcripts is not None:
+        raise SystemExit(f"--held-back needs parallel training folders (the VCC2016 pairs), not {pair}")
+    speakers = []
+    for speaker in (a, b):
+        train, held_back = split_held_back(audio_files(speaker["train"]), count)
+        parts = {"train": train, "test": [*audio_files(speaker["test"]), *held_back]}
+        linked = {}
+        for part, files in parts.items():
+            linked[part] = folder / speaker["train"].name / part
+            linked[part].mkdir(parents=True, exist_ok=True)
+            for file in files:
+                copy = linked[part] / file.name  # a copy: the evaluation reads no linked file
+                if not copy.exists():
+                    shutil.copyfile(file, copy)
+        speakers.append(linked)
+    return speakers[0], speakers[1], None
+
+
+def pair_options(pair: str, direction: str, speakers: tuple | None = None) -> list[str]:
+    """``voiceconv evaluate`` options for ``pair`` converted in ``direction`` (b2a: speaker b's test sentences to a);
+    ``speakers``: the pair's folders as :func:`with_held_back` gives them."""
+    a, b, transcripts = speakers or PAIRS[pair]
     source, target = (a, b) if direction == "a2b" else (b, a)
     options = {"direction": direction, "source": source["test"], "target-ref": target["train"],
                "source-ref": source["train"], "parallel": target["test"]}
@@ -57,10 +90,11 @@ COLUMNS = [("success", "success_rate", "{:.0%}"), ("sim target", "sim_target", "
            ("DNSMOS", "dnsmos_ovrl", "{:.2f}"), ("F0 off >50c", "f0_off_50c", "{:.0%}")]
 
 
-def evaluate(pair: str, system: list[str], out: Path, direction: str = "a2b") -> dict:
+def evaluate(pair: str, system: list[str], out: Path, direction: str = "a2b", speakers: tuple | None = None) -> dict:
     """``voiceconv evaluate`` on ``pair`` in ``direction`` of what ``system`` names (``--model PATH``, and any
     further options); its report's summary."""
-    command = [sys.executable, "-m", "voiceconv", "evaluate", *system, *pair_options(pair, direction), "-o", str(out)]
+    command = [sys.executable, "-m", "voiceconv", "evaluate", *system, *pair_options(pair, direction, speakers),
+               "-o", str(out)]
     subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((out / "report.json").read_text())["summary"]
 
@@ -78,13 +112,16 @@ def main() -> None:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
                         help="b2a converts the pair's second speaker's test sentences to the first (default %(default)s)")
+    parser.add_argument("--held-back", type=int, default=0, metavar="N",
+                        help="VCC2016 pairs: also test on the N held-back training recordings per speaker")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
+    speakers = with_held_back(args.pair, args.held_back, args.out / "sentences") if args.held_back else None
     rows = {}
     for index, spec in enumerate(args.model):
         name, _, path = spec.partition("=")
         baselines = ["--baselines"] if args.baselines and index == 0 else []
-        summary = evaluate(args.pair, ["--model", path, *baselines], args.out / name, args.direction)
+        summary = evaluate(args.pair, ["--model", path, *baselines], args.out / name, args.direction, speakers)
         rows[name] = summary.pop("converted")
         rows.update({f"baseline {system}": values for system, values in summary.items()} if index == 0 else {})
     write_table(rows, args.out / "table.md", "system")
