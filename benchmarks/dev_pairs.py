@@ -61,15 +61,15 @@ def with_held_back(pair: str, count: int, folder: Path) -> tuple[dict, dict, Non
     for speaker in (a, b):
         train, held_back = split_held_back(audio_files(speaker["train"]), count)
         parts = {"train": train, "test": [*audio_files(speaker["test"]), *held_back]}
-        linked = {}
+        copied = {}
         for part, files in parts.items():
-            linked[part] = folder / speaker["train"].name / part
-            linked[part].mkdir(parents=True, exist_ok=True)
+            copied[part] = folder / speaker["train"].name / part
+            copied[part].mkdir(parents=True, exist_ok=True)
             for file in files:
-                copy = linked[part] / file.name  # a copy: the evaluation reads no linked file
+                copy = copied[part] / file.name  # a copy: the evaluation reads no linked file
                 if not copy.exists():
                     shutil.copyfile(file, copy)
-        speakers.append(linked)
+        speakers.append(copied)
     return speakers[0], speakers[1], None
 
 

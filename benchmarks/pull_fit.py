@@ -30,18 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 from voiceconv.losses import pseudo_target_loss  # noqa: E402
 from voiceconv.modelfiles.voice import VoiceModel, generator_weights  # noqa: E402
-from voiceconv.train.voice import (VoiceConversionTask, VoiceRecipe, load_voice_data,  # noqa: E402
-                                   speaker_name)
+from voiceconv.modelfiles.layout import GENERATOR_PREFIXES  # noqa: E402
+from voiceconv.train.voice import VoiceConversionTask, VoiceRecipe, load_voice_data, speaker_folders  # noqa: E402
 from voiceconv.train.recipes import load_recipe_as  # noqa: E402
-
-GENERATORS = {"a2b": "G_AB", "b2a": "G_BA"}
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a voice training run folder (recipe.yaml, alignment.json, cache/)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="an exported model of this run's speakers (repeatable); the untrained start is always measured")
+                        help="an exported model of this run's speakers (repeatable); the untrained start is always "
+                             "measured")
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bands", type=int, nargs="*", default=[16],
@@ -54,9 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_task(run: Path) -> VoiceConversionTask:
     """The run's task: its recipe, speakers, alignment and pseudo-targets, read from its cache."""
     recipe = load_recipe_as(VoiceRecipe, run / "recipe.yaml")
-    folders = (Path(recipe.data.speaker_a), Path(recipe.data.speaker_b))
-    names = tuple(name or speaker_name(folder) for folder, name in zip(folders, (recipe.data.name_a,
-                                                                                 recipe.data.name_b)))
+    folders, names = speaker_folders(recipe.data)
     data = load_voice_data(recipe, folders, run / "cache", names, alignment_file=run / "alignment.json")
     return VoiceConversionTask(recipe, data)
 
@@ -67,12 +63,13 @@ def load_generators(task: VoiceConversionTask, path: Path) -> None:
     run_speakers = {side: corpus.name for side, corpus in task.speakers.items()}
     if model.speakers != run_speakers:
         raise SystemExit(f"{path}: converts between {model.speakers}, not this run's speakers {run_speakers}")
-    for direction, name in GENERATORS.items():
+    for direction, name in GENERATOR_PREFIXES.items():
         task.model.inference_generator(name).load_state_dict(generator_weights(model.tensors, direction))
 
 
 @torch.no_grad()
-def pull_losses(task: VoiceConversionTask, batches: list[dict[str, torch.Tensor]], bands: list[int]) -> dict[int, float]:
+def pull_losses(task: VoiceConversionTask, batches: list[dict[str, torch.Tensor]],
+                bands: list[int]) -> dict[int, float]:
     """Mean over ``batches`` of pull_AB + pull_BA at each band count."""
     totals = dict.fromkeys(bands, 0.0)
     for batch in batches:

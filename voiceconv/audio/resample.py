@@ -70,7 +70,7 @@ class StreamResampler:
         self.history = np.concatenate([self.history, block.astype(np.float64)])
         self.received += len(block)
         # output n reaches input (n down + half) // up: complete once that one has arrived
-        ready = max(0, (self.received * self.up - 1 - self.half) // self.down + 1) if self.received else 0
+        ready = max(0, (self.received * self.up - 1 - self.half) // self.down + 1)
         return self._emit(ready)
 
     def finish(self) -> np.ndarray:
@@ -88,9 +88,9 @@ class StreamResampler:
         self._forget_before(self._reach(self.emitted) - self.phases.shape[1] + 1)
         return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
 
-    def _reach(self, n: np.ndarray | int):
+    def _reach(self, n: int) -> int:
         """The last input index that output ``n`` reaches."""
-        return (np.asarray(n) * self.down + self.half) // self.up
+        return (n * self.down + self.half) // self.up
 
     def _outputs(self, first: int, count: int) -> np.ndarray:
         """Outputs ``first .. first + count - 1``: y[n] = sum_j phases[p_n, j] x[r_n - j] ``[count]``, with r_n the
@@ -120,7 +120,7 @@ class StreamResampler:
         return out
 
     def _forget_before(self, index: int) -> None:
-        drop = min(max(0, int(index) - self.history_start), len(self.history))
+        drop = min(max(0, index - self.history_start), len(self.history))
         self.history, self.history_start = self.history[drop:], self.history_start + drop
 
 

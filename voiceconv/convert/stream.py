@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from voiceconv.audio.io import check_level
 from voiceconv.audio.resample import StreamResampler
 from voiceconv.audio.world import Alignment, change_voice
 from voiceconv.convert.pipeline import Pipeline, segment
-from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, WindowCutter, Windowing
+from voiceconv.convert.windowing import CrossfadeJoiner, Piece, QuietChunks, ResamplerKind, WindowCutter, Windowing
 from voiceconv.errors import NonFiniteAudioError, TooShortError, VoiceconvError
 from voiceconv.models.directions import Direction
 from voiceconv.runtime import torch_threads
@@ -49,7 +48,7 @@ class ConversionStream:
         self.input_rate, self.sample_rate = int(sample_rate), rate
         self.samples_in = self.samples_out = 0  # pushed (at input_rate), returned (at sample_rate)
         self.finished = False
-        self._resampler = Resampler(self.input_rate, rate, windowing.resampler)
+        self._resampler = open_resampler(self.input_rate, rate, windowing.resampler)
         self._aligner = Aligner(alignment, chunks, rate, pipeline.features.n_fft, pool, ahead)
         self._windows = None if windows is None else WindowCutter(windows)  # None: the WORLD chunks are the windows
         self._joiner = CrossfadeJoiner(chunks.fade_in if windows is None else windows.fade_in)
@@ -217,40 +216,35 @@ class Aligner:
         return start, np.stack([wav, aligned], axis=1), boundaries, is_last
 
 
-class Resampler:
-    """Block-by-block resampling (a no-op when the rates match) with soxr or, for ``kind="sinc"``, the
-    low-latency :class:`~voiceconv.audio.resample.StreamResampler` (see :class:`Windowing`); neither's output
-    depends on how the input is cut into blocks."""
+class SoxrResampler:
+    """Block-by-block resampling with soxr; its streaming output does not depend on how the input is cut."""
 
-    def __init__(self, rate_in: int, rate_out: int, kind: Literal["soxr", "sinc"] = "soxr"):
-        if rate_in == rate_out:
-            self.soxr = self.sinc = None
-        elif kind == "sinc":
-            self.soxr, self.sinc = None, StreamResampler(rate_in, rate_out)
-        else:
-            import soxr
+    def __init__(self, rate_in: int, rate_out: int):
+        import soxr
 
-            self.soxr = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
-            self.sinc = None
+        self.soxr = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """The resampled samples ``block`` completes."""
-        if self.sinc is not None:
-            return self.sinc.push(block)
-        return block if self.soxr is None else self.soxr.resample_chunk(block)
+        return self.soxr.resample_chunk(block)
 
     def finish(self) -> np.ndarray:
         """The rest, at the end of the input."""
-        if self.sinc is not None:
-            return self.sinc.finish()
-        empty = np.zeros(0, np.float32)
-        return empty if self.soxr is None else self.soxr.resample_chunk(empty, last=True)
+        return self.soxr.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def open_resampler(rate_in: int, rate_out: int, kind: ResamplerKind = "soxr") -> SoxrResampler | StreamResampler:
+    """A block-by-block resampler (``push``, ``finish``) of ``kind`` (see :class:`Windowing`); equal rates pass
+    through untouched."""
+    if kind == "sinc" or rate_in == rate_out:
+        return StreamResampler(rate_in, rate_out)
+    return SoxrResampler(rate_in, rate_out)
 
 
 def resample_stream(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int,
-                    kind: Literal["soxr", "sinc"] = "soxr") -> Iterator[np.ndarray]:
+                    kind: ResamplerKind = "soxr") -> Iterator[np.ndarray]:
     """Resample a block stream (a no-op when the rates match), with soxr or the low-latency sinc resampler."""
-    resampler = Resampler(rate_in, rate_out, kind)
+    resampler = open_resampler(rate_in, rate_out, kind)
     for block in blocks:
         yield resampler.push(block)
     yield resampler.finish()

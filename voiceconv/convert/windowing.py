@@ -17,7 +17,7 @@ memory is bounded by a few windows whatever the input length.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from voiceconv.audio.features import FeatureConfig
 from voiceconv.errors import VoiceconvError
 
 Piece = tuple[int, np.ndarray, tuple[int, int], bool]  # (offset, samples, (kept from, kept to), is_last)
+ResamplerKind = Literal["soxr", "sinc"]  # how input at another rate reaches the model's (Windowing.resampler)
 MAX_REFINE_ITERATIONS = 1000
 MAX_TORCH_THREADS = 1024
 
@@ -160,7 +161,7 @@ class Windowing:
     align_lead_in: float | None = None
     refine_iterations: int | None = None
     torch_threads: int | None = None
-    resampler: Literal["soxr", "sinc"] = "soxr"
+    resampler: ResamplerKind = "soxr"
 
     @property
     def chunks_are_windows(self) -> bool:
@@ -175,8 +176,9 @@ class Windowing:
             raise VoiceconvError(f"refine_iterations must be 0-{MAX_REFINE_ITERATIONS}, got {self.refine_iterations}")
         if self.torch_threads is not None and not 1 <= self.torch_threads <= MAX_TORCH_THREADS:
             raise VoiceconvError(f"torch_threads must be 1-{MAX_TORCH_THREADS}, got {self.torch_threads}")
-        if self.resampler not in ("soxr", "sinc"):
-            raise VoiceconvError(f"resampler must be soxr or sinc, got {self.resampler!r}")
+        if self.resampler not in get_args(ResamplerKind):
+            kinds = ", ".join(get_args(ResamplerKind))
+            raise VoiceconvError(f"resampler must be one of {kinds}, got {self.resampler!r}")
         if self.chunks_are_windows:
             context = max(self.align_context, features.n_fft / rate)  # a window's context: one STFT window at least
             lead = None if self.align_lead_in is None else max(self.align_lead_in, context)

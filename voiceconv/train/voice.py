@@ -222,9 +222,8 @@ def train_voice(recipe: VoiceRecipe, run_dir: Path, resume: bool = False) -> Tra
     if not data.speaker_a or not data.speaker_b:
         raise ConfigError("a voice recipe needs two speaker folders: --speaker-a DIR --speaker-b DIR (or "
                           "data.speaker_a/speaker_b)")
-    folders = (Path(data.speaker_a), Path(data.speaker_b))
     prepare_run_dir(recipe, run_dir, resume)
-    names = tuple(name or speaker_name(folder) for folder, name in zip(folders, (data.name_a, data.name_b)))
+    folders, names = speaker_folders(data)
     voice_data = load_voice_data(recipe, folders, run_dir / "cache", names, alignment_file=run_dir / "alignment.json")
     return fit(VoiceConversionTask(recipe, voice_data), recipe.train, run_dir, resume=resume)
 
@@ -354,6 +353,13 @@ def training_waves(files: list[Path], features: FeatureConfig, count: int = FIT_
             yield load_training_audio(files[index], features)
         except AudioError:
             continue  # reported when the corpus is read
+
+
+def speaker_folders(data: VoiceDataConfig) -> tuple[tuple[Path, Path], tuple[str, str]]:
+    """The two speakers' folders and their names in the model (``data.name_a``/``name_b``, else
+    :func:`speaker_name`)."""
+    folders = (Path(data.speaker_a), Path(data.speaker_b))
+    return folders, tuple(name or speaker_name(folder) for folder, name in zip(folders, (data.name_a, data.name_b)))
 
 
 def speaker_name(folder: Path) -> str:
