@@ -73,15 +73,20 @@ def with_held_back(pair: str, count: int, folder: Path) -> tuple[dict, dict, Non
     return speakers[0], speakers[1], None
 
 
-def pair_options(pair: str, direction: str, speakers: tuple | None = None) -> list[str]:
-    """``voiceconv evaluate`` options for ``pair`` converted in ``direction`` (b2a: speaker b's test sentences to a);
+def pair_folders(pair: str, direction: str = "a2b", speakers: tuple | None = None) -> dict[str, Path]:
+    """The folders of ``pair`` converted in ``direction`` (b2a: speaker b's test sentences to a), named as
+    ``voiceconv evaluate``'s options: source, target-ref, source-ref, parallel (and transcripts where known);
     ``speakers``: the pair's folders as :func:`with_held_back` gives them."""
     a, b, transcripts = speakers or PAIRS[pair]
     source, target = (a, b) if direction == "a2b" else (b, a)
-    options = {"direction": direction, "source": source["test"], "target-ref": target["train"],
-               "source-ref": source["train"], "parallel": target["test"]}
-    if transcripts is not None:
-        options["transcripts"] = transcripts
+    folders = {"source": source["test"], "target-ref": target["train"], "source-ref": source["train"],
+               "parallel": target["test"]}
+    return folders if transcripts is None else {**folders, "transcripts": transcripts}
+
+
+def pair_options(pair: str, direction: str, speakers: tuple | None = None) -> list[str]:
+    """``voiceconv evaluate`` options for ``pair`` converted in ``direction`` (see :func:`pair_folders`)."""
+    options = {"direction": direction, **pair_folders(pair, direction, speakers)}
     return [item for key, value in options.items() for item in (f"--{key}", str(value))]
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
+from dev_pairs import PAIRS, evaluate, pair_folders, write_table  # noqa: E402
 from oracle_components import matched_frames, save_converted, sentence_pairs, spread_waves  # noqa: E402
 
 from voiceconv.audio import world  # noqa: E402
@@ -176,6 +176,59 @@ class ContentMatching:
         return log_envelope, matched
 
 
+class ClassShift:
+    """Class-wise amplitude scaling (after Godoy et al. 2012, with the alignment's one warp for all classes): both
+    speakers' frames, each described as the changer describes them (normalized by its own speaker), are clustered
+    together by k-means into ``classes``; a source frame moves by its class's mean log envelope on the target side
+    less its mean on the source side. The frame keeps its own detail, so only what differs between the speakers
+    for that kind of sound changes."""
+
+    def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], classes: int, iterations: int = 30,
+                 seed: int = 0):
+        self.changer, self.centres, self.shifts = changer, {}, {}
+        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+        for flag, (pool, pool_frames) in changer.pools.items():
+            source = reference_descriptions(changer, source_refs, flag)  # [M, D]
+            source_frames = torch.cat([e[:, v == flag] for v, e in zip(voicing, envelopes)], dim=1).T  # [M, bins]
+            centres = kmeans(torch.cat([source, pool.descriptions]), classes, iterations, seed)  # [C, D]
+            source_class, target_class = nearest_centre(source, centres), nearest_centre(pool.descriptions, centres)
+            overall = pool_frames.mean(dim=0) - source_frames.mean(dim=0)  # [bins]
+            shifts = overall.repeat(classes, 1)  # [C, bins]: a class one side lacks moves as the whole speaker does
+            for c in range(classes):
+                on_source, on_target = source_class == c, target_class == c
+                if int(on_source.sum()) >= 10 and int(on_target.sum()) >= 10:
+                    shifts[c] = pool_frames[on_target].mean(dim=0) - source_frames[on_source].mean(dim=0)
+            self.centres[flag], self.shifts[flag] = centres, shifts
+
+    def match(self, frames: world.WorldFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        changer = self.changer
+        voiced, log_envelope = changer._log_envelope(None, changer.alignment.warp, frames)
+        described = frame_descriptions(changer.source_stats.normalize(log_envelope), changer.config)  # [T, D]
+        matched = log_envelope.clone()
+        for flag, centres in self.centres.items():
+            chosen = voiced == flag
+            if chosen.any():
+                matched[:, chosen] += self.shifts[flag][nearest_centre(described[chosen], centres)].T
+        return log_envelope, matched
+
+
+def kmeans(points: torch.Tensor, classes: int, iterations: int, seed: int) -> torch.Tensor:
+    """Lloyd's k-means of ``points`` ``[N, D]`` from ``classes`` random points: the centres ``[C, D]``."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = points[torch.randperm(len(points), generator=generator)[:classes]].clone()
+    for _ in range(iterations):
+        members = nearest_centre(points, centres)
+        for c in range(len(centres)):
+            if (members == c).any():
+                centres[c] = points[members == c].mean(dim=0)
+    return centres
+
+
+def nearest_centre(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """The nearest of ``centres`` ``[C, D]`` to each of ``points`` ``[N, D]``: ``[N]``."""
+    return torch.cdist(points, centres).argmin(dim=1)
+
+
 def neighbour_contrast(encoder: torch.nn.Module, frames: torch.Tensor, batch: int = 256, tau: float = 0.1
                        ) -> torch.Tensor:
     """InfoNCE over a speaker's frames ``[N, D]`` in time order: each sampled frame's code must pick out the next
@@ -241,12 +294,14 @@ def main() -> None:
     parser.add_argument("--ramp", action="store_true", help="raise that weight from 0 over the first half of training")
     parser.add_argument("--viterbi", type=float, nargs="+", default=[], metavar="PENALTY",
                         help="also unit selection: one target frame per source frame, jumps cost PENALTY")
+    parser.add_argument("--classes", type=int, nargs="+", default=[], metavar="N",
+                        help="also class-wise amplitude scaling: both speakers' frames clustered into N classes")
     parser.add_argument("--phones", type=Path, help="the phone model of configs with phone_weight (default: shipped)")
     parser.add_argument("--render", type=float, nargs="+", default=[], metavar="BLEND",
                         help="also convert the sentences at these blends and score them with voiceconv evaluate")
     parser.add_argument("-o", "--out", type=Path, help="where --render writes (required with it)")
     args = parser.parse_args()
-    pair = PAIRS[args.pair]
+    pair = pair_folders(args.pair)
 
     source_refs, target_refs = spread_waves(pair["source-ref"]), spread_waves(pair["target-ref"], args.target_files)
     alignment = world.fit_alignment(source_refs, target_refs, SAMPLE_RATE)
@@ -272,6 +327,7 @@ def main() -> None:
                                                                  ramp=args.ramp, contrast=args.contrast))
                      for n in args.content]
         matchers += [(f"{text}, unit selection {p:g}", partial(UnitSelection, changer, p)) for p in args.viterbi]
+        matchers += [(f"{text}, {n} classes", partial(ClassShift, changer, source_refs, n)) for n in args.classes]
         for name, make in matchers:
             matcher = make()
             report(name, matcher, sentences, config)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
+from dev_pairs import PAIRS, evaluate, pair_folders, write_table  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
-    pair = PAIRS[args.pair]
+    pair = pair_folders(args.pair)
     alignment = world.fit_alignment(spread_waves(pair["source-ref"]), spread_waves(pair["target-ref"]), SAMPLE_RATE,
                                     settings=SETTINGS)  # the WORLD voice changer's, fitted on the training recordings
     print(f"alignment: warp {alignment.warp:.3f}", flush=True)
