@@ -346,17 +346,12 @@ def render(matcher, sentences: list[Sentence], alignment: world.Alignment, blend
     move averaged over ``smooth_frames``), into ``out/audio``: what :class:`KnnVoiceChanger` itself computes."""
     for sentence in sentences:
         log_envelope, matched = matcher.match(sentence.frames)  # [bins, T] each
-        moved = matcher_changer(matcher).move(sentence.frames, log_envelope, matched, blend).T.double().numpy()
+        moved = blend_toward(log_envelope, matched, blend, smooth_frames).T.double().numpy()  # [T, bins]
         changed = world.WorldFrames(world.transform_f0(sentence.frames.f0, alignment), np.exp(moved).copy(order="C"),
                                     sentence.frames.aperiodicity)
         converted = world.synthesize(changed, SAMPLE_RATE, sentence.samples, alignment.settings)
         converted = np.nan_to_num(converted, nan=0.0, posinf=0.0, neginf=0.0)
         save_converted(out / "audio" / f"{sentence.path.stem}.wav", converted)
-
-
-def matcher_changer(matcher) -> KnnVoiceChanger:
-    """The kNN voice changer behind ``matcher`` (the changer itself, or the one a prototype matcher wraps)."""
-    return matcher if isinstance(matcher, KnnVoiceChanger) else matcher.changer
 
 
 def report(name: str, matcher, sentences: list[Sentence], config: KnnConfig) -> None:

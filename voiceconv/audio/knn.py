@@ -58,10 +58,6 @@ class KnnConfig:
     # weight of a frame's phone probabilities (voiceconv.audio.phones, square roots) beside its description: a match
     # must then be the same sound as well as a near spectrum. 0 matches on the spectrum alone.
     phone_weight: float = 0.0
-    # > 0: a frame moves only as far as keeps its sound. The phone model (voiceconv.audio.phones) must still give the
-    # moved frame at least this share of the probability it gives the unmoved frame's likeliest phone; where the
-    # whole move fails that, the frame moves the largest of 3/4, 1/2, 1/4 of it that passes (or stays put).
-    phone_keep: float = 0.0
 
     def __post_init__(self):
         for name, low, high in (("k", 1, 256), ("context", 0, 16), ("cepstra", 1, 128), ("reference_files", 1, 10000)):
@@ -73,8 +69,6 @@ class KnnConfig:
             raise ValueError(f"pull.smooth_frames must be an odd number >= 1, got {self.smooth_frames}")
         if not 0.0 <= self.phone_weight <= 1000.0:
             raise ValueError(f"pull.phone_weight must be between 0 and 1000, got {self.phone_weight}")
-        if not 0.0 <= self.phone_keep <= 1.0:
-            raise ValueError(f"pull.phone_keep must be between 0 and 1, got {self.phone_keep}")
 
 
 def frame_descriptions(image: torch.Tensor, config: KnnConfig) -> torch.Tensor:
@@ -146,8 +140,7 @@ class KnnVoiceChanger:
                  alignment: world.Alignment, config: KnnConfig = KnnConfig(),
                  phone_model: phones.PhoneModel | None = None):
         self.sample_rate, self.alignment, self.config = sample_rate, alignment, config
-        uses_phones = config.phone_weight > 0 or config.phone_keep > 0
-        self.phone_model = (phone_model or phones.shipped_model()) if uses_phones else None
+        self.phone_model = (phone_model or phones.shipped_model()) if config.phone_weight > 0 else None
         source = [self._log_envelope(wav, alignment.warp)[1] for wav in source_waves]  # [bins, T_i] each
         target = [self._target_frames(wav) for wav in target_waves]  # (voiced [T_i], [bins, T_i], [T_i, phones])
         self.source_stats = _statistics(source)
@@ -177,7 +170,8 @@ class KnnVoiceChanger:
         settings = self.alignment.settings
         frames = world.analyse(wav, self.sample_rate, settings)
         log_envelope, matched = self.match(frames)  # [bins, T] each
-        moved = self.move(frames, log_envelope, matched).T.double().numpy()  # [T, bins]
+        moved = blend_toward(log_envelope, matched, self.config.blend, self.config.smooth_frames)  # [bins, T]
+        moved = moved.T.double().numpy()  # [T, bins]
         changed = world.WorldFrames(world.transform_f0(frames.f0, self.alignment), np.exp(moved).copy(order="C"),
                                     frames.aperiodicity)
         out = world.synthesize(changed, self.sample_rate, len(wav), settings)
@@ -199,19 +193,6 @@ class KnnVoiceChanger:
                     matched[:, chosen] = self.with_target_variance(matched[:, chosen], flag)
         return log_envelope, matched
 
-    def move(self, frames: world.WorldFrames, log_envelope: torch.Tensor, matched: torch.Tensor,
-             blend: float | None = None) -> torch.Tensor:
-        """The source's log envelope ``[bins, T]`` moved ``blend`` (the config's when None) of the way toward its
-        ``matched`` frames ``[bins, T]``, the move averaged over ``smooth_frames``; with ``phone_keep``, each frame's
-        move is shrunk until the phone model still hears the frame's own sound (:func:`sound_keeping_shares`)."""
-        blend = self.config.blend if blend is None else blend
-        moved = blend_toward(log_envelope, matched, blend, self.config.smooth_frames)  # [bins, T]
-        if self.config.phone_keep <= 0 or blend == 0:
-            return moved
-        shares = sound_keeping_shares(self.phone_model, log_envelope, moved - log_envelope, frames.f0,
-                                      self.config.phone_keep)  # [T]
-        return log_envelope + moving_average(shares[None], self.config.smooth_frames) * (moved - log_envelope)
-
     def _target_frames(self, wav: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A target recording's voicing ``[T]``, log envelope ``[bins, T]`` and phone columns ``[T, phones]``."""
         frames = world.analyse(wav, self.sample_rate, self.alignment.settings)
@@ -221,7 +202,7 @@ class KnnVoiceChanger:
         """The columns ``[T, phones]`` that a frame's phone probabilities add to its description: their square roots
         times ``phone_weight`` (so two sure, different phones lie ``2 phone_weight^2`` apart in squared distance).
         ``[T, 0]`` without a phone model."""
-        if self.config.phone_weight == 0:
+        if self.phone_model is None:
             return torch.zeros(len(frames.f0), 0)
         return self.config.phone_weight * self.phone_model.posteriors(frames.envelope, frames.f0).sqrt()
 
@@ -242,27 +223,6 @@ class KnnVoiceChanger:
         frames = frames or world.analyse(wav, self.sample_rate, self.alignment.settings)
         envelope = world.warp_envelope(frames.envelope, warp)
         return torch.from_numpy(frames.f0 > 0), torch.from_numpy(np.log(envelope + LOG_FLOOR).T.astype(np.float32))
-
-
-MOVE_SHARES = (1.0, 0.75, 0.5, 0.25)  # the shares of a move phone_keep tries, largest first
-
-
-def sound_keeping_shares(model: phones.PhoneModel, log_envelope: torch.Tensor, move: torch.Tensor, f0: np.ndarray,
-                         keep: float) -> torch.Tensor:
-    """Each frame's largest share of ``move`` ``[bins, T]`` (of :data:`MOVE_SHARES`, else 0) after which ``model``
-    still gives the frame's likeliest phone in ``log_envelope`` ``[bins, T]`` at least ``keep`` times the
-    probability it gave it unmoved: ``[T]``."""
-    def posteriors(log_env: torch.Tensor) -> torch.Tensor:  # [T, phones]
-        return model.posteriors(np.exp(log_env.T.double().numpy()), f0)
-
-    before = posteriors(log_envelope)
-    phone = before.argmax(dim=1, keepdim=True)  # [T, 1]
-    floor = keep * before.gather(1, phone)[:, 0]  # [T]
-    shares = torch.zeros(log_envelope.shape[1])
-    for share in reversed(MOVE_SHARES):  # smallest first, so the largest passing share is the one left
-        kept = posteriors(log_envelope + share * move).gather(1, phone)[:, 0] >= floor
-        shares[kept] = share
-    return shares
 
 
 def _utterance_variance(cepstra: list[torch.Tensor]) -> torch.Tensor:
