@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--windowing", nargs="+", default=["live"],
                    help="windowings to compare, taking turns: live (LIVE_WINDOWING), file, "
                         "CHUNK,CHUNK_CONTEXT[,LEAD_IN] (each WORLD chunk a window; LEAD_IN: WORLD's input before it), "
-                        "live:CHUNK,CHUNK_CONTEXT (LIVE_WINDOWING with those changed) "
+                        "live:CHUNK,CHUNK_CONTEXT[,LEAD_IN] (LIVE_WINDOWING with those changed) "
                         "or WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT seconds; /N after any: N Griffin-Lim "
                         "iterations per window; @soxr or @sinc after that: the input's resampler")
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
@@ -176,7 +176,7 @@ def mel_distance_db(converter, a: np.ndarray, b: np.ndarray) -> float:
 
 def parse_windowing(text: str):
     """``live`` (:data:`LIVE_WINDOWING`), ``file``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk its own window),
-    ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those two changed, everything else kept) or
+    ``live:CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (``LIVE_WINDOWING`` with those changed, everything else kept) or
     ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally followed by ``/N``: N Griffin-Lim
     iterations refining each window (``live/8``), and optionally by ``@soxr`` or ``@sinc``: the resampler that brings
     the microphone's rate to the model's (``live@soxr``)."""
@@ -190,8 +190,9 @@ def parse_windowing(text: str):
     if text in named:
         windowing = named[text]
     elif text.startswith("live:"):
-        chunk, context = (float(x) for x in text[len("live:"):].split(","))
-        windowing = dataclasses.replace(LIVE_WINDOWING, align_chunk=chunk, align_context=context)
+        chunk, context, *lead_in = (float(x) for x in text[len("live:"):].split(","))
+        windowing = dataclasses.replace(LIVE_WINDOWING, align_chunk=chunk, align_context=context,
+                                        align_lead_in=lead_in[0] if lead_in else LIVE_WINDOWING.align_lead_in)
     else:
         values = [float(x) for x in text.split(",")]
         if len(values) in (2, 3):

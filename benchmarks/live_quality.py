@@ -9,7 +9,7 @@ DNSMOS, F0); the 10-s file windowing is the baseline in the same table::
         -o runs/eval/live_quality
 
 Windowings as in ``benchmarks/live_latency.py``: ``file``, ``live``, ``CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (each WORLD chunk
-a window), ``live:CHUNK,CHUNK_CONTEXT`` (``LIVE_WINDOWING`` with those changed) or
+a window), ``live:CHUNK,CHUNK_CONTEXT[,LEAD_IN]`` (``LIVE_WINDOWING`` with those changed) or
 ``WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT`` seconds, each optionally ``/N`` for N Griffin-Lim iterations
 (``live/8``) and ``@soxr`` / ``@sinc`` for the input's resampler; ``--input-rate 48000`` converts every sentence
 from 48 kHz, as a browser's microphone delivers it. The table goes to ``OUT/table.md``.

@@ -40,7 +40,6 @@ WARP_FIT_POINTS = 200
 FIT_FILES = 30  # recordings per speaker used for the statistics and the warp
 SEMITONE = math.log(2.0) / 12.0  # one semitone in natural-log F0
 MAX_PITCH_SEMITONES = 24.0
-SPARSE_EVERY = 4  # a lead-in's envelope is analysed at every 4th frame (live_quality: the same scores as every frame)
 Pitch = str | float | None  # "auto" / None, "source", "+N" / "-N" semitones, or a number of semitones
 
 
@@ -207,37 +206,31 @@ def rows_at(rows: np.ndarray, position: np.ndarray) -> np.ndarray:
     return rows[below] * (1.0 - weight) + rows[below + 1] * weight
 
 
-def sparse_envelope(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, dense_from: int) -> np.ndarray:
-    """CheapTrick's envelope ``[frames, bins]`` at F0's ``times``, analysed at every frame from ``dense_from`` on and at
-    every :data:`SPARSE_EVERY`-th before it (interpolated linearly between): for a lead-in that is synthesized only
-    so that the frames after it are synthesized as in a longer call."""
-    pyworld = _pyworld()
-    dense_from = min(dense_from, len(times))
-    picked = np.r_[np.arange(0, dense_from, SPARSE_EVERY), np.arange(dense_from, len(times))]  # [picked], ascending
-    envelope = pyworld.cheaptrick(x, np.ascontiguousarray(f0[picked]), np.ascontiguousarray(times[picked]),
-                                  sample_rate, f0_floor=F0_FLOOR_HZ)  # [picked, bins]
-    if len(picked) == len(times):
-        return envelope
-    return rows_at(envelope, np.interp(np.arange(len(times)), picked, np.arange(len(picked))))
-
-
 def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS,
             pool: Executor | None = None, lead_in_frames: int = 0) -> WorldFrames:
     """F0, spectral envelope (CheapTrick) and aperiodicity (D4C) of a mono waveform ``[samples]``, all at F0's
     frames (envelope and aperiodicity analysed at their own, see :func:`spectral`). With a ``pool``, D4C runs
     there while CheapTrick runs here (pyworld releases the GIL): the same frames in about half the time on two
-    cores. The envelope of the first ``lead_in_frames`` (a lead-in whose synthesis is thrown away) is analysed
-    sparsely (:func:`sparse_envelope`) when the settings analyse it at F0's frames."""
+    cores. The first ``lead_in_frames`` only lead F0's tracking in: the frames returned start after them, at the
+    waveform's sample :func:`lead_in_samples`, and their envelope and aperiodicity are analysed on the waveform from
+    there on."""
     x = np.ascontiguousarray(wav, dtype=np.float64)
     f0, times = extract_f0(x, sample_rate, settings)
+    if lead_in_frames > 0:
+        if lead_in_frames > len(f0) - 2:
+            raise ValueError(f"a lead-in of {lead_in_frames} frames leaves fewer than 2 of {len(f0)}")
+        x = x[lead_in_samples(lead_in_frames, sample_rate, settings):]
+        f0, times = f0[lead_in_frames:], times[lead_in_frames:] - times[lead_in_frames]
     run_d4c = partial(spectral, x, sample_rate, f0, times, settings.aperiodicity_period_ms, "d4c")
     pending = None if pool is None else pool.submit(run_d4c)
-    if lead_in_frames > 0 and settings.envelope_period_ms is None:
-        envelope = sparse_envelope(x, sample_rate, f0, times, lead_in_frames)
-    else:
-        envelope = spectral(x, sample_rate, f0, times, settings.envelope_period_ms, "cheaptrick")
+    envelope = spectral(x, sample_rate, f0, times, settings.envelope_period_ms, "cheaptrick")
     aperiodicity = run_d4c() if pending is None else pending.result()
     return WorldFrames(f0, envelope, aperiodicity)
+
+
+def lead_in_samples(frames: int, sample_rate: int, settings: WorldSettings) -> int:
+    """Where F0's frame ``frames`` lies in the waveform, in samples."""
+    return round(frames * settings.frame_period_ms * sample_rate / 1000)
 
 
 def synthesize(frames: WorldFrames, sample_rate: int, length: int,
@@ -280,15 +273,19 @@ def warp_envelope(envelope: np.ndarray, factor: float) -> np.ndarray:
 def change_voice(wav: np.ndarray, sample_rate: int, alignment: Alignment, pool: Executor | None = None,
                  lead_in: int = 0) -> np.ndarray:
     """The WORLD voice changer: analyse, transform F0, warp the envelope, resynthesize ``[samples]``. ``pool``: see
-    :func:`analyse`; ``lead_in``: how many samples at the start only lead in to the rest (their output is not
-    used), so their envelope is analysed sparsely."""
+    :func:`analyse`; ``lead_in``: how many samples at the start only lead F0's tracking in (their output is not used:
+    it is silence, and WORLD analyses and synthesizes from the frame after them on)."""
     settings = alignment.settings
     if alignment.is_identity:
         return np.asarray(wav, dtype=np.float32)
-    frames = analyse(wav, sample_rate, settings, pool, int(lead_in // (sample_rate * settings.frame_period_ms / 1000)))
+    frame = sample_rate * settings.frame_period_ms / 1000  # samples per F0 frame
+    skipped = int(max(0, min(lead_in, len(wav) - 2 * frame)) // frame)  # at least 2 frames left
+    frames = analyse(wav, sample_rate, settings, pool, skipped)
     changed = WorldFrames(transform_f0(frames.f0, alignment), warp_envelope(frames.envelope, alignment.warp),
                           frames.aperiodicity)
-    out = synthesize(changed, sample_rate, len(wav), settings)
+    start = lead_in_samples(skipped, sample_rate, settings)
+    out = np.zeros(len(wav), np.float32)
+    out[start:] = synthesize(changed, sample_rate, len(wav) - start, settings)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 

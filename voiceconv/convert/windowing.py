@@ -207,14 +207,15 @@ class Windowing:
 #: Files: 10-s windows with 0.5 s of context each side, WORLD chunks of 5 s (the Converter's default).
 FILE_WINDOWING = Windowing()
 #: Live conversion: each WORLD chunk (0.075-0.15 s, cut at its quietest moment, 64 ms of context after it and a
-#: 0.3-s lead-in before it for WORLD) is a window, refined with 4 Griffin-Lim iterations on one torch thread. Chosen
-#: with benchmarks/live_latency.py and live_quality.py on two dev pairs (README, "Live conversion"): heard 370 ms
-#: against 440 for 0.2-s chunks with 80 ms of context each side, at equal MCD and within 0.04 DNSMOS; without the
-#: lead-in, 0.15-s chunks lost 0.08 DNSMOS on SF1 -> TM1. 4 iterations instead of 8 kept MCD within 0.04 dB and
-#: DNSMOS within 0.01 on both pairs (2 cost SF1 -> TM1 0.08 dB MCD, none cost Kathleen 0.11); one torch thread runs
-#: these short windows faster than two. A microphone's rate is brought to the model's by the sinc resampler, which
-#: holds back about 1 ms where soxr held back 12-34 ms: heard 346 ms against 367 at 100-ms blocks in the same run
-#: (session 17), its 16-kHz output within 75 dB of soxr's below 7 kHz.
+#: 0.3-s lead-in before it, for F0 tracking alone: WORLD analyses and synthesizes from the lead-in's end) is a
+#: window, refined with 4 Griffin-Lim iterations on one torch thread. Chosen with benchmarks/live_latency.py and
+#: live_quality.py on two dev pairs (README, "Live conversion"): heard 370 ms against 440 for 0.2-s chunks with
+#: 80 ms of context each side, at equal MCD and within 0.04 DNSMOS; without the lead-in, 0.15-s chunks lost 0.08
+#: DNSMOS on SF1 -> TM1 (a 0.1-s one cost Kathleen 0.09 dB MCD for 3% less compute, session 18). 4 iterations
+#: instead of 8 kept MCD within 0.04 dB and DNSMOS within 0.01 on both pairs (2 cost SF1 -> TM1 0.08 dB MCD, none
+#: cost Kathleen 0.11); one torch thread runs these short windows faster than two. A microphone's rate is brought
+#: to the model's by the sinc resampler, which holds back about 1 ms where soxr held back 12-34 ms: heard 346 ms
+#: against 367 at 100-ms blocks in the same run (session 17), its 16-kHz output within 75 dB of soxr's below 7 kHz.
 LIVE_WINDOWING = Windowing(window=None, align_chunk=0.15, align_context=0.064, align_lead_in=0.3, refine_iterations=4,
                            torch_threads=1, resampler="sinc")
 
