@@ -253,3 +253,74 @@ def test_a_pull_setting_out_of_range_is_a_config_error_naming_it(values, message
     from voiceconv.errors import ConfigError
     with pytest.raises(ConfigError, match=message):
         from_dict(KnnConfig, values, "data.pull")
+
+
+def test_a_strength_scales_the_learned_correction_and_zero_gives_the_untrained_start():
+    from voiceconv.modelfiles.layout import GENERATOR_PREFIXES
+    from voiceconv.modelfiles.voice import generator_weights, with_strength
+
+    torch.manual_seed(0)
+    trained = CycleGAN(1, 32, ENVELOPE_MODEL)
+    for net in (trained.G_AB, trained.G_BA):
+        torch.nn.init.normal_(net.output.weight, std=0.05)  # a learned correction
+        torch.nn.init.normal_(net.output.bias, std=0.05)
+    tensors = {f"{prefix}.{k}": v for d, prefix in GENERATOR_PREFIXES.items()
+               for k, v in getattr(trained, prefix).state_dict().items()}
+    x = torch.randn(2, 1, 32, 24)
+    full = trained.G_AB(x)
+    for strength in (0.0, 0.5, 1.5):
+        scaled = CycleGAN(1, 32, ENVELOPE_MODEL).G_AB
+        scaled.load_state_dict(generator_weights(with_strength(tensors, strength), "a2b"))
+        torch.testing.assert_close(scaled(x), x + strength * (full - x), atol=1e-5, rtol=1e-5)
+
+
+class ScoresByCorrection:
+    """A held-back validator that prefers half of the learned correction: its score falls with the distance of
+    the model's correction weights from half of ``reference``'s."""
+
+    available = True
+
+    def __init__(self, reference: torch.Tensor):
+        self.reference = reference
+
+    def __call__(self, model, device):
+        weight = model.tensors["G_AB.output.weight"]
+        return {"score": -float((weight - 0.5 * self.reference).abs().sum())}
+
+
+def test_selection_ships_a_trained_step_at_the_strength_that_scored_best(speakers, tmp_path):
+    from voiceconv.modelfiles.voice import VoiceModel
+
+    recipe = envelope_recipe(strengths=(0.5, 1.0))
+    task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+    torch.nn.init.normal_(task.model.G_AB.output.weight, std=0.05)  # as if trained
+    task.model.steps_done += 1
+    learned = task.model.G_AB.output.weight.detach().clone()
+    task._validator = ScoresByCorrection(learned)
+    entry = task.validate()
+    assert entry["strength"] == 0.5 and entry["score"] == 0.0 and entry["score_at_1"] < 0.0
+    task.export(tmp_path / "best.safetensors", {"steps": 1, "selected": entry})
+    shipped = VoiceModel.from_file(tmp_path / "best.safetensors")
+    torch.testing.assert_close(shipped.tensors["G_AB.output.weight"], 0.5 * learned)
+    assert shipped.header["training"]["selected"]["strength"] == 0.5
+    task.export(tmp_path / "model.safetensors", {"steps": 1})  # any other export is the model as trained
+    torch.testing.assert_close(VoiceModel.from_file(tmp_path / "model.safetensors").tensors["G_AB.output.weight"],
+                               learned)
+
+
+def test_the_untrained_start_is_scored_once_whatever_the_strengths(speakers, tmp_path):
+    recipe = envelope_recipe(strengths=(0.5, 1.0))
+    task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+    calls = []
+    task._validator = type("Counting", (), {"available": True,
+                                            "__call__": lambda self, model, device: calls.append(1) or {"score": 0.0}})()
+    assert "strength" in task.validate() and len(calls) == 1
+
+
+@pytest.mark.parametrize("strengths, message", [((), "one or more values"), ((0.0,), r"in \(0, 2\]"),
+                                                ((1.0, 3.0), r"in \(0, 2\]")])
+def test_selection_strengths_out_of_range_are_a_config_error(speakers, tmp_path, strengths, message):
+    from voiceconv.errors import ConfigError
+    recipe = envelope_recipe(strengths=strengths)
+    with pytest.raises(ConfigError, match=message):
+        VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))

@@ -28,6 +28,7 @@ from voiceconv.modelfiles.format import ModelFile, check_in_memory, open_model_f
 from voiceconv.modelfiles.layout import ALIGNED_INPUTS, GENERATOR_PREFIXES, SPEAKERS, prefixed, stats_names
 from voiceconv.models.cyclegan import CycleGANConfig, build_cyclegan_generator
 from voiceconv.models.directions import DIRECTIONS, Direction, source_side
+from voiceconv.nn.generators import EnvelopeGenerator1d
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ def voice_model_tensors(generators: Mapping[str, nn.Module], speakers: Mapping[s
         mean, std = stats_names(group)
         tensors[mean], tensors[std] = stats.mean, stats.std
     return tensors
+
+
+def with_strength(tensors: Mapping[str, torch.Tensor], strength: float) -> dict[str, torch.Tensor]:
+    """A voice model's tensors with each envelope generator's learned correction scaled by ``strength``:
+    ``G(x) = x + strength * delta(x)`` (1: as trained; 0: the untrained start, the identity). Only
+    ``envelope1d`` generators, whose correction is linear in their last layer, can be scaled."""
+    layer = EnvelopeGenerator1d.CORRECTION_LAYER
+    scaled = {f"{prefix}.{layer}.{name}" for prefix in GENERATOR_PREFIXES.values() for name in ("weight", "bias")}
+    return {key: value * strength if key in scaled else value for key, value in tensors.items()}
 
 
 def generator_weights(tensors: Mapping[str, torch.Tensor], direction: str) -> dict[str, torch.Tensor]:

@@ -176,9 +176,12 @@ class EnvelopeGenerator1d(nn.Module):
                                         for _ in range(n_residual)))
         self.up = nn.Sequential(nn.Upsample(scale_factor=2), GLUConv1d(residual_channels, 2 * base_channels, 5),
                                 nn.Upsample(scale_factor=2), GLUConv1d(2 * base_channels, base_channels, 5))
-        self.output = nn.Conv1d(base_channels, out_ch * bands, 15, padding=7)
+        self.output = nn.Conv1d(base_channels, out_ch * bands, 15, padding=7)  # CORRECTION_LAYER
         nn.init.zeros_(self.output.weight)  # start from the identity
         nn.init.zeros_(self.output.bias)
+
+    #: The last layer, in which the correction is linear: its weights times s give ``x + s * delta(x)``.
+    CORRECTION_LAYER = "output"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in_ch, H, W] -> [B, out_ch, H, W]
         _check_input(x, self.in_ch, 4, self.height)

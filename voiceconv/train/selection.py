@@ -8,6 +8,11 @@ with the current generators, through the conversion's own path
 (:func:`voiceconv.convert.pipeline.segment`), and scores them. The loop
 keeps ``best.safetensors``: the step with the highest **selection score**,
 which rewards moving the identity and penalises lost words and sound.
+With ``data.strengths`` (envelope generators), each trained step is scored
+at those strengths of its learned correction, ``G(x) = x + s * delta(x)``,
+and the best (step, strength) pair is kept: half of a correction that
+loses words may keep them and still move the voice
+(``recipes/vcc2016_sf1_tm1/README.md``, session 18).
 
 With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
 

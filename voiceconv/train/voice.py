@@ -31,7 +31,7 @@ from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
 from voiceconv.modelfiles.format import save_model_file
 from voiceconv.modelfiles.layout import GENERATOR_PREFIXES
-from voiceconv.modelfiles.voice import VoiceModel, voice_model_tensors
+from voiceconv.modelfiles.voice import VoiceModel, voice_model_tensors, with_strength
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.directions import DIRECTIONS, source_side
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
@@ -58,6 +58,9 @@ class VoiceDataConfig:
     # pitch itself), f0 (log-Gaussian F0 transform) or f0+warp (and the fitted spectral-envelope warp).
     align: Literal["none", "f0", "f0+warp"] = "none"
     held_back: int = 0  # recordings per speaker never trained on; model selection scores on them
+    # Selection scores each trained step with its learned correction at these strengths (envelope1d generators:
+    # G(x) = x + s * delta(x)) and keeps the best pair; best.safetensors ships that strength. (1.0,) = as trained.
+    strengths: tuple[float, ...] = (1.0,)
     # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
     # the speakers differ and the vocoder's fingerprint does not.
@@ -111,6 +114,12 @@ class VoiceConversionTask:
         self.recipe, self.data, self.speakers = recipe, data, data.speakers
         self.model = CycleGAN(channels=1, height=recipe.features.n_mels, config=recipe.model,
                               total_steps=recipe.train.steps, seed=recipe.train.seed)
+        strengths = recipe.data.strengths
+        if not strengths or not all(0.0 < value <= 2.0 for value in strengths):
+            raise ConfigError(f"data.strengths={list(strengths)} must be one or more values in (0, 2]")
+        if strengths != (1.0,) and recipe.model.generator != "envelope1d":
+            raise ConfigError(f"data.strengths={list(strengths)} needs model.generator: envelope1d (a correction "
+                              f"added to the input), not {recipe.model.generator}")
         smallest = getattr(self.model.D_A, "min_size", 0)
         if recipe.data.crop_frames < smallest:
             raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} is too narrow for "
@@ -140,12 +149,17 @@ class VoiceConversionTask:
                                              self.data.training_files, self.data.transcripts)
         if not self._validator.available:
             return None
-        try:
-            model = VoiceModel.from_tensors(*self.model_file({}))
-        except ModelFileError as err:  # e.g. weights gone NaN: no step to keep
-            log.warning("held-back selection: %s", err)
-            return {"score": math.nan}
-        return self._validator(model, next(self.model.parameters()).device)
+        # the untrained start is the identity at every strength: scored once
+        strengths = self.recipe.data.strengths if int(self.model.steps_done) > 0 else (1.0,)
+        scored = {}
+        for strength in strengths:
+            try:
+                model = VoiceModel.from_tensors(*self.model_file({}, strength))
+            except ModelFileError as err:  # e.g. weights gone NaN: no step to keep
+                log.warning("held-back selection: %s", err)
+                return {"score": math.nan}
+            scored[strength] = self._validator(model, next(self.model.parameters()).device)
+        return best_strength(scored)
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -184,11 +198,14 @@ class VoiceConversionTask:
                 continue
         return clips
 
-    def model_file(self, info: dict) -> tuple[dict[str, torch.Tensor], dict]:
-        """(tensors, header) of the model file :meth:`export` writes now; ``info``: the training section."""
+    def model_file(self, info: dict, strength: float = 1.0) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, header) of the model file :meth:`export` writes now; ``info``: the training section;
+        ``strength``: how much of the learned correction it applies (:func:`with_strength`)."""
         aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
         generators = {d: self.model.inference_generator(name) for d, name in GENERATOR_PREFIXES.items()}
         tensors = voice_model_tensors(generators, self.data.output_stats, aligned)
+        if strength != 1.0:
+            tensors = with_strength(tensors, strength)
         header = {
             "kind": VOICE_KIND,
             "features": to_dict(self.recipe.features),
@@ -203,8 +220,20 @@ class VoiceConversionTask:
         return tensors, header
 
     def export(self, path: Path, info: dict) -> None:
-        """Write the model file of the current weights to ``path``."""
-        save_model_file(path, *self.model_file(info))
+        """Write the model file of the current weights to ``path``: at the strength selection chose when ``info``
+        is a selected step's (``info["selected"]["strength"]``), else as trained."""
+        save_model_file(path, *self.model_file(info, info.get("selected", {}).get("strength", 1.0)))
+
+
+def best_strength(scored: dict[float, dict[str, float]]) -> dict[str, float]:
+    """The scores of the best-scoring strength (the strongest of equal scores), with ``strength`` and each
+    strength's score (``score_at_<s>``) beside them; ``scored``: scores by strength."""
+    finite = {s: scores for s, scores in scored.items() if math.isfinite(scores.get("score", math.nan))}
+    if not finite:
+        return next(iter(scored.values()))
+    strength = max(finite, key=lambda s: (finite[s]["score"], s))
+    extra = {f"score_at_{s:g}": scores["score"] for s, scores in scored.items()} if len(scored) > 1 else {}
+    return {**finite[strength], "strength": strength, **extra}
 
 
 def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None = None) -> VoiceRecipe:
