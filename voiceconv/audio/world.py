@@ -160,9 +160,11 @@ class WorldFrames:
     aperiodicity: np.ndarray
 
 
-def extract_f0(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS
+def extract_f0(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT_SETTINGS, refine_from: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per frame in Hz (0 = unvoiced) and the frame times, by ``settings.f0_method``."""
+    """F0 per frame in Hz (0 = unvoiced) and the frame times, by ``settings.f0_method``. StoneMask refines each
+    frame on its own, so ``refine_from`` (a lead-in's frames, whose F0 is not used) leaves the frames before it
+    at DIO's estimate and the rest exactly as refined in a whole call."""
     pyworld = _pyworld()
     x = np.ascontiguousarray(wav, dtype=np.float64)
     if settings.f0_method == "harvest":
@@ -170,7 +172,11 @@ def extract_f0(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFA
                                frame_period=settings.frame_period_ms)
     f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ,
                             frame_period=settings.frame_period_ms, speed=settings.dio_speed)
-    return (pyworld.stonemask(x, f0, times, sample_rate) if settings.stonemask else f0), times
+    if settings.stonemask and refine_from < len(f0):
+        f0 = f0.copy()
+        f0[refine_from:] = pyworld.stonemask(x, np.ascontiguousarray(f0[refine_from:]),
+                                             np.ascontiguousarray(times[refine_from:]), sample_rate)
+    return f0, times
 
 
 def spectral(x: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, period_ms: float | None,
@@ -215,7 +221,7 @@ def analyse(wav: np.ndarray, sample_rate: int, settings: WorldSettings = DEFAULT
     waveform's sample :func:`lead_in_samples`, and their envelope and aperiodicity are analysed on the waveform from
     there on."""
     x = np.ascontiguousarray(wav, dtype=np.float64)
-    f0, times = extract_f0(x, sample_rate, settings)
+    f0, times = extract_f0(x, sample_rate, settings, refine_from=lead_in_frames)
     if lead_in_frames > 0:
         if lead_in_frames > len(f0) - 2:
             raise ValueError(f"a lead-in of {lead_in_frames} frames leaves fewer than 2 of {len(f0)}")
