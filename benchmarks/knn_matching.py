@@ -73,12 +73,18 @@ def distance_db(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(frame_distortion(cepstra(a), cepstra(b))))
 
 
-def reference_descriptions(changer: KnnVoiceChanger, source_refs: list[np.ndarray], flag: bool) -> torch.Tensor:
-    """The descriptions ``[M, D]`` of the source speaker's reference frames voiced ``flag`` (as the changer
-    describes frames: normalized, warped, context within each recording)."""
-    voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+def reference_frames(changer: KnnVoiceChanger, source_refs: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each of the source speaker's reference recordings analysed as the changer analyses a source: its voicing
+    ``[T]`` and warped log envelope ``[bins, T]``."""
+    return [changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs]
+
+
+def reference_descriptions(changer: KnnVoiceChanger, frames: list[tuple[torch.Tensor, torch.Tensor]], flag: bool
+                           ) -> torch.Tensor:
+    """The descriptions ``[M, D]`` of the reference ``frames`` (:func:`reference_frames`) voiced ``flag``, as the
+    changer describes frames: normalized, context within each recording."""
     return torch.cat([frame_descriptions(changer.source_stats.normalize(e), changer.config)[v == flag]
-                      for v, e in zip(voicing, envelopes)])
+                      for v, e in frames])
 
 
 def voiced_descriptions(changer: KnnVoiceChanger, log_envelope: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
@@ -93,8 +99,9 @@ class IncaMatching:
 
     def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], iterations: int, ridge: float = 1.0):
         self.changer, self.maps = changer, {}
+        frames = reference_frames(changer, source_refs)
         for flag, (pool, _) in changer.pools.items():
-            described = reference_descriptions(changer, source_refs, flag)  # [N, D]
+            described = reference_descriptions(changer, frames, flag)  # [N, D]
             inputs = torch.cat([described, torch.ones(len(described), 1)], dim=1).double()  # [N, D + 1]
             weights = torch.eye(inputs.shape[1], described.shape[1], dtype=torch.float64)  # identity start
             for _ in range(iterations):
@@ -126,7 +133,7 @@ class ContentMatching:
                  adversary: float = 0.3, ramp: bool = False, contrast: float = 0.0, seed: int = 0):
         torch.manual_seed(seed)
         self.changer = changer
-        source = reference_descriptions(changer, source_refs, True)  # [M, D]
+        source = reference_descriptions(changer, reference_frames(changer, source_refs), True)  # [M, D]
         pool, _ = changer.pools[True]
         target = pool.descriptions  # [N, D]
         scale = torch.cat([source, target]).std(dim=0).clamp_min(1e-3)  # [D]
@@ -186,10 +193,10 @@ class ClassShift:
     def __init__(self, changer: KnnVoiceChanger, source_refs: list[np.ndarray], classes: int, iterations: int = 30,
                  seed: int = 0):
         self.changer, self.centres, self.shifts = changer, {}, {}
-        voicing, envelopes = zip(*(changer._log_envelope(wav, changer.alignment.warp) for wav in source_refs))
+        frames = reference_frames(changer, source_refs)
         for flag, (pool, pool_frames) in changer.pools.items():
-            source = reference_descriptions(changer, source_refs, flag)  # [M, D]
-            source_frames = torch.cat([e[:, v == flag] for v, e in zip(voicing, envelopes)], dim=1).T  # [M, bins]
+            source = reference_descriptions(changer, frames, flag)  # [M, D]
+            source_frames = torch.cat([e[:, v == flag] for v, e in frames], dim=1).T  # [M, bins]
             centres = kmeans(torch.cat([source, pool.descriptions]), classes, iterations, seed)  # [C, D]
             source_class, target_class = nearest_centre(source, centres), nearest_centre(pool.descriptions, centres)
             overall = pool_frames.mean(dim=0) - source_frames.mean(dim=0)  # [bins]

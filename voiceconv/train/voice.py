@@ -151,10 +151,11 @@ class VoiceConversionTask:
             return None
         # the untrained start is the identity at every strength: scored once
         strengths = self.recipe.data.strengths if int(self.model.steps_done) > 0 else (1.0,)
+        tensors, header = self.model_file({})
         scored = {}
         for strength in strengths:
             try:
-                model = VoiceModel.from_tensors(*self.model_file({}, strength))
+                model = VoiceModel.from_tensors(with_strength(tensors, strength), header)
             except ModelFileError as err:  # e.g. weights gone NaN: no step to keep
                 log.warning("held-back selection: %s", err)
                 return {"score": math.nan}
