@@ -177,7 +177,6 @@ def test_matched_processing_passes_the_discriminators_real_speech_through_the_in
     data = load_voice_data(envelope_recipe(matched=True), speakers, tmp_path / "cache", ("high", "low"))
     assert data.alignment.settings == DEFAULT_SETTINGS
     high = [load_training_audio(path, FEATURES) for path in sorted(speakers[0].glob("*.wav"))]
-    from conftest import mel_image
     copied = [mel_image(copy_synthesize(wav, 16000, data.alignment.settings), FEATURES)[0] for wav in high]
     natural = [mel_image(wav, FEATURES)[0] for wav in high]
     stats = data.speakers["a"].stats
@@ -324,3 +323,35 @@ def test_selection_strengths_out_of_range_are_a_config_error(speakers, tmp_path,
     recipe = envelope_recipe(strengths=strengths)
     with pytest.raises(ConfigError, match=message):
         VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+
+
+def test_an_input_spread_model_shifts_each_band_and_keeps_the_inputs_spread(speakers, tmp_path):
+    from voiceconv.convert.pipeline import Pipeline
+    from voiceconv.modelfiles.voice import VoiceModel
+
+    spreads = {}
+    for spread in ("target", "input"):
+        recipe = dataclasses.replace(envelope_recipe(),
+                                     model=dataclasses.replace(ENVELOPE_MODEL, output_spread=spread))
+        data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
+        task = VoiceConversionTask(recipe, data)
+        task.export(tmp_path / f"{spread}.safetensors", {"steps": 0})
+        spreads[spread] = (Pipeline.from_model(VoiceModel.from_file(tmp_path / f"{spread}.safetensors")), data, task)
+    pipeline, data, _ = spreads["input"]
+    source, target = data.inputs["a2b"].stats, data.output_stats["b"]
+    image = source.denormalize(data.inputs["a2b"].images[0])[None]  # [1, n_mels, T]: an aligned input
+    shifted = (image + (target.mean - source.mean)[None, :, None]).clamp(-1, 1)
+    torch.testing.assert_close(pipeline.convert_image(image, "a2b"), shifted, atol=1e-5, rtol=0)
+    assert (spreads["target"][0].convert_image(image, "a2b") - shifted).abs().mean() > 1e-3  # the full mapping
+    # The pull moves each frame by the same decibels, expressed in each model's output units ...
+    for spread, (_, spread_data, _) in spreads.items():
+        corpus = spread_data.inputs["a2b"]
+        units = (corpus.stats.std if spread == "input" else spread_data.speakers["b"].stats.std)[:, None]
+        moves = [(t - x) * units for t, x in zip(corpus.targets, corpus.images)]  # [n_mels, T_i] each
+        spreads[spread] += (torch.cat(moves, dim=-1),)
+    torch.testing.assert_close(spreads["input"][3], spreads["target"][3], atol=1e-4, rtol=1e-4)
+    # ... and a discriminator judges real speech in the units of the output it judges.
+    batches = {spread: entry[2].batch(2, torch.Generator().manual_seed(0)) for spread, entry in spreads.items()}
+    scale = (data.speakers["b"].stats.std / source.std)[:, None]  # [n_mels, 1]
+    torch.testing.assert_close(batches["input"]["B"], batches["target"]["B"] * scale)
+    torch.testing.assert_close(batches["input"]["A2B"], batches["target"]["A2B"])

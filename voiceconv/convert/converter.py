@@ -59,7 +59,8 @@ class Converter:
 
     @property
     def stats(self) -> dict[str, SpeakerStats]:
-        """Each speaker's per-band statistics (on the converter's device), by side."""
+        """What each side's converted images are mapped onto (:attr:`VoiceModel.output_stats`, on the converter's
+        device), by side."""
         return {side: self.pipeline.stats[side] for side in SPEAKERS}
 
     @property

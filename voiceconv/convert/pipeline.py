@@ -99,10 +99,11 @@ class Pipeline:
     @classmethod
     def from_model(cls, model: VoiceModel, device: torch.device | str = "cpu", n_iter: int | None = None) -> Pipeline:
         """The pipeline of a :class:`VoiceModel`: its generators built on ``device`` (the mask channel added when
-        it fills in frames), its statistics, and refining when it was trained on pitch-aligned input."""
+        it fills in frames), its statistics (outputs mapped onto :attr:`VoiceModel.output_stats`), and refining when it was trained on pitch-aligned input."""
         generate = {direction: partial(apply_generator, net, mask_frames=model.config.mask_frames)
                     for direction, net in model.generators(device).items()}
-        return cls.build(model.path, model.features, generate, model.stats, bool(model.alignment), device, n_iter)
+        stats = {**model.stats, **model.output_stats}  # "a", "b": what outputs are mapped onto
+        return cls.build(model.path, model.features, generate, stats, bool(model.alignment), device, n_iter)
 
     def with_refine_iterations(self, n_iter: int | None) -> Pipeline:
         """This pipeline refining with ``n_iter`` Griffin-Lim iterations (None, or a model that does not refine:

@@ -7,6 +7,7 @@
     model.config        # CycleGANConfig: the generators' architecture
     model.alignment     # {"a2b": Alignment, "b2a": Alignment}, {} for files from before alignment
     model.stats         # per-band statistics: "a", "b" (the speakers), "a2b", "b2a" (each direction's input)
+    model.output_stats  # what converted images are mapped onto, by side (model.output_spread)
     model.generators()  # {"a2b": G_AB, "b2a": G_BA}, built, weights loaded, in eval mode
 
 The header is parsed once, by the checks; training writes files with :func:`voice_model_tensors`.
@@ -27,7 +28,7 @@ from voiceconv.families import VOICE_KIND
 from voiceconv.modelfiles.format import ModelFile, check_in_memory, open_model_file
 from voiceconv.modelfiles.layout import ALIGNED_INPUTS, GENERATOR_PREFIXES, SPEAKERS, prefixed, stats_names
 from voiceconv.models.cyclegan import CycleGANConfig, build_cyclegan_generator
-from voiceconv.models.directions import DIRECTIONS, Direction, source_side
+from voiceconv.models.directions import DIRECTIONS, Direction, source_side, target_side
 from voiceconv.nn.generators import EnvelopeGenerator1d
 
 
@@ -65,6 +66,15 @@ class VoiceModel:
     def speakers(self) -> dict[str, str]:
         """The speakers' names by side: ``{"a": ..., "b": ...}``."""
         return {side: self.header["speakers"][side]["name"] for side in SPEAKERS}
+
+    @property
+    def output_stats(self) -> dict[str, SpeakerStats]:
+        """What each side's converted images are mapped onto, by side: the speaker's per-band statistics, or under
+        ``model.output_spread: input`` the speaker's means with the spread of the input converted into that side
+        (``"b"`` gets ``"a2b"``'s), so the mapping shifts each band and keeps its spread."""
+        if self.config.output_spread == "target":
+            return {side: self.stats[side] for side in SPEAKERS}
+        return {target_side(d): SpeakerStats(self.stats[target_side(d)].mean, self.stats[d].std) for d in DIRECTIONS}
 
     def generators(self, device: torch.device | str = "cpu") -> dict[Direction, nn.Module]:
         """Each direction's generator, built from the header's architecture, weights loaded, in eval mode."""

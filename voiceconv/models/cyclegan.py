@@ -47,6 +47,10 @@ class CycleGANConfig:
     identity_weight: float = 5.0  # lambda_id
     identity_until_step: int = 10_000  # CycleGAN-VC switches the identity loss off later in training
     pull_weight: float = 0.0  # lambda_pull: regression toward kNN pseudo-targets (batch "A2B_target"; see losses.py)
+    # What a voice generator's output is mapped onto on its way out: the target speaker's per-band statistics
+    # ("target": mean and spread), or the target's means with the spread of the direction's own input ("input":
+    # each band shifted, its spread kept). See VoiceModel.output_stats.
+    output_spread: Literal["target", "input"] = "target"
     image_pool_size: int = 0  # 0 = no history of generated images (Shrivastava et al. 2017)
     generator_lr: float = 2e-4
     discriminator_lr: float = 1e-4

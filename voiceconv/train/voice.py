@@ -125,11 +125,17 @@ class VoiceConversionTask:
             raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} is too narrow for "
                               f"model.discriminator_layers={recipe.model.discriminator_layers}: at least {smallest}")
         self._validator: VoiceValidator | None = None  # built on first use
+        # the real speech a discriminator judges, in the units of the output it judges (model.output_spread)
+        self._real_scale = {} if recipe.model.output_spread == "target" else {
+            side: (self.speakers[side].stats.std / output_spread(recipe.model, d, self.speakers, data.inputs))[:, None]
+            for d, side in (("a2b", "b"), ("b2a", "a"))}  # [n_mels, 1] each
 
     def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         width = self.recipe.data.crop_frames
         batch = {"A": self.speakers["a"].crops(batch_size, width, generator),  # [B, 1, n_mels, width]
                  "B": self.speakers["b"].crops(batch_size, width, generator)}
+        for side, scale in self._real_scale.items():
+            batch[side.upper()] = batch[side.upper()] * scale
         for direction, key in (("a2b", "A2B"), ("b2a", "B2A")):
             corpus = self.data.inputs[direction]
             if corpus.targets is not None:
@@ -303,12 +309,13 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
         for direction, folder in zip(DIRECTIONS, folders):
             attach_pseudo_targets(inputs[direction], speakers[direction[-1]],
                                   _knn_changer(direction, files, features, alignment, data.pull),
-                                  partial(load, folder, files=files[direction[0]]))
+                                  partial(load, folder, files=files[direction[0]]),
+                                  output_spread(recipe.model, direction, speakers, inputs))
     return VoiceData(speakers, inputs, alignment, held_back, files, output_stats, transcripts)
 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
-                          load: Callable[..., SpeakerCorpus]) -> None:
+                          load: Callable[..., SpeakerCorpus], spread: torch.Tensor | None = None) -> None:
     """Give ``corpus`` (a direction's aligned input) its kNN pseudo-targets, frame for frame with its images.
 
     The same recordings go through the kNN voice ``changer`` (``load(name=, transform=, transform_key=)`` reads
@@ -316,7 +323,10 @@ def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer:
     generator outputs (the input, mapped onto the ``target`` speaker's per-band statistics on the way out),
     less its average over the corpus, which that statistics mapping already moves::
 
-        t = x + (m - mean(m)) / std_target,   m = log-mel(pulled) - log-mel(aligned input)   [n_mels, T]
+        t = x + (m - mean(m)) / spread,   m = log-mel(pulled) - log-mel(aligned input)   [n_mels, T]
+
+    ``spread`` ``[n_mels]``: the per-band spread the output is mapped onto (:func:`output_spread`; default the
+    ``target`` speaker's), so that the move is the same in decibels whichever spread the model ships.
 
     So the generator learns the frame-by-frame pull toward the target's nearest frames that no per-band
     formula can make, on top of the formula stage instead of in place of it.
@@ -330,9 +340,18 @@ def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer:
     moves = [pulled.stats.denormalize(moved) - corpus.stats.denormalize(image)  # [n_mels, T_i] in the image's units
              for moved, image in zip(pulled.images, corpus.images)]
     average = torch.cat(moves, dim=-1).mean(dim=-1, keepdim=True)  # [n_mels, 1]
-    corpus.targets = [image + (move - average) / target.stats.std[:, None] for image, move in zip(corpus.images, moves)]
+    spread = (target.stats.std if spread is None else spread)[:, None]  # [n_mels, 1]
+    corpus.targets = [image + (move - average) / spread for image, move in zip(corpus.images, moves)]
     log.info("kNN pseudo-targets of %s: %d frames pulled toward %d frames of %s in %.0f s", corpus.name,
              corpus.frames, changer.pool_size, target.name, time.monotonic() - started)
+
+
+def output_spread(model: CycleGANConfig, direction: str, speakers: dict[str, SpeakerCorpus],
+                  inputs: dict[str, SpeakerCorpus]) -> torch.Tensor:
+    """The per-band spread ``[n_mels]`` that ``direction``'s output is mapped onto in training
+    (``model.output_spread``, as :attr:`VoiceModel.output_stats` maps it in conversion): the target speaker's,
+    or the direction's own input's."""
+    return (inputs[direction] if model.output_spread == "input" else speakers[direction[-1]]).stats.std
 
 
 def _knn_changer(direction: str, files: dict[str, list[Path]], features: FeatureConfig, alignment: Alignment,
