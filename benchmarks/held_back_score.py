@@ -7,7 +7,10 @@ speaker references are the remaining training files::
     .venv/bin/python benchmarks/held_back_score.py samples/models/kathleen_rms.safetensors \\
         --speaker-a runs/data/kathleen_rms/kathleen/train --speaker-b runs/data/kathleen_rms/rms/train
 
-Prints one JSON line: score, similarity margin, WER, DNSMOS and success (the share of recordings nearer the target).
+Prints one JSON line per model: score, similarity margin, WER, DNSMOS and success (the share of recordings nearer
+the target). Several models share one preparation (the same alignment: models of one run); ``--by-direction`` adds
+one line per direction, each scored on its own held-back recordings (the first line is then their mean, as
+selection combines them).
 """
 
 from __future__ import annotations
@@ -26,26 +29,37 @@ from voiceconv.audio.io import audio_files  # noqa: E402
 from voiceconv.data.speakers import split_held_back  # noqa: E402
 from voiceconv.data.transcripts import folder_transcripts  # noqa: E402
 from voiceconv.modelfiles.voice import VoiceModel  # noqa: E402
+from voiceconv.models.directions import DIRECTIONS  # noqa: E402
 from voiceconv.train.selection import VoiceValidator  # noqa: E402
+from voiceconv.train.voice import best_strengths  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, nargs="+")
     parser.add_argument("--speaker-a", type=Path, required=True)
     parser.add_argument("--speaker-b", type=Path, required=True)
     parser.add_argument("--held-back", type=int, default=12, help="recordings per speaker (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--by-direction", action="store_true", help="also score each direction alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files, held_back, transcripts = {}, {}, {}
     for side, folder in (("a", args.speaker_a), ("b", args.speaker_b)):
         files[side], held_back[side] = split_held_back(audio_files(folder), args.held_back)
         transcripts.update(folder_transcripts(folder, held_back[side]))
-    model = VoiceModel.from_file(args.model)
-    alignment = model.alignment.get("a2b") if model.alignment else None
-    validator = VoiceValidator(model.features, held_back, alignment, files, transcripts)
-    print(json.dumps({"model": str(args.model), **validator(model)}))
+    models = [VoiceModel.from_file(path) for path in args.model]
+    alignment = models[0].alignment.get("a2b") if models[0].alignment else None
+    validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts)
+    for path, model in zip(args.model, models):
+        if not args.by_direction:
+            print(json.dumps({"model": str(path), **validator(model)}), flush=True)
+            continue
+        by_direction = {direction: validator(model, directions=(direction,)) for direction in DIRECTIONS}
+        print(json.dumps({"model": str(path), **best_strengths({d: {1.0: s} for d, s in by_direction.items()})}),
+              flush=True)
+        for direction, scores in by_direction.items():
+            print(json.dumps({"model": str(path), "direction": direction, **scores}), flush=True)
     return 0
 
 

@@ -282,8 +282,8 @@ class ScoresByCorrection:
     def __init__(self, reference: torch.Tensor):
         self.reference = reference
 
-    def __call__(self, model, device):
-        weight = model.tensors["G_AB.output.weight"]
+    def __call__(self, model, device, directions):
+        weight = model.tensors["G_AB.output.weight"] if directions == ("a2b",) else model.tensors["G_BA.output.weight"]
         return {"score": -float((weight - 0.5 * self.reference).abs().sum())}
 
 
@@ -297,11 +297,11 @@ def test_selection_ships_a_trained_step_at_the_strength_that_scored_best(speaker
     learned = task.model.G_AB.output.weight.detach().clone()
     task._validator = ScoresByCorrection(learned)
     entry = task.validate()
-    assert entry["strength"] == 0.5 and entry["score"] == 0.0 and entry["score_at_1"] < 0.0
+    assert entry["strength_a2b"] == 0.5 and entry["a2b_score_at_0.5"] == 0.0 and entry["a2b_score_at_1"] < 0.0
     task.export(tmp_path / "best.safetensors", {"steps": 1, "selected": entry})
     shipped = VoiceModel.from_file(tmp_path / "best.safetensors")
     torch.testing.assert_close(shipped.tensors["G_AB.output.weight"], 0.5 * learned)
-    assert shipped.header["training"]["selected"]["strength"] == 0.5
+    assert shipped.header["training"]["selected"]["strength_a2b"] == 0.5
     task.export(tmp_path / "model.safetensors", {"steps": 1})  # any other export is the model as trained
     torch.testing.assert_close(VoiceModel.from_file(tmp_path / "model.safetensors").tensors["G_AB.output.weight"],
                                learned)
@@ -312,12 +312,13 @@ def test_the_untrained_start_is_scored_once_whatever_the_strengths(speakers, tmp
     task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
     calls = []
     task._validator = type("Counting", (), {"available": True,
-                                            "__call__": lambda self, model, device: calls.append(1) or {"score": 0.0}})()
-    assert "strength" in task.validate() and len(calls) == 1
+                                            "__call__": lambda self, model, device, directions:
+                                            calls.append(directions) or {"score": 0.0}})()
+    assert "strength_a2b" in task.validate() and calls == [("a2b",), ("b2a",)]  # each direction once
 
 
-@pytest.mark.parametrize("strengths, message", [((), "one or more values"), ((0.0,), r"in \(0, 2\]"),
-                                                ((1.0, 3.0), r"in \(0, 2\]")])
+@pytest.mark.parametrize("strengths, message", [((), r"values in \[0, 2\]"), ((0.0,), "one of them above 0"),
+                                                ((1.0, 3.0), r"values in \[0, 2\]"), ((-0.5, 1.0), r"in \[0, 2\]")])
 def test_selection_strengths_out_of_range_are_a_config_error(speakers, tmp_path, strengths, message):
     from voiceconv.errors import ConfigError
     recipe = envelope_recipe(strengths=strengths)
@@ -355,3 +356,47 @@ def test_an_input_spread_model_shifts_each_band_and_keeps_the_inputs_spread(spea
     scale = (data.speakers["b"].stats.std / source.std)[:, None]  # [n_mels, 1]
     torch.testing.assert_close(batches["input"]["B"], batches["target"]["B"] * scale)
     torch.testing.assert_close(batches["input"]["A2B"], batches["target"]["A2B"])
+
+
+class PrefersHalfThereAndNothingBack:
+    """A held-back validator under which G_AB is best at half its learned correction and G_BA at none of it: each
+    direction's score falls with the distance of its correction from what it prefers. Counts its calls."""
+
+    available = True
+
+    def __init__(self, learned: dict[str, torch.Tensor]):
+        self.preferred = {"a2b": 0.5 * learned["a2b"], "b2a": torch.zeros_like(learned["b2a"])}
+        self.calls = []
+
+    def __call__(self, model, device, directions):
+        (direction,) = directions
+        self.calls.append(direction)
+        weight = model.tensors[f"{'G_AB' if direction == 'a2b' else 'G_BA'}.output.weight"]
+        return {"score": -float((weight - self.preferred[direction]).abs().sum()), "wer": 0.1}
+
+
+def test_selection_ships_each_direction_at_its_own_strength_and_keeps_an_unhelped_direction_untrained(
+        speakers, tmp_path):
+    from voiceconv.modelfiles.voice import VoiceModel
+
+    recipe = envelope_recipe(strengths=(0.0, 0.5, 1.0))
+    task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+    untrained = {"a2b": task.model.G_AB.output.weight.detach().clone(),
+                 "b2a": task.model.G_BA.output.weight.detach().clone()}
+    for net in (task.model.G_AB, task.model.G_BA):
+        torch.nn.init.normal_(net.output.weight, std=0.05)  # as if trained
+    learned = {"a2b": task.model.G_AB.output.weight.detach().clone(),
+               "b2a": task.model.G_BA.output.weight.detach().clone()}
+    task._validator = PrefersHalfThereAndNothingBack(learned)
+    task._untrained = {d: task._validator(VoiceModel.from_tensors(*task.model_file({}, 0.0)), "cpu", (d,))
+                       for d in ("a2b", "b2a")}  # as the step-0 validation leaves them
+    task._validator.calls.clear()
+    task.model.steps_done += 1
+    entry = task.validate()
+    assert (entry["strength_a2b"], entry["strength_b2a"]) == (0.5, 0.0)
+    assert entry["score"] == pytest.approx(0.0, abs=1e-6) and entry["wer"] == pytest.approx(0.1)
+    assert sorted(task._validator.calls) == ["a2b", "a2b", "b2a", "b2a"]  # strength 0: step 0's scores reused
+    task.export(tmp_path / "best.safetensors", {"steps": 1, "selected": entry})
+    shipped = VoiceModel.from_file(tmp_path / "best.safetensors")
+    torch.testing.assert_close(shipped.tensors["G_AB.output.weight"], 0.5 * learned["a2b"])
+    torch.testing.assert_close(shipped.tensors["G_BA.output.weight"], 0 * untrained["b2a"])

@@ -103,13 +103,16 @@ def voice_model_tensors(generators: Mapping[str, nn.Module], speakers: Mapping[s
     return tensors
 
 
-def with_strength(tensors: Mapping[str, torch.Tensor], strength: float) -> dict[str, torch.Tensor]:
-    """A voice model's tensors with each envelope generator's learned correction scaled by ``strength``:
-    ``G(x) = x + strength * delta(x)`` (1: as trained; 0: the untrained start, the identity). Only
-    ``envelope1d`` generators, whose correction is linear in their last layer, can be scaled."""
+def with_strength(tensors: Mapping[str, torch.Tensor],
+                  strength: float | Mapping[Direction, float]) -> dict[str, torch.Tensor]:
+    """A voice model's tensors with each envelope generator's learned correction scaled by ``strength`` (one for
+    both, or by direction): ``G(x) = x + strength * delta(x)`` (1: as trained; 0: the untrained start, the
+    identity). Only ``envelope1d`` generators, whose correction is linear in their last layer, can be scaled."""
+    strengths = strength if isinstance(strength, Mapping) else dict.fromkeys(DIRECTIONS, strength)
     layer = EnvelopeGenerator1d.CORRECTION_LAYER
-    scaled = {f"{prefix}.{layer}.{name}" for prefix in GENERATOR_PREFIXES.values() for name in ("weight", "bias")}
-    return {key: value * strength if key in scaled else value for key, value in tensors.items()}
+    scales = {f"{GENERATOR_PREFIXES[d]}.{layer}.{name}": float(value) for d, value in strengths.items()
+              for name in ("weight", "bias")}
+    return {key: value * scales[key] if key in scales else value for key, value in tensors.items()}
 
 
 def generator_weights(tensors: Mapping[str, torch.Tensor], direction: str) -> dict[str, torch.Tensor]:

@@ -8,11 +8,13 @@ with the current generators, through the conversion's own path
 (:func:`voiceconv.convert.pipeline.segment`), and scores them. The loop
 keeps ``best.safetensors``: the step with the highest **selection score**,
 which rewards moving the identity and penalises lost words and sound.
-With ``data.strengths`` (envelope generators), each trained step is scored
-at those strengths of its learned correction, ``G(x) = x + s * delta(x)``,
-and the best (step, strength) pair is kept: half of a correction that
-loses words may keep them and still move the voice
-(``recipes/vcc2016_sf1_tm1/README.md``, session 18).
+With ``data.strengths`` (envelope generators), each direction of a trained
+step is scored at those strengths of its learned correction,
+``G(x) = x + s * delta(x)``, on its own held-back recordings; each direction
+ships its best strength, and the step's score is the mean of the two: half
+of a correction that loses words may keep them and still move the voice,
+and strength 0 (the direction's untrained start) keeps a direction that
+training did not help (``recipes/vcc2016_sf1_tm1/README.md``, sessions 18-19).
 
 With the evaluation extra installed (``pip install 'voiceconv[eval]'``)::
 
@@ -53,7 +55,7 @@ from voiceconv.convert.pipeline import Pipeline, segment
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import AudioError, ModelFileError
 from voiceconv.modelfiles.voice import VoiceModel
-from voiceconv.models.directions import DIRECTIONS, source_side, target_side
+from voiceconv.models.directions import DIRECTIONS, Direction, source_side, target_side
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
 def selection_score(margin: float, wer: float, dnsmos: float) -> float:
@@ -116,12 +118,16 @@ class VoiceValidator:
         return all(self.utterances.values())
 
     @torch.no_grad()
-    def __call__(self, model: VoiceModel, device: torch.device | str = "cpu") -> dict[str, float]:
+    def __call__(self, model: VoiceModel, device: torch.device | str = "cpu",
+                 directions: tuple[Direction, ...] = DIRECTIONS) -> dict[str, float]:
         """``{"score": ..., and its parts}`` of ``model`` (:meth:`VoiceModel.from_tensors` of the current
-        weights), converted on ``device`` through the conversion's own pipeline."""
+        weights), converted on ``device`` through the conversion's own pipeline, on the held-back recordings
+        of ``directions`` (default both)."""
         pipeline = Pipeline.from_model(model, device)
         metrics = self._full_metrics()
-        return self._full_scores(pipeline, metrics) if metrics else self._proxy_scores(pipeline)
+        utterances = {direction: self.utterances[direction] for direction in directions}
+        return (self._full_scores(pipeline, metrics, utterances) if metrics
+                else self._proxy_scores(pipeline, utterances))
 
     def _full_metrics(self):
         if self._metrics is None:
@@ -145,10 +151,10 @@ class VoiceValidator:
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
 
-    def _full_scores(self, pipeline: Pipeline, metrics) -> dict[str, float]:
+    def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, texts = metrics
         rate, margins, wers, moses = self.features.sample_rate, [], [], []
-        for direction, utterances in self.utterances.items():
+        for direction, utterances in utterances_by_direction.items():
             source, target = source_side(direction), target_side(direction)
             for utterance, text in zip(utterances, texts[direction]):
                 try:  # the conversion's own path: image, generator, refine, loudness
@@ -162,14 +168,15 @@ class VoiceValidator:
         if not margins:
             return {"score": math.nan}
         margin, wer, mos = float(np.mean(margins)), float(np.mean(wers)), float(np.mean(moses))
-        transcribed = [u.transcript is not None for utterances in self.utterances.values() for u in utterances]
+        transcribed = [u.transcript is not None for utterances in utterances_by_direction.values()
+                       for u in utterances]
         return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
                 "success": float(np.mean(np.array(margins) > 0)),
                 "wer_vs_transcripts": float(np.mean(transcribed))}  # the share judged against the words read
 
-    def _proxy_scores(self, pipeline: Pipeline) -> dict[str, float]:
+    def _proxy_scores(self, pipeline: Pipeline, utterances_by_direction) -> dict[str, float]:
         scores, correlations = [], []
-        for direction, utterances in self.utterances.items():
+        for direction, utterances in utterances_by_direction.items():
             source = pipeline.stats[source_side(direction)].mean  # [n_mels]
             target = pipeline.stats[target_side(direction)].mean
             for utterance in utterances:

@@ -58,8 +58,9 @@ class VoiceDataConfig:
     # pitch itself), f0 (log-Gaussian F0 transform) or f0+warp (and the fitted spectral-envelope warp).
     align: Literal["none", "f0", "f0+warp"] = "none"
     held_back: int = 0  # recordings per speaker never trained on; model selection scores on them
-    # Selection scores each trained step with its learned correction at these strengths (envelope1d generators:
-    # G(x) = x + s * delta(x)) and keeps the best pair; best.safetensors ships that strength. (1.0,) = as trained.
+    # Selection scores each direction of each trained step with its learned correction at these strengths
+    # (envelope1d generators: G(x) = x + s * delta(x); 0 = that direction's untrained start) and keeps the best
+    # step, each direction at its best strength; best.safetensors ships those. (1.0,) = as trained.
     strengths: tuple[float, ...] = (1.0,)
     # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
@@ -115,8 +116,8 @@ class VoiceConversionTask:
         self.model = CycleGAN(channels=1, height=recipe.features.n_mels, config=recipe.model,
                               total_steps=recipe.train.steps, seed=recipe.train.seed)
         strengths = recipe.data.strengths
-        if not strengths or not all(0.0 < value <= 2.0 for value in strengths):
-            raise ConfigError(f"data.strengths={list(strengths)} must be one or more values in (0, 2]")
+        if not strengths or not all(0.0 <= value <= 2.0 for value in strengths) or max(strengths) == 0.0:
+            raise ConfigError(f"data.strengths={list(strengths)} must be values in [0, 2], one of them above 0")
         if strengths != (1.0,) and recipe.model.generator != "envelope1d":
             raise ConfigError(f"data.strengths={list(strengths)} needs model.generator: envelope1d (a correction "
                               f"added to the input), not {recipe.model.generator}")
@@ -125,6 +126,7 @@ class VoiceConversionTask:
             raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} is too narrow for "
                               f"model.discriminator_layers={recipe.model.discriminator_layers}: at least {smallest}")
         self._validator: VoiceValidator | None = None  # built on first use
+        self._untrained: dict[str, dict[str, float]] | None = None  # held-back scores of step 0 by direction
         # the real speech a discriminator judges, in the units of the output it judges (model.output_spread)
         self._real_scale = {} if recipe.model.output_spread == "target" else {
             side: (self.speakers[side].stats.std / output_spread(recipe.model, d, self.speakers, data.inputs))[:, None]
@@ -149,24 +151,43 @@ class VoiceConversionTask:
 
     def validate(self) -> dict[str, float] | None:
         """Selection scores of the weights exporting now would ship, on the held-back recordings (None without
-        any; a NaN score when the weights are damaged)."""
+        any; a NaN score when the weights are damaged): each direction at each of ``data.strengths``
+        (:func:`best_strengths` keeps each direction's best)."""
         if self._validator is None:
             self._validator = VoiceValidator(self.recipe.features, self.data.held_back, self.data.alignment,
                                              self.data.training_files, self.data.transcripts)
         if not self._validator.available:
             return None
-        # the untrained start is the identity at every strength: scored once
-        strengths = self.recipe.data.strengths if int(self.model.steps_done) > 0 else (1.0,)
         tensors, header = self.model_file({})
-        scored = {}
-        for strength in strengths:
+        trained = int(self.model.steps_done) > 0
+        scored = {direction: {} for direction in DIRECTIONS}  # direction -> strength -> scores
+        for strength in self.recipe.data.strengths if trained else (1.0,):  # the untrained start: scored once
+            if strength == 0.0:
+                for direction, scores in self._untrained_scores(tensors, header).items():
+                    scored[direction][0.0] = scores
+                continue
             try:
                 model = VoiceModel.from_tensors(with_strength(tensors, strength), header)
             except ModelFileError as err:  # e.g. weights gone NaN: no step to keep
                 log.warning("held-back selection: %s", err)
                 return {"score": math.nan}
-            scored[strength] = self._validator(model, next(self.model.parameters()).device)
-        return best_strength(scored)
+            for direction in DIRECTIONS:
+                scored[direction][strength] = self._validator(model, self._device, (direction,))
+        if not trained:
+            self._untrained = {direction: by_strength[1.0] for direction, by_strength in scored.items()}
+        return best_strengths(scored)
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _untrained_scores(self, tensors: dict[str, torch.Tensor], header: dict) -> dict[str, dict[str, float]]:
+        """Each direction's held-back scores at strength 0 (its untrained start): those of step 0, scored again
+        only when this process did not score step 0 (a resumed run)."""
+        if self._untrained is None:
+            model = VoiceModel.from_tensors(with_strength(tensors, 0.0), header)
+            self._untrained = {d: self._validator(model, self._device, (d,)) for d in DIRECTIONS}
+        return self._untrained
 
     @torch.no_grad()
     def log_media(self, writer, step: int) -> None:
@@ -205,9 +226,11 @@ class VoiceConversionTask:
                 continue
         return clips
 
-    def model_file(self, info: dict, strength: float = 1.0) -> tuple[dict[str, torch.Tensor], dict]:
+    def model_file(self, info: dict, strength: float | dict[str, float] = 1.0) -> tuple[dict[str, torch.Tensor],
+                                                                                          dict]:
         """(tensors, header) of the model file :meth:`export` writes now; ``info``: the training section;
-        ``strength``: how much of the learned correction it applies (:func:`with_strength`)."""
+        ``strength``: how much of the learned correction it applies, one for both directions or by direction
+        (:func:`with_strength`)."""
         aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
         generators = {d: self.model.inference_generator(name) for d, name in GENERATOR_PREFIXES.items()}
         tensors = voice_model_tensors(generators, self.data.output_stats, aligned)
@@ -227,20 +250,34 @@ class VoiceConversionTask:
         return tensors, header
 
     def export(self, path: Path, info: dict) -> None:
-        """Write the model file of the current weights to ``path``: at the strength selection chose when ``info``
-        is a selected step's (``info["selected"]["strength"]``), else as trained."""
-        save_model_file(path, *self.model_file(info, info.get("selected", {}).get("strength", 1.0)))
+        """Write the model file of the current weights to ``path``: each direction at the strength selection
+        chose when ``info`` is a selected step's (``info["selected"]["strength_<direction>"]``), else as trained."""
+        save_model_file(path, *self.model_file(info, selected_strengths(info)))
 
 
-def best_strength(scored: dict[float, dict[str, float]]) -> dict[str, float]:
-    """The scores of the best-scoring strength (the strongest of equal scores), with ``strength`` and each
-    strength's score (``score_at_<s>``) beside them; ``scored``: scores by strength."""
-    finite = {s: scores for s, scores in scored.items() if math.isfinite(scores.get("score", math.nan))}
-    if not finite:
-        return next(iter(scored.values()))
-    strength = max(finite, key=lambda s: (finite[s]["score"], s))
-    extra = {f"score_at_{s:g}": scores["score"] for s, scores in scored.items()} if len(scored) > 1 else {}
-    return {**finite[strength], "strength": strength, **extra}
+def best_strengths(scored: dict[str, dict[float, dict[str, float]]]) -> dict[str, float]:
+    """A step's selection entry from its scores by direction and strength: each direction at its best-scoring
+    strength (the strongest of equal scores), every score the mean of the two directions'; ``strength_<d>``
+    and each direction's score at each strength (``<d>_score_at_<s>``) beside them."""
+    entry, chosen = {}, {}
+    for direction, by_strength in scored.items():
+        finite = {s: scores for s, scores in by_strength.items() if math.isfinite(scores.get("score", math.nan))}
+        if not finite:
+            return {"score": math.nan}
+        chosen[direction] = max(finite, key=lambda s: (finite[s]["score"], s))
+        entry[f"strength_{direction}"] = chosen[direction]
+        entry.update({f"{direction}_score_at_{s:g}": scores["score"] for s, scores in by_strength.items()})
+    parts = {key for scores in (scored[d][s] for d, s in chosen.items()) for key in scores}
+    means = {key: float(np.mean([scored[d][s][key] for d, s in chosen.items() if key in scored[d][s]]))
+             for key in sorted(parts)}
+    return {**means, **entry}
+
+
+def selected_strengths(info: dict) -> dict[str, float]:
+    """The strength of each direction an export applies: a selected step's (``info["selected"]``), else 1 (the
+    model as trained)."""
+    selected = info.get("selected", {})
+    return {direction: selected.get(f"strength_{direction}", 1.0) for direction in DIRECTIONS}
 
 
 def load_recipe(path: str | Path, overrides: list[str] = (), steps: int | None = None) -> VoiceRecipe:
