@@ -377,7 +377,7 @@ class PrefersHalfThereAndNothingBack:
 
 def test_selection_ships_each_direction_at_its_own_strength_and_keeps_an_unhelped_direction_untrained(
         speakers, tmp_path):
-    from voiceconv.modelfiles.voice import VoiceModel
+    from voiceconv.modelfiles.voice import VoiceModel, with_strength
 
     recipe = envelope_recipe(strengths=(0.0, 0.5, 1.0))
     task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
@@ -388,7 +388,8 @@ def test_selection_ships_each_direction_at_its_own_strength_and_keeps_an_unhelpe
     learned = {"a2b": task.model.G_AB.output.weight.detach().clone(),
                "b2a": task.model.G_BA.output.weight.detach().clone()}
     task._validator = PrefersHalfThereAndNothingBack(learned)
-    task._untrained = {d: task._validator(VoiceModel.from_tensors(*task.model_file({}, 0.0)), "cpu", (d,))
+    tensors, header = task.model_file({})
+    task._untrained = {d: task._validator(VoiceModel.from_tensors(with_strength(tensors, 0.0), header), "cpu", (d,))
                        for d in ("a2b", "b2a")}  # as the step-0 validation leaves them
     task._validator.calls.clear()
     task.model.steps_done += 1

@@ -99,7 +99,8 @@ class Pipeline:
     @classmethod
     def from_model(cls, model: VoiceModel, device: torch.device | str = "cpu", n_iter: int | None = None) -> Pipeline:
         """The pipeline of a :class:`VoiceModel`: its generators built on ``device`` (the mask channel added when
-        it fills in frames), its statistics (outputs mapped onto :attr:`VoiceModel.output_stats`), and refining when it was trained on pitch-aligned input."""
+        it fills in frames), its statistics (outputs mapped onto :attr:`VoiceModel.output_stats`), and refining
+        when it was trained on pitch-aligned input."""
         generate = {direction: partial(apply_generator, net, mask_frames=model.config.mask_frames)
                     for direction, net in model.generators(device).items()}
         stats = {**model.stats, **model.output_stats}  # "a", "b": what outputs are mapped onto

@@ -226,16 +226,11 @@ class VoiceConversionTask:
                 continue
         return clips
 
-    def model_file(self, info: dict, strength: float | dict[str, float] = 1.0) -> tuple[dict[str, torch.Tensor],
-                                                                                          dict]:
-        """(tensors, header) of the model file :meth:`export` writes now; ``info``: the training section;
-        ``strength``: how much of the learned correction it applies, one for both directions or by direction
-        (:func:`with_strength`)."""
+    def model_file(self, info: dict) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, header) of the current weights as trained; ``info``: the training section."""
         aligned = {d: corpus.stats for d, corpus in self.data.inputs.items()} if self.data.alignment else None
         generators = {d: self.model.inference_generator(name) for d, name in GENERATOR_PREFIXES.items()}
         tensors = voice_model_tensors(generators, self.data.output_stats, aligned)
-        if strength != 1.0:
-            tensors = with_strength(tensors, strength)
         header = {
             "kind": VOICE_KIND,
             "features": to_dict(self.recipe.features),
@@ -252,7 +247,8 @@ class VoiceConversionTask:
     def export(self, path: Path, info: dict) -> None:
         """Write the model file of the current weights to ``path``: each direction at the strength selection
         chose when ``info`` is a selected step's (``info["selected"]["strength_<direction>"]``), else as trained."""
-        save_model_file(path, *self.model_file(info, selected_strengths(info)))
+        tensors, header = self.model_file(info)
+        save_model_file(path, with_strength(tensors, selected_strengths(info)), header)
 
 
 def best_strengths(scored: dict[str, dict[float, dict[str, float]]]) -> dict[str, float]:
@@ -352,7 +348,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
-                          load: Callable[..., SpeakerCorpus], spread: torch.Tensor | None = None) -> None:
+                          load: Callable[..., SpeakerCorpus], spread: torch.Tensor) -> None:
     """Give ``corpus`` (a direction's aligned input) its kNN pseudo-targets, frame for frame with its images.
 
     The same recordings go through the kNN voice ``changer`` (``load(name=, transform=, transform_key=)`` reads
@@ -362,8 +358,8 @@ def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer:
 
         t = x + (m - mean(m)) / spread,   m = log-mel(pulled) - log-mel(aligned input)   [n_mels, T]
 
-    ``spread`` ``[n_mels]``: the per-band spread the output is mapped onto (:func:`output_spread`; default the
-    ``target`` speaker's), so that the move is the same in decibels whichever spread the model ships.
+    ``spread`` ``[n_mels]``: the per-band spread the output is mapped onto (:func:`output_spread`), so that the
+    move is the same in decibels whichever spread the model ships.
 
     So the generator learns the frame-by-frame pull toward the target's nearest frames that no per-band
     formula can make, on top of the formula stage instead of in place of it.
@@ -377,8 +373,7 @@ def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer:
     moves = [pulled.stats.denormalize(moved) - corpus.stats.denormalize(image)  # [n_mels, T_i] in the image's units
              for moved, image in zip(pulled.images, corpus.images)]
     average = torch.cat(moves, dim=-1).mean(dim=-1, keepdim=True)  # [n_mels, 1]
-    spread = (target.stats.std if spread is None else spread)[:, None]  # [n_mels, 1]
-    corpus.targets = [image + (move - average) / spread for image, move in zip(corpus.images, moves)]
+    corpus.targets = [image + (move - average) / spread[:, None] for image, move in zip(corpus.images, moves)]
     log.info("kNN pseudo-targets of %s: %d frames pulled toward %d frames of %s in %.0f s", corpus.name,
              corpus.frames, changer.pool_size, target.name, time.monotonic() - started)
 
