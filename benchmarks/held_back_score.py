@@ -31,7 +31,7 @@ from voiceconv.data.transcripts import folder_transcripts  # noqa: E402
 from voiceconv.modelfiles.voice import VoiceModel  # noqa: E402
 from voiceconv.models.directions import DIRECTIONS  # noqa: E402
 from voiceconv.train.selection import VoiceValidator  # noqa: E402
-from voiceconv.train.voice import best_strengths  # noqa: E402
+from voiceconv.train.voice import best_strengths, parallel_word_references  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +44,8 @@ def main() -> int:
     parser.add_argument("--by-direction", action="store_true", help="also score each direction alone")
     parser.add_argument("--parallel-words", action="store_true",
                         help="judge words against the recognizer's reading of the other speaker's recording of the "
-                             "same file name (parallel folders such as VCC2016's), not of the aligned input")
+                             "same file name (parallel folders such as VCC2016's; data.word_reference: parallel), "
+                             "not of the aligned input")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files, held_back, transcripts = {}, {}, {}
@@ -53,9 +54,9 @@ def main() -> int:
         transcripts.update(folder_transcripts(folder, held_back[side]))
     models = [VoiceModel.from_file(path) for path in args.model]
     alignment = models[0].alignment.get("a2b") if models[0].alignment else None
-    validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts)
-    if args.parallel_words:
-        use_parallel_words(validator, {"a2b": args.speaker_b, "b2a": args.speaker_a})
+    parallel = parallel_word_references((args.speaker_a, args.speaker_b), files, held_back) if args.parallel_words \
+        else {}
+    validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts, parallel)
     for path, model in zip(args.model, models):
         if not args.by_direction:
             print(json.dumps({"model": str(path), **validator(model)}), flush=True)
@@ -66,21 +67,6 @@ def main() -> int:
         for direction, scores in by_direction.items():
             print(json.dumps({"model": str(path), "direction": direction, **scores}), flush=True)
     return 0
-
-
-def use_parallel_words(validator: VoiceValidator, other_folders: dict[str, Path]) -> None:
-    """Make ``validator`` judge each held-back recording's words against the recognizer's reading of the other
-    speaker's recording of the same name (the same sentence in parallel folders)."""
-    from voiceconv.data.speakers import load_training_audio
-    from voiceconv.evaluate import asr
-
-    metrics = list(validator._full_metrics())
-    rate = validator.features.sample_rate
-    for direction, utterances in validator.utterances.items():
-        by_stem = {path.stem: path for path in audio_files(other_folders[direction])}
-        metrics[-1][direction] = [asr.recognize(load_training_audio(by_stem[Path(u.name).stem], validator.features),
-                                                rate) for u in utterances]
-    validator._metrics = tuple(metrics)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ generator and discriminator, and selection keeping a trained step."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from voiceconv.audio.world import DEFAULT_SETTINGS
 from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions
 from voiceconv.audio.world import Alignment, PitchStats
 from voiceconv.data.speakers import load_training_audio
+from voiceconv.errors import ConfigError
 from voiceconv.losses import pseudo_target_loss
 from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.nn import build_discriminator, build_generator
@@ -242,6 +244,39 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
     assert [u.transcript for u in validator.utterances["b2a"]] == [None]  # judged against the input's recognition
 
 
+class WaveformDigestRecognizer:
+    """A stand-in for pocketsphinx whose "words" name the waveform they were read from."""
+
+    @staticmethod
+    def recognize(wav: np.ndarray, rate: int) -> str:
+        return hashlib.sha1(np.round(wav, 4).astype(np.float32).tobytes()).hexdigest()
+
+
+def test_parallel_word_reference_judges_words_against_the_other_speakers_same_sentence(speakers, tmp_path):
+    (speakers[1] / "transcripts.tsv").write_text("1\tthe low words\n", encoding="utf-8")
+    data = load_voice_data(envelope_recipe(held_back=1, word_reference="parallel"), speakers, tmp_path / "cache",
+                           ("high", "low"))
+    high, low = speakers[0] / "1.wav", speakers[1] / "1.wav"
+    assert data.parallel == {high: low, low: high}
+    validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts,
+                               data.parallel)
+    asr = WaveformDigestRecognizer()
+    a2b, b2a = validator.utterances["a2b"][0], validator.utterances["b2a"][0]
+    assert validator._word_reference(a2b, asr) == asr.recognize(load_training_audio(low, FEATURES), 16000)
+    assert validator._word_reference(a2b, asr) != asr.recognize(a2b.aligned, 16000)
+    assert validator._word_reference(b2a, asr) == "the low words"  # the words read still come first
+    plain = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files)
+    assert plain._word_reference(plain.utterances["a2b"][0], asr) == asr.recognize(a2b.aligned, 16000)
+
+
+def test_parallel_word_reference_without_parallel_recordings_is_a_config_error(speakers, tmp_path):
+    for path in speakers[1].glob("*.wav"):
+        path.rename(path.with_name(f"low_{path.name}"))
+    with pytest.raises(ConfigError, match="word_reference=parallel: none of the held-back recordings of .*high"):
+        load_voice_data(envelope_recipe(held_back=1, word_reference="parallel"), speakers, tmp_path / "cache",
+                        ("high", "low"))
+
+
 @pytest.mark.parametrize("values, message", [({"smooth_frames": 2}, "smooth_frames must be an odd number"),
                                              ({"phone_weight": -1.0}, "phone_weight must be between 0 and 1000"),
                                              ({"k": 0}, "k must be between 1 and 256"),
@@ -249,7 +284,6 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
                                              ({"blend": 1.5}, "blend must be between 0 and 1")])
 def test_a_pull_setting_out_of_range_is_a_config_error_naming_it(values, message):
     from voiceconv.config import from_dict
-    from voiceconv.errors import ConfigError
     with pytest.raises(ConfigError, match=message):
         from_dict(KnnConfig, values, "data.pull")
 
@@ -320,7 +354,6 @@ def test_the_untrained_start_is_scored_once_whatever_the_strengths(speakers, tmp
 @pytest.mark.parametrize("strengths, message", [((), r"values in \[0, 2\]"), ((0.0,), "one of them above 0"),
                                                 ((1.0, 3.0), r"values in \[0, 2\]"), ((-0.5, 1.0), r"in \[0, 2\]")])
 def test_selection_strengths_out_of_range_are_a_config_error(speakers, tmp_path, strengths, message):
-    from voiceconv.errors import ConfigError
     recipe = envelope_recipe(strengths=strengths)
     with pytest.raises(ConfigError, match=message):
         VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))

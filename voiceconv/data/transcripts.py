@@ -3,7 +3,9 @@
 ``voiceconv evaluate --transcripts`` scores word error rates against them, and a speaker folder may carry one
 named ``transcripts.tsv`` (ids are paths relative to the folder, without the extension): model selection then
 judges the held-back recordings' words against the text read, as the evaluation does, instead of against the
-recognizer's reading of the input.
+recognizer's reading of the input. Without transcripts, parallel folders (the same sentences read by both
+speakers under the same file names, as VCC2016's) can stand in: ``data.word_reference: parallel`` judges them
+against the recognizer's reading of the other speaker's recording of the same sentence (:func:`parallel_recordings`).
 """
 
 from __future__ import annotations
@@ -37,3 +39,13 @@ def folder_transcripts(folder: Path, files: list[Path]) -> dict[Path, str]:
     texts = read_transcripts(path)
     keyed = {file: file.relative_to(folder).with_suffix("").as_posix() for file in files}
     return {file: texts[key] for file, key in keyed.items() if key in texts}
+
+
+def parallel_recordings(folder: Path, files: list[Path],
+                        other_folder: Path, other_files: list[Path]) -> dict[Path, Path]:
+    """Each of ``files`` (under ``folder``) -> the recording of ``other_files`` (under ``other_folder``) with the
+    same path relative to its folder, less the extension: the same sentence read by the other speaker, in parallel
+    folders. Files without one are left out."""
+    others = {file.relative_to(other_folder).with_suffix("").as_posix(): file for file in other_files}
+    keyed = {file: file.relative_to(folder).with_suffix("").as_posix() for file in files}
+    return {file: others[key] for file, key in keyed.items() if key in others}

@@ -24,8 +24,10 @@ where ``sim_*`` is the Resemblyzer similarity to each speaker's centroid (of
 up to 30 training recordings), WER is pocketsphinx's word error rate of the
 converted speech against the recording's transcript where its speaker folder
 has one (``transcripts.tsv``, voiceconv.data.transcripts: the words read, as
-``voiceconv evaluate --transcripts`` judges them), else against its own
-recognition of the (pitch-aligned) input, i.e. the words the input carried
+``voiceconv evaluate --transcripts`` judges them); else, under
+``data.word_reference: parallel``, against its own recognition of the other
+speaker's recording of the same sentence (parallel folders); else against its
+own recognition of the (pitch-aligned) input, i.e. the words the input carried
 (the network's own losses, apart from the WORLD stage's: against the recording
 as recorded, a trained step on VCC2016 SF1 <-> TM1 lost 0.011 WER where the dev
 sentences said 0.06-0.12, and the aligned input's reference said 0.09; session
@@ -85,6 +87,7 @@ class HeldBackUtterance:
     aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
     transcript: str | None = None  # the words read, when the speaker folder's transcripts.tsv has them
+    parallel: Path | None = None  # the other speaker's recording of the same sentence (data.word_reference)
 
 
 class VoiceValidator:
@@ -92,9 +95,10 @@ class VoiceValidator:
     speakers (see the module docstring)."""
 
     def __init__(self, features: FeatureConfig, held_back: dict[str, list[Path]], alignment: Alignment | None,
-                 reference_files: dict[str, list[Path]], transcripts: dict[Path, str] | None = None):
+                 reference_files: dict[str, list[Path]], transcripts: dict[Path, str] | None = None,
+                 parallel: dict[Path, Path] | None = None):
         self.features, self.encoder = features, MelImageEncoder(features)
-        self.transcripts = transcripts or {}
+        self.transcripts, self.parallel = transcripts or {}, parallel or {}
         alignments = {"a2b": alignment, "b2a": alignment and alignment.reverse()}
         self.utterances = {direction: self._prepare(held_back[source_side(direction)], alignments[direction])
                            for direction in DIRECTIONS}
@@ -110,7 +114,7 @@ class VoiceValidator:
                 continue
             aligned = wav if alignment is None else change_voice(wav, self.features.sample_rate, alignment)
             prepared.append(HeldBackUtterance(path.name, wav, aligned, self.encoder(torch.from_numpy(aligned)),
-                                              self.transcripts.get(path)))
+                                              self.transcripts.get(path), self.parallel.get(path)))
         return prepared
 
     @property
@@ -146,10 +150,23 @@ class VoiceValidator:
             centroids = {side: encoder.centroid([(load_training_audio(files[i], self.features),
                                                   self.features.sample_rate) for i in spread_picks(len(files))])
                          for side, files in self.reference_files.items()}
-            texts = {direction: [u.transcript or asr.recognize(u.aligned, self.features.sample_rate)
-                                 for u in utterances] for direction, utterances in self.utterances.items()}
+            texts = {direction: [self._word_reference(u, asr) for u in utterances]
+                     for direction, utterances in self.utterances.items()}
             self._metrics = (encoder, cosine, asr, quality, centroids, texts)
         return self._metrics
+
+    def _word_reference(self, utterance: HeldBackUtterance, asr) -> str:
+        """The words ``utterance``'s conversion is judged against (module docstring): its transcript, else the
+        recognizer's reading of the other speaker's same sentence, else of the aligned input."""
+        if utterance.transcript is not None:
+            return utterance.transcript
+        rate = self.features.sample_rate
+        if utterance.parallel is not None:
+            try:
+                return asr.recognize(load_training_audio(utterance.parallel, self.features), rate)
+            except AudioError:
+                pass  # an unreadable parallel recording: the input's words instead
+        return asr.recognize(utterance.aligned, rate)
 
     def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, texts = metrics
@@ -168,11 +185,12 @@ class VoiceValidator:
         if not margins:
             return {"score": math.nan}
         margin, wer, mos = float(np.mean(margins)), float(np.mean(wers)), float(np.mean(moses))
-        transcribed = [u.transcript is not None for utterances in utterances_by_direction.values()
-                       for u in utterances]
+        judged = [u for utterances in utterances_by_direction.values() for u in utterances]
         return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
                 "success": float(np.mean(np.array(margins) > 0)),
-                "wer_vs_transcripts": float(np.mean(transcribed))}  # the share judged against the words read
+                # the shares judged against the words read, and against the other speaker's same sentence
+                "wer_vs_transcripts": float(np.mean([u.transcript is not None for u in judged])),
+                "wer_vs_parallel": float(np.mean([u.transcript is None and u.parallel is not None for u in judged]))}
 
     def _proxy_scores(self, pipeline: Pipeline, utterances_by_direction) -> dict[str, float]:
         scores, correlations = [], []

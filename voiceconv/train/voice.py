@@ -25,7 +25,7 @@ from voiceconv.audio.world import (FIT_FILES, Alignment, WorldSettings, analyse,
 from voiceconv.config import to_dict
 from voiceconv.convert import Converter
 from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
-from voiceconv.data.transcripts import folder_transcripts
+from voiceconv.data.transcripts import folder_transcripts, parallel_recordings
 from voiceconv.errors import AudioError, ConfigError, ModelFileError, VoiceconvError
 from voiceconv.families import VOICE_KIND
 from voiceconv.files import atomic_output
@@ -62,6 +62,11 @@ class VoiceDataConfig:
     # (envelope1d generators: G(x) = x + s * delta(x); 0 = that direction's untrained start) and keeps the best
     # step, each direction at its best strength; best.safetensors ships those. (1.0,) = as trained.
     strengths: tuple[float, ...] = (1.0,)
+    # What selection judges a held-back recording's words against where its folder has no transcripts.tsv: the
+    # recognizer's reading of the pitch-aligned input (input), or of the other speaker's recording of the same
+    # file name (parallel: folders of the same sentences, as VCC2016's; a reading the input's misreadings do not
+    # share). voiceconv.train.selection, recipes/vcc2016_sf1_tm1/README.md.
+    word_reference: Literal["input", "parallel"] = "input"
     # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
     # the speakers differ and the vocoder's fingerprint does not.
@@ -101,6 +106,7 @@ class VoiceData:
     training_files: dict[str, list[Path]] = field(default_factory=lambda: {"a": [], "b": []})
     output_stats: dict[str, SpeakerStats] = field(default_factory=dict)
     transcripts: dict[Path, str] = field(default_factory=dict)  # held-back file -> its words (folder_transcripts)
+    parallel: dict[Path, Path] = field(default_factory=dict)  # held-back file -> the other speaker's same sentence
 
     def __post_init__(self):
         self.output_stats = self.output_stats or {side: corpus.stats for side, corpus in self.speakers.items()}
@@ -155,7 +161,7 @@ class VoiceConversionTask:
         (:func:`best_strengths` keeps each direction's best)."""
         if self._validator is None:
             self._validator = VoiceValidator(self.recipe.features, self.data.held_back, self.data.alignment,
-                                             self.data.training_files, self.data.transcripts)
+                                             self.data.training_files, self.data.transcripts, self.data.parallel)
         if not self._validator.available:
             return None
         tensors, header = self.model_file({})
@@ -307,6 +313,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     for side, folder in zip("ab", folders):
         files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
         transcripts.update(folder_transcripts(folder, held_back[side]))
+    parallel = parallel_word_references(folders, files, held_back) if data.word_reference == "parallel" else {}
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
                    crop_frames=data.crop_frames)
     alignment = None if data.align == "none" else _alignment(files, features, data, alignment_file)
@@ -344,7 +351,21 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
                                   _knn_changer(direction, files, features, alignment, data.pull),
                                   partial(load, folder, files=files[direction[0]]),
                                   output_spread(recipe.model, direction, speakers, inputs))
-    return VoiceData(speakers, inputs, alignment, held_back, files, output_stats, transcripts)
+    return VoiceData(speakers, inputs, alignment, held_back, files, output_stats, transcripts, parallel)
+
+
+def parallel_word_references(folders: tuple[Path, Path], files: dict[str, list[Path]],
+                             held_back: dict[str, list[Path]]) -> dict[Path, Path]:
+    """``data.word_reference: parallel``: each held-back recording -> the other speaker's recording of the same
+    name (held back or not); a ConfigError when a side has held-back recordings and none has one."""
+    parallel = {}
+    for (side, folder), (other, other_folder) in zip(zip("ab", folders), zip("ba", reversed(folders))):
+        found = parallel_recordings(folder, held_back[side], other_folder, held_back[other] + files[other])
+        if held_back[side] and not found:
+            raise ConfigError(f"data.word_reference=parallel: none of the held-back recordings of {folder} has a "
+                              f"recording of the same name in {other_folder}; use word_reference: input")
+        parallel.update(found)
+    return parallel
 
 
 def attach_pseudo_targets(corpus: SpeakerCorpus, target: SpeakerCorpus, changer: KnnVoiceChanger,
