@@ -269,12 +269,13 @@ def test_parallel_word_reference_judges_words_against_the_other_speakers_same_se
     assert plain._word_reference(plain.utterances["a2b"][0], asr) == asr.recognize(a2b.aligned, 16000)
 
 
-def test_parallel_word_reference_without_parallel_recordings_is_a_config_error(speakers, tmp_path):
+def test_parallel_word_reference_without_parallel_recordings_warns_and_judges_the_input(speakers, tmp_path, caplog):
     for path in speakers[1].glob("*.wav"):
         path.rename(path.with_name(f"low_{path.name}"))
-    with pytest.raises(ConfigError, match="word_reference=parallel: none of the held-back recordings of .*high"):
-        load_voice_data(envelope_recipe(held_back=1, word_reference="parallel"), speakers, tmp_path / "cache",
-                        ("high", "low"))
+    data = load_voice_data(envelope_recipe(held_back=1, word_reference="parallel"), speakers, tmp_path / "cache",
+                           ("high", "low"))
+    assert data.parallel == {}
+    assert "1 of 1 held-back recordings of" in caplog.text and "judged against the aligned input" in caplog.text
 
 
 @pytest.mark.parametrize("values, message", [({"smooth_frames": 2}, "smooth_frames must be an odd number"),

@@ -65,7 +65,7 @@ class VoiceDataConfig:
     # What selection judges a held-back recording's words against where its folder has no transcripts.tsv: the
     # recognizer's reading of the pitch-aligned input (input), or of the other speaker's recording of the same
     # file name (parallel: folders of the same sentences, as VCC2016's; a reading the input's misreadings do not
-    # share). voiceconv.train.selection, recipes/vcc2016_sf1_tm1/README.md.
+    # share; recordings without a namesake keep the input's). voiceconv.train.selection, the VCC2016 README.
     word_reference: Literal["input", "parallel"] = "input"
     # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
@@ -357,13 +357,15 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
 def parallel_word_references(folders: tuple[Path, Path], files: dict[str, list[Path]],
                              held_back: dict[str, list[Path]]) -> dict[Path, Path]:
     """``data.word_reference: parallel``: each held-back recording -> the other speaker's recording of the same
-    name (held back or not); a ConfigError when a side has held-back recordings and none has one."""
+    name (held back or not). Recordings without one keep the input's reading, with a warning line per folder
+    (folders that are not parallel, e.g. a parallel recipe given other speakers)."""
     parallel = {}
     for (side, folder), (other, other_folder) in zip(zip("ab", folders), zip("ba", reversed(folders))):
         found = parallel_recordings(folder, held_back[side], other_folder, held_back[other] + files[other])
-        if held_back[side] and not found:
-            raise ConfigError(f"data.word_reference=parallel: none of the held-back recordings of {folder} has a "
-                              f"recording of the same name in {other_folder}; use word_reference: input")
+        if len(found) < len(held_back[side]):
+            log.warning("data.word_reference=parallel: %d of %d held-back recordings of %s have no recording of the "
+                        "same name in %s; their words are judged against the aligned input's",
+                        len(held_back[side]) - len(found), len(held_back[side]), folder, other_folder)
         parallel.update(found)
     return parallel
 
