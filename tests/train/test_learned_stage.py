@@ -319,7 +319,8 @@ class ScoresByCorrection:
 
     def __call__(self, model, device, directions):
         weight = model.tensors["G_AB.output.weight"] if directions == ("a2b",) else model.tensors["G_BA.output.weight"]
-        return {"score": -float((weight - 0.5 * self.reference).abs().sum())}
+        distance = float((weight - 0.5 * self.reference).abs().sum())
+        return {"score": -distance, "wer": distance}
 
 
 def test_selection_ships_a_trained_step_at_the_strength_that_scored_best(speakers, tmp_path):
@@ -333,6 +334,7 @@ def test_selection_ships_a_trained_step_at_the_strength_that_scored_best(speaker
     task._validator = ScoresByCorrection(learned)
     entry = task.validate()
     assert entry["strength_a2b"] == 0.5 and entry["a2b_score_at_0.5"] == 0.0 and entry["a2b_score_at_1"] < 0.0
+    assert entry["a2b_wer_at_1"] == -entry["a2b_score_at_1"]  # every part of every candidate is kept
     task.export(tmp_path / "best.safetensors", {"steps": 1, "selected": entry})
     shipped = VoiceModel.from_file(tmp_path / "best.safetensors")
     torch.testing.assert_close(shipped.tensors["G_AB.output.weight"], 0.5 * learned)

@@ -260,7 +260,8 @@ class VoiceConversionTask:
 def best_strengths(scored: dict[str, dict[float, dict[str, float]]]) -> dict[str, float]:
     """A step's selection entry from its scores by direction and strength: each direction at its best-scoring
     strength (the strongest of equal scores), every score the mean of the two directions'; ``strength_<d>``
-    and each direction's score at each strength (``<d>_score_at_<s>``) beside them."""
+    and each direction's scores at each strength beside them (``<d>_score_at_<s>``, ``<d>_wer_at_<s>``, ...:
+    what another selection rule would need to be tried on a finished run's ``validation.jsonl``)."""
     entry, chosen = {}, {}
     for direction, by_strength in scored.items():
         finite = {s: scores for s, scores in by_strength.items() if math.isfinite(scores.get("score", math.nan))}
@@ -268,7 +269,8 @@ def best_strengths(scored: dict[str, dict[float, dict[str, float]]]) -> dict[str
             return {"score": math.nan}
         chosen[direction] = max(finite, key=lambda s: (finite[s]["score"], s))
         entry[f"strength_{direction}"] = chosen[direction]
-        entry.update({f"{direction}_score_at_{s:g}": scores["score"] for s, scores in by_strength.items()})
+        entry.update({f"{direction}_{part}_at_{s:g}": value for s, scores in by_strength.items()
+                      for part, value in scores.items() if not part.startswith("wer_vs_")})  # shares, not scores
     parts = {key for scores in (scored[d][s] for d, s in chosen.items()) for key in scores}
     means = {key: float(np.mean([scored[d][s][key] for d, s in chosen.items() if key in scored[d][s]]))
              for key in sorted(parts)}
