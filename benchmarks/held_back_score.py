@@ -54,9 +54,9 @@ def main() -> int:
         transcripts.update(folder_transcripts(folder, held_back[side]))
     models = [VoiceModel.from_file(path) for path in args.model]
     alignment = models[0].alignment.get("a2b") if models[0].alignment else None
-    parallel = parallel_word_references((args.speaker_a, args.speaker_b), files, held_back) if args.parallel_words \
-        else {}
-    validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts, parallel)
+    parallel = parallel_word_references((args.speaker_a, args.speaker_b), files, held_back, warn=args.parallel_words)
+    validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts, parallel,
+                               "parallel" if args.parallel_words else "input")
     for path, model in zip(args.model, models):
         if not args.by_direction:
             print(json.dumps({"model": str(path), **validator(model)}), flush=True)

@@ -258,15 +258,62 @@ def test_parallel_word_reference_judges_words_against_the_other_speakers_same_se
                            ("high", "low"))
     high, low = speakers[0] / "1.wav", speakers[1] / "1.wav"
     assert data.parallel == {high: low, low: high}
-    validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts,
-                               data.parallel)
     asr = WaveformDigestRecognizer()
-    a2b, b2a = validator.utterances["a2b"][0], validator.utterances["b2a"][0]
-    assert validator._word_reference(a2b, asr) == asr.recognize(load_training_audio(low, FEATURES), 16000)
-    assert validator._word_reference(a2b, asr) != asr.recognize(a2b.aligned, 16000)
-    assert validator._word_reference(b2a, asr) == "the low words"  # the words read still come first
-    plain = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files)
-    assert plain._word_reference(plain.utterances["a2b"][0], asr) == asr.recognize(a2b.aligned, 16000)
+    judge, plain = (VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts,
+                                   data.parallel, reference) for reference in ("parallel", "input"))
+    a2b, b2a = judge.utterances["a2b"][0], judge.utterances["b2a"][0]
+    readings = judge._word_references(a2b, asr)
+    assert readings == {"input": asr.recognize(a2b.aligned, 16000),
+                        "parallel": asr.recognize(load_training_audio(low, FEATURES), 16000)}
+    assert readings["parallel"] != readings["input"]
+    assert judge._judged_reference(readings) == "parallel" and plain._judged_reference(readings) == "input"
+    both = judge._word_references(b2a, asr)
+    assert both["transcript"] == "the low words"  # the words read come first, whatever the judge
+    assert judge._judged_reference(both) == plain._judged_reference(both) == "transcript"
+
+
+class KnownReadings:
+    """Stand-ins for the recognizer and the other judges: the aligned input reads as "input", the other
+    speaker's recording as "parallel", anything else (the converted speech) as "converted"; words against
+    the input's reading are a quarter wrong, against the parallel reading half."""
+
+    def __init__(self, aligned: np.ndarray, parallel: np.ndarray):
+        self.aligned, self.parallel = aligned, parallel
+
+    def recognize(self, wav, rate):
+        same = lambda known: wav.shape == known.shape and np.array_equal(wav, known)  # noqa: E731
+        return "input" if same(self.aligned) else "parallel" if same(self.parallel) else "converted"
+
+    @staticmethod
+    def word_error_rate(reference, heard):
+        return {"input": 0.25, "parallel": 0.5}[reference]
+
+    @staticmethod
+    def embed(wav, rate):
+        return np.ones(3)
+
+    @staticmethod
+    def dnsmos(wav, rate):
+        return {"ovrl": 3.0}
+
+
+def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chosen_one(speakers, tmp_path):
+    from voiceconv.convert.pipeline import Pipeline
+    from voiceconv.modelfiles.voice import VoiceModel
+
+    recipe = envelope_recipe(held_back=1)
+    data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
+    pipeline = Pipeline.from_model(VoiceModel.from_tensors(*VoiceConversionTask(recipe, data).model_file({})), "cpu")
+    for reference, judged in (("input", 0.25), ("parallel", 0.5)):
+        validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, {}, data.parallel,
+                                   reference)
+        utterance = validator.utterances["a2b"][0]
+        fake = KnownReadings(utterance.aligned, load_training_audio(speakers[1] / "1.wav", FEATURES))
+        readings = {"a2b": [validator._word_references(utterance, fake)]}
+        scores = validator._full_scores(pipeline, (fake, lambda x, y: 0.0, fake, fake, {"a": None, "b": None},
+                                                   readings), {"a2b": [utterance]})
+        assert scores["wer"] == judged and scores["wer_input"] == 0.25 and scores["wer_parallel"] == 0.5
+        assert scores["wer_vs_parallel"] == (reference == "parallel") and "wer_transcript" not in scores
 
 
 def test_parallel_word_reference_without_parallel_recordings_warns_and_judges_the_input(speakers, tmp_path, caplog):

@@ -32,6 +32,10 @@ own recognition of the (pitch-aligned) input, i.e. the words the input carried
 as recorded, a trained step on VCC2016 SF1 <-> TM1 lost 0.011 WER where the dev
 sentences said 0.06-0.12, and the aligned input's reference said 0.09; session
 17, recipes/vcc2016_sf1_tm1/README.md); DNSMOS is the P.835 overall quality.
+The scores also report the WER against every reading a recording has
+(``wer_input``, ``wer_parallel`` where the other folder has a recording of the
+same name, ``wer_transcript``), whichever one judges: each judge's view from
+one conversion.
 
 Without the extra, a cheaper proxy on the log-mel images themselves::
 
@@ -96,9 +100,9 @@ class VoiceValidator:
 
     def __init__(self, features: FeatureConfig, held_back: dict[str, list[Path]], alignment: Alignment | None,
                  reference_files: dict[str, list[Path]], transcripts: dict[Path, str] | None = None,
-                 parallel: dict[Path, Path] | None = None):
+                 parallel: dict[Path, Path] | None = None, word_reference: str = "input"):
         self.features, self.encoder = features, MelImageEncoder(features)
-        self.transcripts, self.parallel = transcripts or {}, parallel or {}
+        self.transcripts, self.parallel, self.word_reference = transcripts or {}, parallel or {}, word_reference
         alignments = {"a2b": alignment, "b2a": alignment and alignment.reverse()}
         self.utterances = {direction: self._prepare(held_back[source_side(direction)], alignments[direction])
                            for direction in DIRECTIONS}
@@ -150,47 +154,62 @@ class VoiceValidator:
             centroids = {side: encoder.centroid([(load_training_audio(files[i], self.features),
                                                   self.features.sample_rate) for i in spread_picks(len(files))])
                          for side, files in self.reference_files.items()}
-            texts = {direction: [self._word_reference(u, asr) for u in utterances]
-                     for direction, utterances in self.utterances.items()}
-            self._metrics = (encoder, cosine, asr, quality, centroids, texts)
+            references = {direction: [self._word_references(u, asr) for u in utterances]
+                          for direction, utterances in self.utterances.items()}
+            self._metrics = (encoder, cosine, asr, quality, centroids, references)
         return self._metrics
 
-    def _word_reference(self, utterance: HeldBackUtterance, asr) -> str:
-        """The words ``utterance``'s conversion is judged against (module docstring): its transcript, else the
-        recognizer's reading of the other speaker's same sentence, else of the aligned input."""
-        if utterance.transcript is not None:
-            return utterance.transcript
+    def _word_references(self, utterance: HeldBackUtterance, asr) -> dict[str, str]:
+        """Every reading of ``utterance``'s words there is: ``transcript`` (the words read), ``parallel`` (the
+        recognizer's reading of the other speaker's same sentence) and ``input`` (of the aligned input)."""
         rate = self.features.sample_rate
+        references = {"input": asr.recognize(utterance.aligned, rate)}
         if utterance.parallel is not None:
             try:
-                return asr.recognize(load_training_audio(utterance.parallel, self.features), rate)
+                references["parallel"] = asr.recognize(load_training_audio(utterance.parallel, self.features), rate)
             except AudioError:
-                pass  # an unreadable parallel recording: the input's words instead
-        return asr.recognize(utterance.aligned, rate)
+                pass  # an unreadable parallel recording: judged as if it had none
+        if utterance.transcript is not None:
+            references["transcript"] = utterance.transcript
+        return references
+
+    def _judged_reference(self, references: dict[str, str]) -> str:
+        """Which of :meth:`_word_references` selection judges by (module docstring): the transcript, else the
+        parallel reading under ``data.word_reference: parallel``, else the input's."""
+        if "transcript" in references:
+            return "transcript"
+        return "parallel" if self.word_reference == "parallel" and "parallel" in references else "input"
 
     def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
-        encoder, cosine, asr, quality, centroids, texts = metrics
-        rate, margins, wers, moses = self.features.sample_rate, [], [], []
+        encoder, cosine, asr, quality, centroids, references = metrics
+        rate, margins, wers, moses, judged = self.features.sample_rate, [], [], [], []
+        by_reference = {kind: [] for kind in ("input", "parallel", "transcript")}  # the WER against each reading
         for direction, utterances in utterances_by_direction.items():
             source, target = source_side(direction), target_side(direction)
-            for utterance, text in zip(utterances, texts[direction]):
+            for utterance, readings in zip(utterances, references[direction]):
                 try:  # the conversion's own path: image, generator, refine, loudness
                     wav = segment(pipeline, utterance.wav, utterance.aligned, direction)
                     embedding = encoder.embed(wav, rate)
                 except (ModelFileError, ValueError):  # damaged output (NaN, a constant), or too little speech
                     continue
                 margins.append(cosine(embedding, centroids[target]) - cosine(embedding, centroids[source]))
-                wers.append(asr.word_error_rate(text, asr.recognize(wav, rate)) if text else 0.0)
+                heard = asr.recognize(wav, rate)
+                errors = {kind: asr.word_error_rate(text, heard) if text else 0.0 for kind, text in readings.items()}
+                judged.append(self._judged_reference(readings))
+                wers.append(errors[judged[-1]])
+                for kind, value in errors.items():
+                    by_reference[kind].append(value)
                 moses.append(quality.dnsmos(wav, rate)["ovrl"])
         if not margins:
             return {"score": math.nan}
         margin, wer, mos = float(np.mean(margins)), float(np.mean(wers)), float(np.mean(moses))
-        judged = [u for utterances in utterances_by_direction.values() for u in utterances]
         return {"score": selection_score(margin, wer, mos), "similarity_margin": margin, "wer": wer, "dnsmos": mos,
                 "success": float(np.mean(np.array(margins) > 0)),
                 # the shares judged against the words read, and against the other speaker's same sentence
-                "wer_vs_transcripts": float(np.mean([u.transcript is not None for u in judged])),
-                "wer_vs_parallel": float(np.mean([u.transcript is None and u.parallel is not None for u in judged]))}
+                "wer_vs_transcripts": float(np.mean([kind == "transcript" for kind in judged])),
+                "wer_vs_parallel": float(np.mean([kind == "parallel" for kind in judged])),
+                # the WER against each reading there is, over the recordings that have it: each judge's view
+                **{f"wer_{kind}": float(np.mean(values)) for kind, values in by_reference.items() if values}}
 
     def _proxy_scores(self, pipeline: Pipeline, utterances_by_direction) -> dict[str, float]:
         scores, correlations = [], []

@@ -161,7 +161,8 @@ class VoiceConversionTask:
         (:func:`best_strengths` keeps each direction's best)."""
         if self._validator is None:
             self._validator = VoiceValidator(self.recipe.features, self.data.held_back, self.data.alignment,
-                                             self.data.training_files, self.data.transcripts, self.data.parallel)
+                                             self.data.training_files, self.data.transcripts, self.data.parallel,
+                                             self.recipe.data.word_reference)
         if not self._validator.available:
             return None
         tensors, header = self.model_file({})
@@ -315,7 +316,7 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     for side, folder in zip("ab", folders):
         files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
         transcripts.update(folder_transcripts(folder, held_back[side]))
-    parallel = parallel_word_references(folders, files, held_back) if data.word_reference == "parallel" else {}
+    parallel = parallel_word_references(folders, files, held_back, warn=data.word_reference == "parallel")
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
                    crop_frames=data.crop_frames)
     alignment = None if data.align == "none" else _alignment(files, features, data, alignment_file)
@@ -357,14 +358,15 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
 
 
 def parallel_word_references(folders: tuple[Path, Path], files: dict[str, list[Path]],
-                             held_back: dict[str, list[Path]]) -> dict[Path, Path]:
-    """``data.word_reference: parallel``: each held-back recording -> the other speaker's recording of the same
-    name (held back or not). Recordings without one keep the input's reading, with a warning line per folder
-    (folders that are not parallel, e.g. a parallel recipe given other speakers)."""
+                             held_back: dict[str, list[Path]], warn: bool = False) -> dict[Path, Path]:
+    """Each held-back recording -> the other speaker's recording of the same name (held back or not), for
+    ``data.word_reference: parallel`` (and the WER against it that selection reports whatever judges). ``warn``:
+    a warning line per folder whose recordings lack one (they keep the input's reading; folders that are not
+    parallel, e.g. a parallel recipe given other speakers)."""
     parallel = {}
     for (side, folder), (other, other_folder) in zip(zip("ab", folders), zip("ba", reversed(folders))):
         found = parallel_recordings(folder, held_back[side], other_folder, held_back[other] + files[other])
-        if len(found) < len(held_back[side]):
+        if warn and len(found) < len(held_back[side]):
             log.warning("data.word_reference=parallel: %d of %d held-back recordings of %s have no recording of the "
                         "same name in %s; their words are judged against the aligned input's",
                         len(held_back[side]) - len(found), len(held_back[side]), folder, other_folder)
