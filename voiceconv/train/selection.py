@@ -91,7 +91,7 @@ class HeldBackUtterance:
     aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
     transcript: str | None = None  # the words read, when the speaker folder's transcripts.tsv has them
-    parallel: Path | None = None  # the other speaker's recording of the same sentence (data.word_reference)
+    parallel: Path | None = None  # the other speaker's recording of the same name, where its folder has one
 
 
 class VoiceValidator:
