@@ -1,8 +1,9 @@
 """Which candidate each selection rule would keep, from a finished voice run's ``validation.jsonl``.
 
 Every validation entry keeps each candidate's parts (``<direction>_<part>_at_<strength>``: similarity margin,
-DNSMOS, success, and the WER against every reading of the held-back words, ``wer_input``, ``wer_parallel``,
-``wer_transcript``; ``voiceconv.train.selection``), so rules can be compared without converting again::
+DNSMOS, success, and the WER against every reading of the held-back words, ``wer_input``, ``wer_recording``,
+``wer_parallel``, ``wer_transcript``; ``voiceconv.train.selection``), so rules can be compared without converting
+again::
 
     .venv/bin/python benchmarks/selection_rules.py runs/s_all [--tolerance 0.03]
 
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voiceconv.train.selection import selection_score  # noqa: E402
 
+READINGS = ("wer_input", "wer_recording", "wer_parallel", "wer_transcript")
 CANDIDATE = re.compile(r"^(a2b|b2a)_(.+)_at_([0-9.]+)$")
 
 
@@ -46,7 +48,7 @@ def picks(by_candidate: dict[tuple[int, float], dict[str, float]], tolerance: fl
     """Each rule's (step, strength) among ``by_candidate``."""
     start = by_candidate[(0, 0.0)]
     rules = {}
-    for reading in ("input", "parallel", "transcript"):
+    for reading in ("input", "recording", "parallel", "transcript"):
         key = f"wer_{reading}"
         if key not in start:
             continue
@@ -66,9 +68,9 @@ def main() -> None:
     history = [json.loads(line) for line in (args.run / "validation.jsonl").read_text().splitlines() if line]
     for direction, by_candidate in candidates(history).items():
         print(f"{direction}: step strength | margin | " + " | ".join(
-            k for k in ("wer_input", "wer_parallel", "wer_transcript") if k in by_candidate[(0, 0.0)]) + " | DNSMOS")
+            k for k in READINGS if k in by_candidate[(0, 0.0)]) + " | DNSMOS")
         for (step, strength), parts in sorted(by_candidate.items()):
-            wers = " | ".join(f"{parts[k]:.3f}" for k in ("wer_input", "wer_parallel", "wer_transcript") if k in parts)
+            wers = " | ".join(f"{parts[k]:.3f}" for k in READINGS if k in parts)
             print(f"  {step:>6} {strength:<4g} | {parts['similarity_margin']:+.3f} | {wers} | {parts['dnsmos']:.2f}")
         for rule, (step, strength) in picks(by_candidate, args.tolerance).items():
             print(f"  {rule:<18} keeps step {step} at {strength:g}")

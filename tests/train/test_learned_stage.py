@@ -263,7 +263,7 @@ def test_parallel_word_reference_judges_words_against_the_other_speakers_same_se
                                    data.parallel, reference) for reference in ("parallel", "input"))
     a2b, b2a = judge.utterances["a2b"][0], judge.utterances["b2a"][0]
     readings = judge._word_references(a2b, asr)
-    assert readings == {"input": asr.recognize(a2b.aligned, 16000),
+    assert readings == {"input": asr.recognize(a2b.aligned, 16000), "recording": asr.recognize(a2b.wav, 16000),
                         "parallel": asr.recognize(load_training_audio(low, FEATURES), 16000)}
     assert readings["parallel"] != readings["input"]
     assert judge._judged_reference(readings) == "parallel" and plain._judged_reference(readings) == "input"
@@ -277,16 +277,16 @@ class KnownReadings:
     speaker's recording as "parallel", anything else (the converted speech) as "converted"; words against
     the input's reading are a quarter wrong, against the parallel reading half."""
 
-    def __init__(self, aligned: np.ndarray, parallel: np.ndarray):
-        self.aligned, self.parallel = aligned, parallel
+    def __init__(self, aligned: np.ndarray, recorded: np.ndarray, parallel: np.ndarray):
+        self.known = {"input": aligned, "recording": recorded, "parallel": parallel}
 
     def recognize(self, wav, rate):
-        same = lambda known: wav.shape == known.shape and np.array_equal(wav, known)  # noqa: E731
-        return "input" if same(self.aligned) else "parallel" if same(self.parallel) else "converted"
+        same = [name for name, known in self.known.items() if wav.shape == known.shape and np.array_equal(wav, known)]
+        return same[0] if same else "converted"
 
     @staticmethod
     def word_error_rate(reference, heard):
-        return {"input": 0.25, "parallel": 0.5}[reference]
+        return {"input": 0.25, "recording": 0.125, "parallel": 0.5}[reference]
 
     @staticmethod
     def embed(wav, rate):
@@ -308,11 +308,12 @@ def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chose
         validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, {}, data.parallel,
                                    reference)
         utterance = validator.utterances["a2b"][0]
-        fake = KnownReadings(utterance.aligned, load_training_audio(speakers[1] / "1.wav", FEATURES))
+        fake = KnownReadings(utterance.aligned, utterance.wav, load_training_audio(speakers[1] / "1.wav", FEATURES))
         readings = {"a2b": [validator._word_references(utterance, fake)]}
         scores = validator._full_scores(pipeline, (fake, lambda x, y: 0.0, fake, fake, {"a": None, "b": None},
                                                    readings), {"a2b": [utterance]})
         assert scores["wer"] == judged and scores["wer_input"] == 0.25 and scores["wer_parallel"] == 0.5
+        assert scores["wer_recording"] == 0.125  # voiceconv evaluate's reference, reported beside them
         assert scores["wer_vs_parallel"] == (reference == "parallel") and "wer_transcript" not in scores
 
 

@@ -33,9 +33,10 @@ as recorded, a trained step on VCC2016 SF1 <-> TM1 lost 0.011 WER where the dev
 sentences said 0.06-0.12, and the aligned input's reference said 0.09; session
 17, recipes/vcc2016_sf1_tm1/README.md); DNSMOS is the P.835 overall quality.
 The scores also report the WER against every reading a recording has
-(``wer_input``, ``wer_parallel`` where the other folder has a recording of the
-same name, ``wer_transcript``), whichever one judges: each judge's view from
-one conversion.
+(``wer_input``, ``wer_recording``: against the recording as recorded, as
+``voiceconv evaluate`` judges without transcripts, ``wer_parallel`` where the
+other folder has a recording of the same name, ``wer_transcript``), whichever
+one judges: each judge's view from one conversion.
 
 Without the extra, a cheaper proxy on the log-mel images themselves::
 
@@ -161,9 +162,10 @@ class VoiceValidator:
 
     def _word_references(self, utterance: HeldBackUtterance, asr) -> dict[str, str]:
         """Every reading of ``utterance``'s words there is: ``transcript`` (the words read), ``parallel`` (the
-        recognizer's reading of the other speaker's same sentence) and ``input`` (of the aligned input)."""
+        recognizer's reading of the other speaker's same sentence), ``input`` (of the aligned input) and
+        ``recording`` (of the recording as recorded: ``voiceconv evaluate``'s reference without transcripts)."""
         rate = self.features.sample_rate
-        references = {"input": asr.recognize(utterance.aligned, rate)}
+        references = {"input": asr.recognize(utterance.aligned, rate), "recording": asr.recognize(utterance.wav, rate)}
         if utterance.parallel is not None:
             try:
                 references["parallel"] = asr.recognize(load_training_audio(utterance.parallel, self.features), rate)
@@ -183,7 +185,7 @@ class VoiceValidator:
     def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, references = metrics
         rate, margins, wers, moses, judged = self.features.sample_rate, [], [], [], []
-        by_reference = {kind: [] for kind in ("input", "parallel", "transcript")}  # the WER against each reading
+        by_reference = {kind: [] for kind in ("input", "recording", "parallel", "transcript")}  # WER per reading
         for direction, utterances in utterances_by_direction.items():
             source, target = source_side(direction), target_side(direction)
             for utterance, readings in zip(utterances, references[direction]):
