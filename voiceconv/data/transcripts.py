@@ -37,8 +37,13 @@ def folder_transcripts(folder: Path, files: list[Path]) -> dict[Path, str]:
     if not path.is_file():
         return {}
     texts = read_transcripts(path)
-    keyed = {file: file.relative_to(folder).with_suffix("").as_posix() for file in files}
+    keyed = {file: recording_id(file, folder) for file in files}
     return {file: texts[key] for file, key in keyed.items() if key in texts}
+
+
+def recording_id(file: Path, folder: Path) -> str:
+    """A recording's id in its speaker folder: its path relative to the folder, without the extension."""
+    return file.relative_to(folder).with_suffix("").as_posix()
 
 
 def parallel_recordings(folder: Path, files: list[Path],
@@ -46,6 +51,6 @@ def parallel_recordings(folder: Path, files: list[Path],
     """Each of ``files`` (under ``folder``) -> the recording of ``other_files`` (under ``other_folder``) with the
     same path relative to its folder, less the extension: the same sentence read by the other speaker, in parallel
     folders. Files without one are left out."""
-    others = {file.relative_to(other_folder).with_suffix("").as_posix(): file for file in other_files}
-    keyed = {file: file.relative_to(folder).with_suffix("").as_posix() for file in files}
+    others = {recording_id(file, other_folder): file for file in other_files}
+    keyed = {file: recording_id(file, folder) for file in files}
     return {file: others[key] for file, key in keyed.items() if key in others}
