@@ -11,7 +11,8 @@ Per direction, one line per (step, strength) candidate, then each rule's pick:
 
 * ``score/<reading>``: the selection score, ``margin - WER + 0.5 (DNSMOS - 3)``, with that reading's WER;
 * ``words/<reading>``: the largest similarity margin among candidates whose WER against that reading is at most
-  ``--tolerance`` above step 0's and whose DNSMOS is at least 2.9 (issue 19's first target, on held-back data).
+  ``--tolerance`` above step 0's and whose DNSMOS is at least 2.9 (issue 19's first target, on held-back data;
+  ``data.selection: words`` with ``data.word_reference: <reading>`` is this rule inside training).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voiceconv.train.selection import selection_score  # noqa: E402
+from voiceconv.train.selection import keeps_words, selection_score  # noqa: E402
 
 READINGS = ("wer_input", "wer_recording", "wer_parallel", "wer_transcript")
 CANDIDATE = re.compile(r"^(a2b|b2a)_(.+)_at_([0-9.]+)$")
@@ -55,7 +56,7 @@ def picks(by_candidate: dict[tuple[int, float], dict[str, float]], tolerance: fl
         rules[f"score/{reading}"] = max(by_candidate, key=lambda c: selection_score(
             by_candidate[c]["similarity_margin"], by_candidate[c][key], by_candidate[c]["dnsmos"]))
         allowed = [c for c, parts in by_candidate.items()
-                   if parts[key] <= start[key] + tolerance and parts["dnsmos"] >= 2.9]
+                   if keeps_words({**parts, "wer": parts[key]}, {**start, "wer": start[key]}, tolerance)]
         rules[f"words/{reading}"] = max(allowed, key=lambda c: by_candidate[c]["similarity_margin"])
     return rules
 

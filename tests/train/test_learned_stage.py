@@ -22,9 +22,9 @@ from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.nn import build_discriminator, build_generator
 from voiceconv.nn.generators import interpolate_bands
 from voiceconv.train.loop import TrainConfig, fit
-from voiceconv.train.selection import VoiceValidator
-from voiceconv.train.voice import (VoiceConversionTask, VoiceDataConfig, VoiceRecipe, copy_synthesize,
-                                   load_voice_data)
+from voiceconv.train.selection import VoiceValidator, selection_score
+from voiceconv.train.voice import (VoiceConversionTask, VoiceDataConfig, VoiceRecipe, best_strengths,
+                                   copy_synthesize, load_voice_data)
 
 FEATURES = FeatureConfig(n_mels=32)
 ENVELOPE_MODEL = CycleGANConfig(generator="envelope1d", generator_channels=8, residual_channels=16, residual_blocks=1,
@@ -304,7 +304,7 @@ def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chose
     recipe = envelope_recipe(held_back=1)
     data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
     pipeline = Pipeline.from_model(VoiceModel.from_tensors(*VoiceConversionTask(recipe, data).model_file({})), "cpu")
-    for reference, judged in (("input", 0.25), ("parallel", 0.5)):
+    for reference, judged in (("input", 0.25), ("parallel", 0.5), ("recording", 0.125)):
         validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, {}, data.parallel,
                                    reference)
         utterance = validator.utterances["a2b"][0]
@@ -315,6 +315,52 @@ def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chose
         assert scores["wer"] == judged and scores["wer_input"] == 0.25 and scores["wer_parallel"] == 0.5
         assert scores["wer_recording"] == 0.125  # voiceconv evaluate's reference, reported beside them
         assert scores["wer_vs_parallel"] == (reference == "parallel") and "wer_transcript" not in scores
+
+
+def test_the_words_rule_ships_the_most_similar_strength_that_keeps_the_starts_words_and_sound():
+    start = {"similarity_margin": 0.01, "wer": 0.30, "dnsmos": 3.0, "score": -0.29}
+
+    def candidate(margin, wer, dnsmos=3.0):
+        return {"similarity_margin": margin, "wer": wer, "dnsmos": dnsmos,
+                "score": selection_score(margin, wer, dnsmos)}
+
+    scored = {"a2b": {0.5: candidate(0.03, 0.31), 1.0: candidate(0.05, 0.32), 1.5: candidate(0.20, 0.34),
+                      2.0: candidate(0.30, 0.30, dnsmos=2.5)},  # the most similar: too many words, or lost sound
+              "b2a": {0.5: candidate(0.02, 0.40), 1.0: candidate(0.04, 0.45)}}  # every trained strength loses words
+    by_score = best_strengths(scored)
+    assert (by_score["strength_a2b"], by_score["strength_b2a"]) == (1.5, 0.5)  # the score trades words for identity
+    by_words = best_strengths(scored, start={"a2b": start, "b2a": start}, tolerance=0.03)
+    assert (by_words["strength_a2b"], by_words["strength_b2a"]) == (1.0, 0.0)  # b2a: its untrained start
+    assert by_words["score"] == pytest.approx((0.05 + 0.01) / 2) == by_words["similarity_margin"]
+    assert by_words["selection_score"] == pytest.approx((scored["a2b"][1.0]["score"] + start["score"]) / 2)
+    assert by_words["wer"] == pytest.approx(0.31) and "rank" not in by_words
+
+
+class MovesAndLosesWordsWithTheCorrection:
+    """A held-back validator on which a stronger correction moves the voice and loses words: similarity margin
+    0.1 and WER 0.05 per unit of the learned correction, so the selection score rises with the strength."""
+
+    available = True
+
+    def __init__(self, learned: torch.Tensor):
+        self.learned = learned
+
+    def __call__(self, model, device, directions):
+        strength = float(model.tensors["G_AB.output.weight"].norm() / self.learned.norm())
+        margin, wer = 0.1 * strength, 0.1 + 0.05 * strength
+        return {"score": selection_score(margin, wer, 3.0), "similarity_margin": margin, "wer": wer, "dnsmos": 3.0}
+
+
+@pytest.mark.parametrize("selection, strength", [("score", 1.0), ("words", 0.5)])
+def test_the_words_rule_keeps_a_resumed_runs_trained_step_within_the_starts_words(speakers, tmp_path, selection,
+                                                                                   strength):
+    recipe = envelope_recipe(strengths=(0.25, 0.5, 1.0), selection=selection)
+    task = VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+    torch.nn.init.normal_(task.model.G_AB.output.weight, std=0.05)  # as if trained
+    task.model.steps_done += 1  # resumed: no step-0 scores in this process, the start is scored anew
+    task._validator = MovesAndLosesWordsWithTheCorrection(task.model.G_AB.output.weight.detach().clone())
+    entry = task.validate()
+    assert entry["strength_a2b"] == strength  # words: 0.5 adds 0.025 WER to the start's, 1 adds 0.05
 
 
 def test_parallel_word_reference_without_parallel_recordings_warns_and_judges_the_input(speakers, tmp_path, caplog):
@@ -407,6 +453,12 @@ def test_the_untrained_start_is_scored_once_whatever_the_strengths(speakers, tmp
 def test_selection_strengths_out_of_range_are_a_config_error(speakers, tmp_path, strengths, message):
     recipe = envelope_recipe(strengths=strengths)
     with pytest.raises(ConfigError, match=message):
+        VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
+
+
+def test_a_wer_tolerance_out_of_range_is_a_config_error(speakers, tmp_path):
+    recipe = envelope_recipe(selection="words", wer_tolerance=-0.1)
+    with pytest.raises(ConfigError, match=r"data.wer_tolerance=-0.1 must be between 0 and 1"):
         VoiceConversionTask(recipe, load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low")))
 
 

@@ -26,7 +26,9 @@ converted speech against the recording's transcript where its speaker folder
 has one (``transcripts.tsv``, voiceconv.data.transcripts: the words read, as
 ``voiceconv evaluate --transcripts`` judges them); else, under
 ``data.word_reference: parallel``, against its own recognition of the other
-speaker's recording of the same sentence (parallel folders); else against its
+speaker's recording of the same sentence (parallel folders); else, under
+``data.word_reference: recording``, against its own recognition of the
+recording as recorded (``voiceconv evaluate``'s reference); else against its
 own recognition of the (pitch-aligned) input, i.e. the words the input carried
 (the network's own losses, apart from the WORLD stage's: against the recording
 as recorded, a trained step on VCC2016 SF1 <-> TM1 lost 0.011 WER where the dev
@@ -37,6 +39,15 @@ The scores also report the WER against every reading a recording has
 ``voiceconv evaluate`` judges without transcripts, ``wer_parallel`` where the
 other folder has a recording of the same name, ``wer_transcript``), whichever
 one judges: each judge's view from one conversion.
+
+``data.selection: words`` ranks the candidates by another rule, issue 19's
+first target stated on held-back data: each direction keeps its most similar
+candidate (largest ``sim_target - sim_source``) among those whose WER is at
+most ``data.wer_tolerance`` above its untrained start's and whose DNSMOS is at
+least 2.9, the start itself when no other is; a step's score is then the mean
+similarity margin of its two picks (``selection_score`` beside it keeps the
+formula's value). A rule that trades no words for identity, where the score
+trades them one for one.
 
 Without the extra, a cheaper proxy on the log-mel images themselves::
 
@@ -65,6 +76,9 @@ from voiceconv.modelfiles.voice import VoiceModel
 from voiceconv.models.directions import DIRECTIONS, Direction, source_side, target_side
 
 QUALITY_WEIGHT = 0.5  # per DNSMOS point, around 3
+WORDS_MIN_DNSMOS = 2.9  # the sound a candidate of data.selection: words must keep (issue 19's first target)
+
+
 def selection_score(margin: float, wer: float, dnsmos: float) -> float:
     """The selection score with the evaluation extra (module docstring)."""
     return margin - wer + QUALITY_WEIGHT * (dnsmos - 3.0)
@@ -73,6 +87,12 @@ def selection_score(margin: float, wer: float, dnsmos: float) -> float:
 def proxy_score(distance_source: float, distance_target: float, correlation: float) -> float:
     """The selection score without the evaluation extra (module docstring)."""
     return (distance_source - distance_target) / max(distance_source + distance_target, 1e-9) - (1.0 - correlation)
+
+
+def keeps_words(scores: dict[str, float], start: dict[str, float], tolerance: float) -> bool:
+    """Whether a candidate's held-back ``scores`` keep the words and sound of its direction's untrained
+    ``start`` (``data.selection: words``): WER at most ``tolerance`` above the start's, DNSMOS >= 2.9."""
+    return scores["wer"] <= start["wer"] + tolerance and scores["dnsmos"] >= WORDS_MIN_DNSMOS
 
 
 def best_entry(history: list[dict]) -> dict | None:
@@ -177,10 +197,10 @@ class VoiceValidator:
 
     def _judged_reference(self, references: dict[str, str]) -> str:
         """Which of :meth:`_word_references` selection judges by (module docstring): the transcript, else the
-        parallel reading under ``data.word_reference: parallel``, else the input's."""
+        reading ``data.word_reference`` names where the recording has it, else the input's."""
         if "transcript" in references:
             return "transcript"
-        return "parallel" if self.word_reference == "parallel" and "parallel" in references else "input"
+        return self.word_reference if self.word_reference in references else "input"
 
     def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, references = metrics

@@ -36,7 +36,7 @@ from voiceconv.models.cyclegan import CycleGAN, CycleGANConfig
 from voiceconv.models.directions import DIRECTIONS, source_side
 from voiceconv.train.loop import TrainConfig, TrainingOutcome, fit
 from voiceconv.train.recipes import load_recipe_as, prepare_run_dir
-from voiceconv.train.selection import VoiceValidator
+from voiceconv.train.selection import VoiceValidator, keeps_words
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,17 @@ class VoiceDataConfig:
     # step, each direction at its best strength; best.safetensors ships those. (1.0,) = as trained.
     strengths: tuple[float, ...] = (1.0,)
     # What selection judges a held-back recording's words against where its folder has no transcripts.tsv: the
-    # recognizer's reading of the pitch-aligned input (input), or of the other speaker's recording of the same
-    # file name (parallel: folders of the same sentences, as VCC2016's; a reading the input's misreadings do not
-    # share; recordings without a namesake keep the input's). voiceconv.train.selection, the VCC2016 README.
-    word_reference: Literal["input", "parallel"] = "input"
+    # recognizer's reading of the pitch-aligned input (input), of the recording as recorded (recording: what
+    # ``voiceconv evaluate`` compares with), or of the other speaker's recording of the same file name (parallel:
+    # folders of the same sentences, as VCC2016's; recordings without a namesake keep the input's).
+    # voiceconv.train.selection, the VCC2016 README.
+    word_reference: Literal["input", "recording", "parallel"] = "input"
+    # How selection ranks the candidates (steps, and each direction's strengths): score (the selection score,
+    # margin - WER + 0.5 (DNSMOS - 3)), or words (the most similar candidate whose WER is at most
+    # ``wer_tolerance`` above the untrained start's and whose DNSMOS is at least 2.9: issue 19's first target
+    # as a rule; the start itself when nothing else keeps the words).
+    selection: Literal["score", "words"] = "score"
+    wer_tolerance: float = 0.03
     # Matched processing: with alignment, the real speech the discriminators and the identity loss see is first
     # copy-synthesized by WORLD at the alignment's settings (own F0, no warp), as the generators' inputs are, so
     # the speakers differ and the vocoder's fingerprint does not.
@@ -127,6 +134,9 @@ class VoiceConversionTask:
         if strengths != (1.0,) and recipe.model.generator != "envelope1d":
             raise ConfigError(f"data.strengths={list(strengths)} needs model.generator: envelope1d (a correction "
                               f"added to the input), not {recipe.model.generator}")
+        if not 0.0 <= recipe.data.wer_tolerance <= 1.0:
+            raise ConfigError(f"data.wer_tolerance={recipe.data.wer_tolerance} must be between 0 and 1 (WER above "
+                              f"the untrained start's that data.selection: words allows)")
         smallest = getattr(self.model.D_A, "min_size", 0)
         if recipe.data.crop_frames < smallest:
             raise ConfigError(f"data.crop_frames={recipe.data.crop_frames} is too narrow for "
@@ -182,6 +192,9 @@ class VoiceConversionTask:
                 scored[direction][strength] = self._validator(model, self._device, (direction,))
         if not trained:
             self._untrained = {direction: by_strength[1.0] for direction, by_strength in scored.items()}
+        if self.recipe.data.selection == "words":
+            return best_strengths(scored, start=self._untrained_scores(tensors, header),
+                                  tolerance=self.recipe.data.wer_tolerance)
         return best_strengths(scored)
 
     @property
@@ -258,24 +271,44 @@ class VoiceConversionTask:
         save_model_file(path, with_strength(tensors, selected_strengths(info)), header)
 
 
-def best_strengths(scored: dict[str, dict[float, dict[str, float]]]) -> dict[str, float]:
+def best_strengths(scored: dict[str, dict[float, dict[str, float]]],
+                   start: dict[str, dict[str, float]] | None = None, tolerance: float = 0.03) -> dict[str, float]:
     """A step's selection entry from its scores by direction and strength: each direction at its best-scoring
     strength (the strongest of equal scores), every score the mean of the two directions'; ``strength_<d>``
     and each direction's scores at each strength beside them (``<d>_score_at_<s>``, ``<d>_wer_at_<s>``, ...:
-    what another selection rule would need to be tried on a finished run's ``validation.jsonl``)."""
-    entry, chosen = {}, {}
+    what another selection rule would need to be tried on a finished run's ``validation.jsonl``).
+
+    With ``start`` (each direction's untrained scores: ``data.selection: words``, voiceconv.train.selection),
+    each direction at its most similar strength among those that keep the start's words and sound (strength 0,
+    the start itself, when none does), and the entry's ``score`` is the mean similarity margin
+    (``selection_score``: the formula's)."""
+    entry, candidates = {}, {}
     for direction, by_strength in scored.items():
         finite = {s: scores for s, scores in by_strength.items() if math.isfinite(scores.get("score", math.nan))}
         if not finite:
             return {"score": math.nan}
-        chosen[direction] = max(finite, key=lambda s: (finite[s]["score"], s))
-        entry[f"strength_{direction}"] = chosen[direction]
+        candidates[direction] = _ranked_candidates(finite, start and start.get(direction), tolerance)
         entry.update({f"{direction}_{part}_at_{s:g}": value for s, scores in by_strength.items()
                       for part, value in scores.items() if not part.startswith("wer_vs_")})  # shares, not scores
-    parts = {key for scores in (scored[d][s] for d, s in chosen.items()) for key in scores}
-    means = {key: float(np.mean([scored[d][s][key] for d, s in chosen.items() if key in scored[d][s]]))
-             for key in sorted(parts)}
-    return {**means, **entry}
+    chosen = {d: max(by_strength, key=lambda s: (by_strength[s]["rank"], s)) for d, by_strength in candidates.items()}
+    picks = [candidates[d][s] for d, s in chosen.items()]
+    means = {key: float(np.mean([scores[key] for scores in picks if key in scores]))
+             for key in sorted({key for scores in picks for key in scores} - {"rank"})}
+    if start is not None and all("rank" in scores and "similarity_margin" in scores for scores in picks):
+        means["selection_score"], means["score"] = means["score"], means["similarity_margin"]
+    return {**means, **{f"strength_{d}": s for d, s in chosen.items()}, **entry}
+
+
+def _ranked_candidates(finite: dict[float, dict[str, float]], start: dict[str, float] | None,
+                       tolerance: float) -> dict[float, dict[str, float]]:
+    """One direction's candidate strengths with the ``rank`` selection orders them by: the score, or under the
+    words rule (``start`` with the full scores) the similarity margin of those that keep the words (the start,
+    strength 0, always among them)."""
+    if start is None or "similarity_margin" not in start:  # the score rule; or the proxy scores: no words to keep
+        return {s: {**scores, "rank": scores["score"]} for s, scores in finite.items()}
+    candidates = {s: scores for s, scores in finite.items() if keeps_words(scores, start, tolerance)}
+    candidates.setdefault(0.0, start)
+    return {s: {**scores, "rank": scores["similarity_margin"]} for s, scores in candidates.items()}
 
 
 def selected_strengths(info: dict) -> dict[str, float]:
