@@ -55,8 +55,8 @@ def picks(by_candidate: dict[tuple[int, float], dict[str, float]], tolerance: fl
             continue
         rules[f"score/{reading}"] = max(by_candidate, key=lambda c: selection_score(
             by_candidate[c]["similarity_margin"], by_candidate[c][key], by_candidate[c]["dnsmos"]))
-        allowed = [c for c, parts in by_candidate.items()
-                   if keeps_words({**parts, "wer": parts[key]}, {**start, "wer": start[key]}, tolerance)]
+        allowed = [c for c, parts in by_candidate.items() if c == (0, 0.0)
+                   or keeps_words({**parts, "wer": parts[key]}, {**start, "wer": start[key]}, tolerance)]
         rules[f"words/{reading}"] = max(allowed, key=lambda c: by_candidate[c]["similarity_margin"])
     return rules
 

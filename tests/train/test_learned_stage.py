@@ -15,6 +15,7 @@ from voiceconv.audio.features import FeatureConfig, dct_matrix
 from voiceconv.audio.world import DEFAULT_SETTINGS
 from voiceconv.audio.knn import FramePool, KnnConfig, KnnVoiceChanger, blend_toward, frame_descriptions
 from voiceconv.audio.world import Alignment, PitchStats
+from voiceconv.audio.io import load_audio, save_audio
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import ConfigError
 from voiceconv.losses import pseudo_target_loss
@@ -252,6 +253,18 @@ class WaveformDigestRecognizer:
         return hashlib.sha1(np.round(wav, 4).astype(np.float32).tobytes()).hexdigest()
 
 
+def test_selection_reads_a_held_back_recording_as_conversion_does_with_its_edge_silence(speakers, tmp_path):
+    held_back = speakers[0] / "1.wav"
+    speech = load_audio(held_back, 16000)
+    silence = np.zeros(8000, np.float32)  # half a second each side, as VCC2016's recordings have
+    save_audio(held_back, np.concatenate([silence, speech, silence]), 16000)
+    data = load_voice_data(envelope_recipe(held_back=1), speakers, tmp_path / "cache", ("high", "low"))
+    validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files)
+    (utterance,) = validator.utterances["a2b"]
+    assert len(utterance.wav) == len(speech) + 16000  # what the recognizer reads of the source and the output
+    assert len(load_training_audio(held_back, FEATURES)) < len(speech) + 8000  # training's crops: trimmed
+
+
 def test_parallel_word_reference_judges_words_against_the_other_speakers_same_sentence(speakers, tmp_path):
     (speakers[1] / "transcripts.tsv").write_text("1\tthe low words\n", encoding="utf-8")
     data = load_voice_data(envelope_recipe(held_back=1, word_reference="parallel"), speakers, tmp_path / "cache",
@@ -264,7 +277,7 @@ def test_parallel_word_reference_judges_words_against_the_other_speakers_same_se
     a2b, b2a = judge.utterances["a2b"][0], judge.utterances["b2a"][0]
     readings = judge._word_references(a2b, asr)
     assert readings == {"input": asr.recognize(a2b.aligned, 16000), "recording": asr.recognize(a2b.wav, 16000),
-                        "parallel": asr.recognize(load_training_audio(low, FEATURES), 16000)}
+                        "parallel": asr.recognize(load_audio(low, 16000), 16000)}
     assert readings["parallel"] != readings["input"]
     assert judge._judged_reference(readings) == "parallel" and plain._judged_reference(readings) == "input"
     both = judge._word_references(b2a, asr)
@@ -308,7 +321,7 @@ def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chose
         validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, {}, data.parallel,
                                    reference)
         utterance = validator.utterances["a2b"][0]
-        fake = KnownReadings(utterance.aligned, utterance.wav, load_training_audio(speakers[1] / "1.wav", FEATURES))
+        fake = KnownReadings(utterance.aligned, utterance.wav, load_audio(speakers[1] / "1.wav", 16000))
         readings = {"a2b": [validator._word_references(utterance, fake)]}
         scores = validator._full_scores(pipeline, (fake, lambda x, y: 0.0, fake, fake, {"a": None, "b": None},
                                                    readings), {"a2b": [utterance]})
