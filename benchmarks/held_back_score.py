@@ -42,10 +42,11 @@ def main() -> int:
     parser.add_argument("--held-back", type=int, default=12, help="recordings per speaker (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--by-direction", action="store_true", help="also score each direction alone")
-    parser.add_argument("--parallel-words", action="store_true",
-                        help="judge words against the recognizer's reading of the other speaker's recording of the "
-                             "same file name (parallel folders such as VCC2016's; data.word_reference: parallel), "
-                             "not of the aligned input")
+    parser.add_argument("--word-reference", choices=("input", "recording", "parallel"), default="input",
+                        help="the reading the judged WER is against where a folder has no transcripts (as "
+                             "data.word_reference); the scores carry every reading's WER whichever judges")
+    parser.add_argument("--parallel-words", dest="word_reference", action="store_const", const="parallel",
+                        help="the same as --word-reference parallel (session 20's name)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files, held_back, transcripts = {}, {}, {}
@@ -54,9 +55,10 @@ def main() -> int:
         transcripts.update(folder_transcripts(folder, held_back[side]))
     models = [VoiceModel.from_file(path) for path in args.model]
     alignment = models[0].alignment.get("a2b") if models[0].alignment else None
-    parallel = parallel_word_references((args.speaker_a, args.speaker_b), files, held_back, warn=args.parallel_words)
+    parallel = parallel_word_references((args.speaker_a, args.speaker_b), files, held_back,
+                                        warn=args.word_reference == "parallel")
     validator = VoiceValidator(models[0].features, held_back, alignment, files, transcripts, parallel,
-                               "parallel" if args.parallel_words else "input")
+                               args.word_reference)
     for path, model in zip(args.model, models):
         if not args.by_direction:
             print(json.dumps({"model": str(path), **validator(model)}), flush=True)
