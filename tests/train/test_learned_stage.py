@@ -311,12 +311,12 @@ class KnownReadings:
 
 
 def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chosen_one(speakers, tmp_path):
-    from voiceconv.convert.pipeline import Pipeline
+    from voiceconv.convert import Converter
     from voiceconv.modelfiles.voice import VoiceModel
 
     recipe = envelope_recipe(held_back=1)
     data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
-    pipeline = Pipeline.from_model(VoiceModel.from_tensors(*VoiceConversionTask(recipe, data).model_file({})), "cpu")
+    pipeline = Converter(VoiceModel.from_tensors(*VoiceConversionTask(recipe, data).model_file({})))
     for reference, judged in (("input", 0.25), ("parallel", 0.5), ("recording", 0.125)):
         validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, {}, data.parallel,
                                    reference)
@@ -328,6 +328,36 @@ def test_selection_reports_the_wer_against_every_reading_and_judges_by_the_chose
         assert scores["wer"] == judged and scores["wer_input"] == 0.25 and scores["wer_parallel"] == 0.5
         assert scores["wer_recording"] == 0.125  # voiceconv evaluate's reference, reported beside them
         assert scores["wer_vs_parallel"] == (reference == "parallel") and "wer_transcript" not in scores
+
+
+class HeardSpeech(KnownReadings):
+    """A recognizer that keeps every waveform it is given."""
+
+    def __init__(self):
+        super().__init__(np.zeros(1), np.zeros(1), np.zeros(1))
+        self.heard = []
+
+    def recognize(self, wav, rate):
+        self.heard.append(wav)
+        return "recording"
+
+
+def test_selection_judges_the_speech_that_conversion_itself_outputs(speakers, tmp_path):
+    from voiceconv.convert import Converter
+    from voiceconv.modelfiles.voice import VoiceModel
+
+    longer_than_a_window = np.concatenate([harmonic_tone(1.5, f0=247.0 + 3 * k, seed=k) for k in range(8)])
+    save_audio(speakers[0] / "1.wav", longer_than_a_window, 16000)  # 12 s: conversion cuts it into windows
+    recipe = envelope_recipe(held_back=1)
+    data = load_voice_data(recipe, speakers, tmp_path / "cache", ("high", "low"))
+    model = VoiceModel.from_tensors(*VoiceConversionTask(recipe, data).model_file({}))
+    validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files)
+    (utterance,) = validator.utterances["a2b"]
+    fake = HeardSpeech()
+    validator._full_scores(Converter(model), (fake, lambda x, y: 0.0, fake, fake, {"a": None, "b": None},
+                                              {"a2b": [{"input": "input", "recording": "recording"}]}), {"a2b": [utterance]})
+    converted = Converter(model).convert(utterance.wav, 16000, "a2b")  # what voiceconv convert and evaluate hear
+    np.testing.assert_allclose(fake.heard[-1], converted, atol=1e-5)
 
 
 def test_the_words_rule_ships_the_most_similar_strength_that_keeps_the_starts_words_and_sound():

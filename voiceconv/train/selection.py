@@ -4,12 +4,14 @@ GAN losses say little about what a listener hears, and the adversarial
 updates of a voice CycleGAN can undo in a hundred steps what the previous
 hundred gained. So every ``train.validate_every`` steps the voice task
 converts recordings of each speaker that training never sees (``data.held_back``)
-with the current generators, through the conversion's own path
-(:func:`voiceconv.convert.pipeline.segment`), and scores them. A held-back
-recording is read as conversion and ``voiceconv evaluate`` read a file, its
-edge silence kept: read with it trimmed, as training reads its crops, the
-recognizer misjudged the words a trained step kept on VCC2016 SF1 -> TM1 by
-0.06 WER against ``evaluate`` on the same 24 recordings (session 21,
+with the current generators, by the conversion itself
+(:meth:`voiceconv.convert.Converter.convert`, as ``voiceconv convert`` and
+``voiceconv evaluate`` run it: windows, WORLD chunks and all), and scores
+them. A held-back recording is read as conversion reads a file, its edge
+silence kept: read with it trimmed, as training reads its crops, and
+converted whole, the recognizer misjudged the words a trained step kept on
+VCC2016 SF1 -> TM1 by 0.06 WER against ``evaluate`` on the same 24
+recordings; now selection's WER is ``evaluate``'s (session 21,
 ``recipes/vcc2016_sf1_tm1/README.md``). The loop
 keeps ``best.safetensors``: the step with the highest **selection score**,
 which rewards moving the identity and penalises lost words and sound.
@@ -75,7 +77,8 @@ import torch
 from voiceconv.audio.features import FeatureConfig, MelImageEncoder
 from voiceconv.audio.io import load_audio
 from voiceconv.audio.world import Alignment, change_voice, spread_picks
-from voiceconv.convert.pipeline import Pipeline, segment
+from voiceconv.convert.converter import Converter
+from voiceconv.convert.pipeline import Pipeline
 from voiceconv.data.speakers import load_training_audio
 from voiceconv.errors import AudioError, ModelFileError
 from voiceconv.modelfiles.voice import VoiceModel
@@ -115,7 +118,7 @@ class HeldBackUtterance:
 
     name: str
     wav: np.ndarray  # [samples] as recorded: what the converted speech's loudness is matched to
-    aligned: np.ndarray  # [samples], at the target's pitch: seeds Griffin-Lim's phase, as in conversion
+    aligned: np.ndarray  # [samples], at the target's pitch: the "input" reading of the words, the proxy's image
     image: torch.Tensor  # [1, n_mels, T] of ``aligned``
     transcript: str | None = None  # the words read, when the speaker folder's transcripts.tsv has them
     parallel: Path | None = None  # the other speaker's recording of the same name, where its folder has one
@@ -163,11 +166,11 @@ class VoiceValidator:
         """``{"score": ..., and its parts}`` of ``model`` (:meth:`VoiceModel.from_tensors` of the current
         weights), converted on ``device`` through the conversion's own pipeline, on the held-back recordings
         of ``directions`` (default both)."""
-        pipeline = Pipeline.from_model(model, device)
+        converter = Converter(model, device=device)
         metrics = self._full_metrics()
         utterances = {direction: self.utterances[direction] for direction in directions}
-        return (self._full_scores(pipeline, metrics, utterances) if metrics
-                else self._proxy_scores(pipeline, utterances))
+        return (self._full_scores(converter, metrics, utterances) if metrics
+                else self._proxy_scores(converter.pipeline, utterances))
 
     def _full_metrics(self):
         if self._metrics is None:
@@ -213,17 +216,17 @@ class VoiceValidator:
             return "transcript"
         return self.word_reference if self.word_reference in references else "input"
 
-    def _full_scores(self, pipeline: Pipeline, metrics, utterances_by_direction) -> dict[str, float]:
+    def _full_scores(self, converter: Converter, metrics, utterances_by_direction) -> dict[str, float]:
         encoder, cosine, asr, quality, centroids, references = metrics
         rate, margins, wers, moses, judged = self.features.sample_rate, [], [], [], []
         by_reference = {kind: [] for kind in ("input", "recording", "parallel", "transcript")}  # WER per reading
         for direction, utterances in utterances_by_direction.items():
             source, target = source_side(direction), target_side(direction)
             for utterance, readings in zip(utterances, references[direction]):
-                try:  # the conversion's own path: image, generator, refine, loudness
-                    wav = segment(pipeline, utterance.wav, utterance.aligned, direction)
+                try:  # the conversion itself, as voiceconv convert and evaluate run it
+                    wav = converter.convert(utterance.wav, rate, direction)
                     embedding = encoder.embed(wav, rate)
-                except (ModelFileError, ValueError):  # damaged output (NaN, a constant), or too little speech
+                except (ModelFileError, AudioError, ValueError):  # damaged output (NaN, a constant), too little speech
                     continue
                 margins.append(cosine(embedding, centroids[target]) - cosine(embedding, centroids[source]))
                 heard = asr.recognize(wav, rate)
