@@ -294,7 +294,7 @@ def best_strengths(scored: dict[str, dict[float, dict[str, float]]],
     picks = [candidates[d][s] for d, s in chosen.items()]
     means = {key: float(np.mean([scores[key] for scores in picks if key in scores]))
              for key in sorted({key for scores in picks for key in scores} - {"rank"})}
-    if start is not None and all("rank" in scores and "similarity_margin" in scores for scores in picks):
+    if start is not None and all("similarity_margin" in scores for scores in picks):  # the words rule ranked them
         means["selection_score"], means["score"] = means["score"], means["similarity_margin"]
     return {**means, **{f"strength_{d}": s for d, s in chosen.items()}, **entry}
 
