@@ -16,6 +16,13 @@ Ten sentences leave a WER that moves by 0.1 between checkpoints. On the VCC2016 
 parallel too (same file name, same sentence), ``--held-back N`` adds the N training recordings per speaker that a run
 with ``data.held_back`` >= N never trained on (``split_held_back``'s picks) to the test sentences, and leaves them out
 of the reference recordings.
+
+Twenty-three prompts leave a WER whose change between two models has a 95% interval about 0.15 wide
+(``benchmarks/paired_difference.py``). On Kathleen <-> rms, ``--wide N`` adds N prompts that only the *target* side
+trained on (evenly spaced): a2b, Kathleen's own recordings of rms's prompts a0286-a0570; b2a, flite rms readings of
+Kathleen's prompts a0001-a0285. They are judged against their prompts, with the target side's training recording of
+the same prompt as the parallel one. No model read the source speaker saying them, but the target side trained on
+them, so they are development sentences (for choosing settings), not evaluation ones.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VCC = ROOT.parent / "shared" / "data" / "vcc2016"
 KATHLEEN = ROOT / "runs" / "data" / "kathleen_rms"
+SHARED_KATHLEEN = ROOT.parent / "shared" / "data" / "kathleen"
 
 
 def vcc_speaker(name: str) -> dict[str, Path]:
@@ -66,11 +74,57 @@ def with_held_back(pair: str, count: int, folder: Path) -> tuple[dict, dict, Non
             copied[part] = folder / speaker["train"].name / part
             copied[part].mkdir(parents=True, exist_ok=True)
             for file in files:
-                copy = copied[part] / file.name  # a copy: the evaluation reads no linked file
-                if not copy.exists():
-                    shutil.copyfile(file, copy)
+                copy_once(file, copied[part] / file.name)
         speakers.append(copied)
     return speakers[0], speakers[1], None
+
+
+def with_wide(count: int, folder: Path, direction: str = "a2b") -> tuple[dict, dict, Path]:
+    """Kathleen <-> rms with ``count`` more test sentences per side: the prompts that only the *other* side trained
+    on, evenly spaced. a2b adds Kathleen's own recordings of rms's training prompts; b2a adds flite rms readings of
+    Kathleen's training prompts (synthesized as ``recipes/kathleen_rms/prepare.py`` does). The other side's
+    training recording of the same prompt becomes the parallel target and the prompts join the transcripts; copies
+    under ``folder``."""
+    a, b, transcripts = PAIRS["kathleen_rms"]
+    prompts = dict(line.split("\t", 1) for line in (SHARED_KATHLEEN / "transcripts.tsv").read_text().splitlines()
+                   if "\t" in line)
+    source, target = (a, b) if direction == "a2b" else (b, a)
+    untrained = sorted(path.stem for path in target["train"].glob("arctic_a*.flac"))  # source never read these
+    picks = [untrained[round(i * (len(untrained) - 1) / max(count - 1, 1))] for i in range(count)]
+    tests = {}
+    for side, speaker in (("source", source), ("target", target)):
+        test = tests[side] = folder / speaker["train"].parent.name / "test"
+        test.mkdir(parents=True, exist_ok=True)
+        for file in sorted(speaker["test"].glob("*.flac")):
+            copy_once(file, test / file.name)
+    for stem in picks:
+        copy_once(target["train"] / f"{stem}.flac", tests["target"] / f"{stem}.flac")
+        if direction == "a2b":
+            copy_once(SHARED_KATHLEEN / "wav" / f"{stem}.flac", tests["source"] / f"{stem}.flac")
+        elif not (tests["source"] / f"{stem}.flac").exists():
+            synthesize_rms(prompts[stem], tests["source"] / f"{stem}.flac")
+    wide_transcripts = folder / "transcripts.tsv"
+    wide_transcripts.write_text(transcripts.read_text().rstrip("\n") + "\n"
+                                + "".join(f"{stem}\t{prompts[stem]}\n" for stem in picks))
+    folders = {"source": {"train": source["train"], "test": tests["source"]},
+               "target": {"train": target["train"], "test": tests["target"]}}
+    first, second = (folders["source"], folders["target"]) if direction == "a2b" else (folders["target"],
+                                                                                          folders["source"])
+    return first, second, wide_transcripts
+
+
+def copy_once(file: Path, copy: Path) -> None:
+    """A copy of ``file`` at ``copy`` unless one is there (the evaluation reads no linked file)."""
+    if not copy.exists():
+        shutil.copyfile(file, copy)
+
+
+def synthesize_rms(text: str, dest: Path) -> None:
+    """``text`` read by flite's rms voice into ``dest``, as the recipe's data were made."""
+    sys.path.insert(0, str(ROOT / "recipes" / "kathleen_rms"))
+    from prepare import synthesize
+
+    synthesize(text, dest)
 
 
 def pair_folders(pair: str, direction: str = "a2b", speakers: tuple | None = None) -> dict[str, Path]:
@@ -119,9 +173,15 @@ def main() -> None:
                         help="b2a converts the pair's second speaker's test sentences to the first (default %(default)s)")
     parser.add_argument("--held-back", type=int, default=0, metavar="N",
                         help="VCC2016 pairs: also test on the N held-back training recordings per speaker")
+    parser.add_argument("--wide", type=int, default=0, metavar="N",
+                        help="Kathleen -> rms: also test on N of Kathleen's recordings that no model trained on")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     speakers = with_held_back(args.pair, args.held_back, args.out / "sentences") if args.held_back else None
+    if args.wide:
+        if args.pair != "kathleen_rms":
+            raise SystemExit("--wide adds the prompts the other side trained on: it needs kathleen_rms")
+        speakers = with_wide(args.wide, args.out / "sentences", args.direction)
     rows = {}
     for index, spec in enumerate(args.model):
         name, _, path = spec.partition("=")
