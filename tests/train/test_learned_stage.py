@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 
 import numpy as np
 import pytest
@@ -243,6 +244,16 @@ def test_selection_judges_held_back_words_against_the_speaker_folders_transcript
     validator = VoiceValidator(FEATURES, data.held_back, data.alignment, data.training_files, data.transcripts)
     assert [u.transcript for u in validator.utterances["a2b"]] == ["the held back words"]
     assert [u.transcript for u in validator.utterances["b2a"]] == [None]  # judged against the input's recognition
+
+
+def test_a_small_folder_holds_back_at_most_a_quarter_of_its_recordings_and_says_so(speakers, tmp_path, caplog):
+    for index in range(3, 8):  # the high speaker: 8 recordings, the low one keeps its 3
+        save_audio(speakers[0] / f"{index}.wav", harmonic_tone(1.5, f0=240.0 + 7 * index, seed=index), 16000)
+    with caplog.at_level(logging.WARNING):
+        data = load_voice_data(envelope_recipe(held_back=24), speakers, tmp_path / "cache", ("high", "low"))
+    assert [len(data.held_back[side]) for side in "ab"] == [2, 1]
+    assert [len(data.training_files[side]) for side in "ab"] == [6, 2]
+    assert "holding back 2 of its 8 recordings" in caplog.text and str(speakers[0]) in caplog.text
 
 
 class WaveformDigestRecognizer:

@@ -66,9 +66,15 @@ class SpeakerCorpus:
 WaveTransform = Callable[[np.ndarray], np.ndarray]  # a waveform [samples] -> another, e.g. the WORLD pitch alignment
 
 
+def held_back_count(recordings: int, asked: int) -> int:
+    """How many of a speaker's ``recordings`` to hold back when ``asked`` for: at most a quarter of them (at least
+    one), so that a small folder still trains on most of its speech."""
+    return min(asked, max(1, recordings // 4)) if asked > 0 else 0
+
+
 def split_held_back(files: list[Path], count: int) -> tuple[list[Path], list[Path]]:
     """(training files, ``count`` held-back files spread evenly over the sorted list): held-back files are never
-    trained on; model selection scores on them."""
+    trained on; model selection scores on them. Ask :func:`held_back_count` first to fit ``count`` to the folder."""
     if count <= 0:
         return files, []
     if count >= len(files):
