@@ -5,7 +5,7 @@ over the sentences gives its 95% interval. With 23 short prompts a WER change of
 whether it is::
 
     .venv/bin/python benchmarks/paired_difference.py runs/eval/X/start/report.json runs/eval/X/kept/report.json \\
-        --column wer --column sim_target --only 'arctic_a0[3-5]*'
+        --column wer --column sim_target --skip runs/data/kathleen_rms/kathleen/eval
 
 Prints one line per column: the mean of B - A, its interval, how many sentences moved, and n.
 """
@@ -26,6 +26,15 @@ def per_sentence(report: Path, column: str) -> dict[str, float]:
     return {row["file"]: float(row[column]) for row in rows if row.get(column) is not None}
 
 
+def selected(files: set[str], only: list[str] | None, skip: list[str] | None) -> list[str]:
+    """``files`` matching any of ``only`` (all when None) and none of ``skip``: each a file-name pattern (fnmatch)
+    or a folder, which stands for the names of the files in it."""
+    def matches(name: str, patterns: list[str]) -> bool:  # a report names a file by its stem
+        return any(name in {f.stem for f in Path(p).iterdir()} if Path(p).is_dir() else fnmatch.fnmatch(name, p)
+                   for p in patterns)
+    return sorted(f for f in files if (only is None or matches(f, only)) and not (skip and matches(f, skip)))
+
+
 def paired_interval(differences: np.ndarray, draws: int = 10000, seed: int = 0) -> tuple[float, float]:
     """The 95% paired-bootstrap interval of the mean of ``differences`` (one per sentence)."""
     rng = np.random.default_rng(seed)
@@ -39,11 +48,13 @@ def main() -> int:
     parser.add_argument("report_a", type=Path)
     parser.add_argument("report_b", type=Path)
     parser.add_argument("--column", action="append", help="per-sentence column (default: wer)")
-    parser.add_argument("--only", help="file-name pattern: compare only these sentences (fnmatch)")
+    parser.add_argument("--only", action="append", help="compare only these sentences: a file-name pattern "
+                        "(fnmatch) or a folder holding them; repeatable")
+    parser.add_argument("--skip", action="append", help="leave these sentences out (as --only); repeatable")
     args = parser.parse_args()
     for column in args.column or ["wer"]:
         a, b = per_sentence(args.report_a, column), per_sentence(args.report_b, column)
-        files = sorted(f for f in a.keys() & b.keys() if args.only is None or fnmatch.fnmatch(f, args.only))
+        files = selected(a.keys() & b.keys(), args.only, args.skip)
         if not files:
             raise SystemExit(f"{args.report_b}: no sentence shared with {args.report_a} has {column}")
         differences = np.array([b[f] - a[f] for f in files])  # (sentences,)
