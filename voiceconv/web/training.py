@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 STATES = ("receiving", "queued", "running", "stopping", "stopped", "finished", "failed")
 ACTIVE = ("receiving", "queued", "running", "stopping")  # these hold one of the --max-training-jobs slots
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
-MAX_STEPS = 1_000_000  # the largest step budget (the recipes train 100,000); every job also has a time bound
+MAX_STEPS = 1_000_000  # the largest step budget (the voice recipes train 4,000); every job also has a time bound
 
 
 @dataclass(frozen=True)
