@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--held-back", type=int, default=0, metavar="N",
                         help="VCC2016 pairs: also test on the N held-back training recordings per speaker")
     parser.add_argument("--wide", type=int, default=0, metavar="N",
-                        help="Kathleen -> rms: also test on N of Kathleen's recordings that no model trained on")
+                        help="Kathleen <-> rms: also test on N prompts per side that only the target side trained on")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     speakers = with_held_back(args.pair, args.held_back, args.out / "sentences") if args.held_back else None
