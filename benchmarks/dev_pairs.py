@@ -106,11 +106,8 @@ def with_wide(count: int, folder: Path, direction: str = "a2b") -> tuple[dict, d
     wide_transcripts = folder / "transcripts.tsv"
     wide_transcripts.write_text(transcripts.read_text().rstrip("\n") + "\n"
                                 + "".join(f"{stem}\t{prompts[stem]}\n" for stem in picks))
-    folders = {"source": {"train": source["train"], "test": tests["source"]},
-               "target": {"train": target["train"], "test": tests["target"]}}
-    first, second = (folders["source"], folders["target"]) if direction == "a2b" else (folders["target"],
-                                                                                          folders["source"])
-    return first, second, wide_transcripts
+    folders = ({"train": source["train"], "test": tests["source"]}, {"train": target["train"], "test": tests["target"]})
+    return (*(folders if direction == "a2b" else folders[::-1]), wide_transcripts)  # speakers a, b
 
 
 def copy_once(file: Path, copy: Path) -> None:

@@ -29,10 +29,12 @@ def per_sentence(report: Path, column: str) -> dict[str, float]:
 def selected(files: set[str], only: list[str] | None, skip: list[str] | None) -> list[str]:
     """``files`` matching any of ``only`` (all when None) and none of ``skip``: each a file-name pattern (fnmatch)
     or a folder, which stands for the names of the files in it."""
-    def matches(name: str, patterns: list[str]) -> bool:  # a report names a file by its stem
-        return any(name in {f.stem for f in Path(p).iterdir()} if Path(p).is_dir() else fnmatch.fnmatch(name, p)
-                   for p in patterns)
-    return sorted(f for f in files if (only is None or matches(f, only)) and not (skip and matches(f, skip)))
+    def matcher(patterns: list[str]):  # a report names a file by its stem; each folder is listed once
+        stems = {f.stem for p in patterns if Path(p).is_dir() for f in Path(p).iterdir()}
+        globs = [p for p in patterns if not Path(p).is_dir()]
+        return lambda name: name in stems or any(fnmatch.fnmatch(name, g) for g in globs)
+    keep, drop = matcher(only) if only else (lambda name: True), matcher(skip or [])
+    return sorted(f for f in files if keep(f) and not drop(f))
 
 
 def paired_interval(differences: np.ndarray, draws: int = 10000, seed: int = 0) -> tuple[float, float]:

@@ -66,17 +66,13 @@ class SpeakerCorpus:
 WaveTransform = Callable[[np.ndarray], np.ndarray]  # a waveform [samples] -> another, e.g. the WORLD pitch alignment
 
 
-def held_back_count(recordings: int, asked: int) -> int:
-    """How many of a speaker's ``recordings`` to hold back when ``asked`` for: at most a quarter of them (at least
-    one), so that a small folder still trains on most of its speech."""
-    return min(asked, max(1, recordings // 4)) if asked > 0 else 0
-
-
 def split_held_back(files: list[Path], count: int) -> tuple[list[Path], list[Path]]:
-    """(training files, ``count`` held-back files spread evenly over the sorted list): held-back files are never
-    trained on; model selection scores on them. Ask :func:`held_back_count` first to fit ``count`` to the folder."""
+    """(training files, held-back files spread evenly over the sorted list): held-back files are never trained on;
+    model selection scores on them. ``count`` are asked for and at most a quarter of ``files`` (at least one) are
+    given, so that a small folder still trains on most of its speech."""
     if count <= 0:
         return files, []
+    count = min(count, max(1, len(files) // 4))
     if count >= len(files):
         raise VoiceconvError(f"cannot hold back {count} of {len(files)} recordings: add recordings or lower "
                              "data.held_back")

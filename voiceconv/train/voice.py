@@ -24,8 +24,7 @@ from voiceconv.audio.world import (FIT_FILES, Alignment, WorldSettings, analyse,
                                    spread_picks, synthesize)
 from voiceconv.config import to_dict
 from voiceconv.convert import Converter
-from voiceconv.data.speakers import (SpeakerCorpus, held_back_count, load_speaker, load_training_audio,
-                                     split_held_back)
+from voiceconv.data.speakers import SpeakerCorpus, load_speaker, load_training_audio, split_held_back
 from voiceconv.data.transcripts import folder_transcripts, parallel_recordings
 from voiceconv.errors import AudioError, ConfigError, ModelFileError, VoiceconvError
 from voiceconv.families import VOICE_KIND
@@ -348,12 +347,11 @@ def load_voice_data(recipe: VoiceRecipe, folders: tuple[Path, Path], cache_dir: 
     features, data = recipe.features, recipe.data
     files, held_back, transcripts = {}, {}, {}
     for side, folder in zip("ab", folders):
-        recordings = audio_files(folder)
-        count = held_back_count(len(recordings), data.held_back)
-        if count < data.held_back:
+        files[side], held_back[side] = split_held_back(audio_files(folder), data.held_back)
+        if len(held_back[side]) < data.held_back:
             log.warning("%s: holding back %d of its %d recordings for selection, not data.held_back=%d (at most a "
-                        "quarter of a folder)", folder, count, len(recordings), data.held_back)
-        files[side], held_back[side] = split_held_back(recordings, count)
+                        "quarter of a folder)", folder, len(held_back[side]), len(files[side]) + len(held_back[side]),
+                        data.held_back)
         transcripts.update(folder_transcripts(folder, held_back[side]))
     parallel = parallel_word_references(folders, files, held_back, warn=data.word_reference == "parallel")
     load = partial(load_speaker, config=features, cache_dir=cache_dir, min_seconds=data.min_seconds,
