@@ -16,7 +16,19 @@ and prints the ratio of the two real-time factors.
 ``--compare MODEL ...`` only converts the long input, with ``--model`` and each
 MODEL in turn, ``--repeats`` rounds in alternation, and prints medians: wall
 RTF, CPU seconds per audio second (all threads; what the work costs whatever
-else shares the cores) and their ratios to ``--model``. With
+else shares the cores), peak memory and their ratios to ``--model``. A MODEL
+written ``@REV`` is another pipeline altogether: the code and the ``--model``
+file of git revision REV (extracted with ``git archive``), e.g. the code an
+issue started from against today's::
+
+    .venv/bin/python benchmarks/convert_speed.py --long-seconds 600 --compare @43ec0b9 --repeats 3 \
+        --quality kathleen_rms
+
+``--quality PAIR`` puts quality beside the speed: each pipeline converts the
+first ``--sentences`` test sentences of a development pair
+(``benchmarks/dev_pairs.py``, a2b) and today's ``voiceconv evaluate`` scores
+them all (similarity, MCD, WER, DNSMOS), so that no speed-up is bought with
+quality unseen. With
 ``benchmarks/world_settings_model.py`` this times a model against a copy of
 itself that analyses with other WORLD settings:
 
@@ -30,19 +42,25 @@ Run it alone: another torch process on the same cores distorts every figure.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dev_pairs import PAIRS, cell, evaluate  # noqa: E402
 DEFAULT_MODEL = REPO / "samples" / "models" / "kathleen_rms.safetensors"
 INPUT_RATE = 44100  # what a typical recording arrives at; conversion resamples it
 
@@ -73,13 +91,66 @@ def measure_one_file(model: Path, source: Path, destination: Path) -> dict:
             "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def in_fresh_process(model: Path, source: Path, destination: Path) -> dict:
-    code = ("import json, sys; sys.path.insert(0, %r); from convert_speed import measure_one_file; "
-            "from pathlib import Path; print(json.dumps(measure_one_file(*map(Path, sys.argv[1:]))))"
-            % str(Path(__file__).parent))
-    out = subprocess.run([sys.executable, "-c", code, model, source, destination], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def convert_sentences(model: Path, *paths: Path) -> dict:
+    """In this process: ``paths`` (sources, then a folder) each source converted a2b into the folder (same stems,
+    WAV at the model's rate)."""
+    from voiceconv.convert import Converter
+
+    *sources, out = paths
+    converter = Converter(model)
+    out.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        converter.convert_file(source, out / f"{source.stem}.wav")
+    return {"converted": len(sources)}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What converts: a model file, run by the code under ``code`` (today's: this checkout)."""
+
+    label: str
+    model: Path
+    code: Path = REPO
+
+
+def in_fresh_process(pipeline: Pipeline, function: str, *paths: Path) -> dict:
+    """``function`` of this module run on ``paths`` in a fresh process that imports ``pipeline.code``'s voiceconv."""
+    code = ("import json, sys; sys.path.insert(0, %r); import voiceconv, convert_speed; from pathlib import Path; "
+            "result = getattr(convert_speed, sys.argv[1])(*map(Path, sys.argv[2:])); "
+            "result['package'] = voiceconv.__file__; print(json.dumps(result))" % str(Path(__file__).parent))
+    env = {**os.environ, "PYTHONPATH": str(pipeline.code)}
+    with tempfile.TemporaryDirectory() as cwd:  # no checkout on sys.path[0] but the pipeline's
+        out = subprocess.run([sys.executable, "-c", code, function, *map(str, paths)], capture_output=True,
+                             text=True, env=env, cwd=cwd)
+    if out.returncode:
+        raise SystemExit(f"{pipeline.label}: {function} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(result.pop("package")).resolve().parent != (pipeline.code / "voiceconv").resolve():
+        raise SystemExit(f"{pipeline.label}: imported voiceconv from outside {pipeline.code}")
+    return result
+
+
+def measure(pipeline: Pipeline, source: Path, destination: Path) -> dict:
+    """:func:`measure_one_file` of ``pipeline`` in a fresh process (so peak memory is its own)."""
+    return in_fresh_process(pipeline, "measure_one_file", pipeline.model, source, destination)
+
+
+def pipelines(model: Path, others: list[str], folder: Path) -> list[Pipeline]:
+    """``model`` with today's code, then each of ``others``: a model file, or ``@REV`` (the code and ``model``
+    file of git revision REV, extracted under ``folder``)."""
+    found = [Pipeline(f"{model.name} (today's code)", model)]
+    for other in others:
+        if not other.startswith("@"):
+            found.append(Pipeline(Path(other).name, Path(other)))
+            continue
+        revision, root = other[1:], folder / other[1:]
+        root.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "voiceconv",
+                                  str(model.resolve().relative_to(REPO))], check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(root, filter="data")
+        found.append(Pipeline(f"code and model of {revision}", root / model.resolve().relative_to(REPO), root))
+    return found
 
 
 def batch_throughput(model: Path, folder: Path, out: Path, jobs: int) -> dict:
@@ -100,18 +171,29 @@ def main() -> None:
     parser.add_argument("--batch-files", type=int, default=12)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-model", type=Path, help="compare the long input's RTF with this model's")
-    parser.add_argument("--compare", type=Path, nargs="+", help="only the long input: --model against these, "
-                                                                  "alternated")
+    parser.add_argument("--compare", nargs="+", metavar="MODEL|@REV",
+                        help="only the long input: --model against these model files, or against the code and "
+                             "--model of git revision REV, alternated")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quality", choices=sorted(PAIRS), help="with --compare: score each pipeline's conversions "
+                                                                 "of this development pair's test sentences")
+    parser.add_argument("--sentences", type=int, default=10, help="test sentences --quality converts")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.compare:
-        return compare([args.model, *args.compare], args.long_seconds, args.repeats, args.json)
+        with tempfile.TemporaryDirectory() as tmp:
+            compared = pipelines(args.model, args.compare, Path(tmp))
+            rows = compare(compared, args.long_seconds, args.repeats, args.json)
+            quality = score(compared, args.quality, args.sentences, Path(tmp) / "quality") if args.quality else {}
+        note = f"; quality: the first {args.sentences} {args.quality} test sentences, a2b" if args.quality else ""
+        return print_comparison(rows, quality, f"{args.long_seconds:g} s of speech, {os.cpu_count()} CPU cores, "
+                                               f"medians of {args.repeats} alternated rounds{note}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = {"10 s": speech_file(tmp / "short.wav", 10.0),
                  f"{args.long_seconds / 60:g} min": speech_file(tmp / "long.wav", args.long_seconds)}
-        singles = {label: in_fresh_process(args.model, path, tmp / f"out_{path.name}") for label, path in files.items()}
+        today = Pipeline(args.model.name, args.model)
+        singles = {label: measure(today, path, tmp / f"out_{path.name}") for label, path in files.items()}
         batch_dir = tmp / "batch"
         batch_dir.mkdir()
         for i in range(args.batch_files):
@@ -120,7 +202,8 @@ def main() -> None:
         baseline = None
         if args.baseline_model:
             long_input = files[f"{args.long_seconds / 60:g} min"]
-            baseline = in_fresh_process(args.baseline_model, long_input, tmp / "out_baseline.wav")
+            baseline = measure(Pipeline(args.baseline_model.name, args.baseline_model), long_input,
+                               tmp / "out_baseline.wav")
     report(singles, batches, args.json)
     if baseline is not None:
         model = list(singles.values())[-1]
@@ -130,24 +213,58 @@ def main() -> None:
               f"({model['rtf_without_load'] / baseline['rtf_without_load']:.2f}x)")
 
 
-def compare(models: list[Path], seconds: float, repeats: int, json_path: Path | None) -> None:
-    """The long input converted by each model in turn, ``repeats`` rounds; medians and ratios to the first."""
+def compare(compared: list[Pipeline], seconds: float, repeats: int, json_path: Path | None) -> dict[str, dict]:
+    """The long input converted by each pipeline in turn, ``repeats`` rounds; each figure's median by label."""
     with tempfile.TemporaryDirectory() as tmp:
         source = speech_file(Path(tmp) / "long.wav", seconds)
-        runs = {model: [] for model in models}
+        runs = {pipeline.label: [] for pipeline in compared}
         for _ in range(repeats):
-            for model in models:
-                runs[model].append(in_fresh_process(model, source, Path(tmp) / "out.wav"))
-    medians = {model: {key: float(np.median([r[key] for r in rows])) for key in rows[0]} for model, rows in runs.items()}
-    first = medians[models[0]]
-    print(f"{seconds:g} s of speech, {os.cpu_count()} CPU cores, medians of {repeats} alternated rounds\n")
-    print("| model | RTF end to end | RTF without load | CPU s per audio s | RTF vs first | CPU vs first |")
-    print("|---|---|---|---|---|---|")
-    for model, row in medians.items():
-        print(f"| {model.name} | {row['rtf']:.4f} | {row['rtf_without_load']:.4f} | {row['cpu_per_audio_second']:.4f} "
-              f"| {row['rtf'] / first['rtf']:.2f}x | {row['cpu_per_audio_second'] / first['cpu_per_audio_second']:.2f}x |")
+            for pipeline in compared:
+                runs[pipeline.label].append(measure(pipeline, source, Path(tmp) / "out.wav"))
     if json_path:
-        json_path.write_text(json.dumps({str(m): rows for m, rows in runs.items()}, indent=2))
+        json_path.write_text(json.dumps(runs, indent=2))
+    return {label: {key: float(np.median([r[key] for r in rows])) for key in rows[0]} for label, rows in runs.items()}
+
+
+def score(compared: list[Pipeline], pair: str, sentences: int, folder: Path) -> dict[str, dict]:
+    """Each pipeline's conversions of ``pair``'s first ``sentences`` test sentences, scored by today's ``voiceconv
+    evaluate``: its summary by label."""
+    a, b, transcripts = PAIRS[pair]
+    chosen = folder / "sentences"
+    chosen.mkdir(parents=True)
+    for file in audio_paths(a["test"])[:sentences]:
+        shutil.copyfile(file, chosen / file.name)
+    speakers = ({**a, "test": chosen}, b, transcripts)
+    summaries = {}
+    for index, pipeline in enumerate(compared):
+        converted = folder / f"converted{index}"
+        in_fresh_process(pipeline, "convert_sentences", pipeline.model, *audio_paths(chosen), converted)
+        summaries[pipeline.label] = evaluate(pair, ["--converted", str(converted)], folder / f"scores{index}",
+                                             "a2b", speakers)["converted"]
+    return summaries
+
+
+def audio_paths(folder: Path) -> list[Path]:
+    from voiceconv.audio.io import audio_files
+
+    return sorted(audio_files(folder))
+
+
+def print_comparison(rows: dict[str, dict], quality: dict[str, dict], heading: str) -> None:
+    """One table: each pipeline's speed medians and ratios to the first, and its quality scores when measured."""
+    first = next(iter(rows.values()))
+    scores = [("MCD dB", "mcd_db", "{:.2f}"), ("WER", "wer", "{:.3f}"), ("DNSMOS", "dnsmos_ovrl", "{:.2f}"),
+              ("sim target", "sim_target", "{:.3f}")] if quality else []
+    print(heading + "\n")
+    titles = ["pipeline", "RTF end to end", "RTF without load", "CPU s per audio s", "peak MiB", "time vs first",
+              "CPU vs first", *(title for title, _, _ in scores)]
+    print("| " + " | ".join(titles) + " |\n" + "|---" * len(titles) + "|")
+    for label, row in rows.items():
+        cells = [label, f"{row['rtf']:.4f}", f"{row['rtf_without_load']:.4f}", f"{row['cpu_per_audio_second']:.4f}",
+                 f"{row['peak_rss_MiB']:.0f}", f"{row['rtf'] / first['rtf']:.2f}x",
+                 f"{row['cpu_per_audio_second'] / first['cpu_per_audio_second']:.2f}x",
+                 *(cell(quality[label], key, style) for _, key, style in scores)]
+        print("| " + " | ".join(cells) + " |")
 
 
 def report(singles: dict, batches: list[dict], json_path: Path | None) -> None:

@@ -17,6 +17,7 @@ from voiceconv.convert import Converter
 from voiceconv.convert.windowing import CrossfadeJoiner
 from voiceconv.errors import AudioError, SilentAudioError, TooShortError, VoiceconvError
 from voiceconv.modelfiles.format import load_model_file, save_model_file
+from voiceconv.runtime import torch_threads
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
 RATE = 16000
@@ -66,6 +67,16 @@ def test_world_chunks_are_cut_in_pauses_and_join_back_to_the_input(converter):
     np.testing.assert_allclose(joined, wav, atol=1e-6)
 
 
+def test_a_file_conversion_gives_the_same_samples_however_many_chunks_world_aligns_at_once(speech):
+    """While a window converts, WORLD aligns the chunks after it on several threads (as many as torch has, by
+    default); each chunk is aligned on its own, so the output never depends on how many run at once."""
+    converter = Converter(MODEL, window_seconds=1.0, align_chunk_seconds=0.5)  # a dozen chunks
+    outputs = [converter.convert(speech[: 6 * RATE], RATE, windowing=dataclasses.replace(converter.windowing,
+                                                                                         world_threads=threads))
+               for threads in (1, 3)]
+    np.testing.assert_array_equal(*outputs)
+
+
 def test_long_input_is_consumed_lazily(converter):
     """The first output block arrives after reading about two windows (the next one is aligned while the first
     converts): memory does not grow with the input."""
@@ -77,7 +88,8 @@ def test_long_input_is_consumed_lazily(converter):
             next(consumed)
             yield block
 
-    first = next(converter.convert_stream(endless()))
+    with torch_threads(2):  # WORLD aligns as many chunks at once as torch has threads
+        first = next(converter.convert_stream(endless()))
     blocks_read = next(consumed)
     windows = converter.windowing.plan(converter.features)[0]
     window_blocks = (windows.stride + windows.margin) / len(block)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import mel_image
-from voiceconv.audio.features import FeatureConfig, MelImageEncoder, image_to_mel, mel_to_image
+from voiceconv.audio.features import (FeatureConfig, MelImageEncoder, hz_to_mel, image_to_mel, mel_centres,
+                                      mel_filterbank, mel_to_hz, mel_to_image)
 from voiceconv.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
 from voiceconv.errors import ConfigError
 
@@ -85,3 +87,18 @@ def test_louder_band_is_brighter_in_its_mel_row():
     low, high = torch.sin(2 * torch.pi * 200 * t), torch.sin(2 * torch.pi * 3000 * t)
     image = mel_image(0.5 * low + 0.05 * high, config)[0].mean(-1)  # [n_mels]
     assert image.argmax() < config.n_mels // 4  # row 0 is the lowest band
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(sample_rate=22050, n_fft=2048, win_length=2048,
+                                                                   n_mels=80, fmin=50.0, fmax=11025.0)])
+def test_mel_centres_are_the_peaks_of_the_filterbank_and_librosas_slaney_frequencies(config):
+    import librosa
+
+    centres = mel_centres(config)
+    expected = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax, htk=False)[1:-1]
+    np.testing.assert_allclose(centres, expected, rtol=1e-9)
+    bins = np.linspace(0, config.sample_rate / 2, config.n_freqs)
+    peaks = bins[mel_filterbank(config).argmax(dim=0).numpy()]  # the bin nearest each centre
+    assert np.all(np.abs(peaks - centres) <= config.sample_rate / config.n_fft)
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(np.array([0.0, 440.0, 1000.0, 7000.0]))),
+                               [0.0, 440.0, 1000.0, 7000.0], rtol=1e-12, atol=1e-9)

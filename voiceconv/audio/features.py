@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torchaudio
 
@@ -72,6 +73,33 @@ class FeatureConfig:
 def stft_window(config: FeatureConfig, device: torch.device | str | None = None) -> torch.Tensor:
     """The analysis/synthesis window ``[win_length]``."""
     return WINDOWS[config.window](config.win_length, device=device)
+
+
+# The Slaney mel scale (librosa's and torchaudio's mel_scale="slaney"): linear below 1 kHz, logarithmic above.
+SLANEY_BREAK_HZ = 1000.0
+SLANEY_HZ_PER_MEL = 200.0 / 3.0  # below the break
+SLANEY_LOG_STEP = math.log(6.4) / 27.0  # natural log of the frequency ratio per mel above it
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Frequencies in Hz -> Slaney mels."""
+    hz = np.asarray(hz, dtype=np.float64)
+    above = SLANEY_BREAK_HZ / SLANEY_HZ_PER_MEL + np.log(np.maximum(hz, SLANEY_BREAK_HZ) / SLANEY_BREAK_HZ) / SLANEY_LOG_STEP
+    return np.where(hz >= SLANEY_BREAK_HZ, above, hz / SLANEY_HZ_PER_MEL)
+
+
+def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Slaney mels -> frequencies in Hz (the inverse of :func:`hz_to_mel`)."""
+    mels, break_mel = np.asarray(mels, dtype=np.float64), SLANEY_BREAK_HZ / SLANEY_HZ_PER_MEL
+    return np.where(mels >= break_mel, SLANEY_BREAK_HZ * np.exp(SLANEY_LOG_STEP * (mels - break_mel)),
+                    mels * SLANEY_HZ_PER_MEL)
+
+
+def mel_centres(config: FeatureConfig) -> np.ndarray:
+    """Centre frequencies in Hz ``[n_mels]`` of :func:`mel_filterbank`'s filters: the inner ones of ``n_mels + 2``
+    points equally spaced in mels from ``fmin`` to ``fmax``."""
+    edges = mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
+    return edges[1:-1]
 
 
 def mel_filterbank(config: FeatureConfig) -> torch.Tensor:

@@ -17,7 +17,6 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from scipy.signal import firwin
 
 ZERO_CROSSINGS = 16  # of the sinc, each side: the filter's reach, in periods of the faster rate's Nyquist frequency
 KAISER_BETA = 8.0  # stopband about 80 dB down
@@ -28,6 +27,8 @@ MAX_OUTPUTS_AT_ONCE = 1 << 16  # outputs computed together: bounds the memory of
 def polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
     """The anti-aliasing filter split into its ``up`` phases ``[up, taps]``, and its half length (the delay at the
     upsampled rate). Phase ``p`` holds ``h[p], h[p + up], h[p + 2 up], ...`` of the ``2 half + 1``-tap filter."""
+    from scipy.signal import firwin  # here: scipy.signal takes longer to import than a model file takes to load
+
     fastest = max(up, down)
     half = ZERO_CROSSINGS * fastest
     taps = firwin(2 * half + 1, 1.0 / fastest, window=("kaiser", KAISER_BETA)) * up  # x up: zero-stuffing's gain

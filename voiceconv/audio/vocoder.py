@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from voiceconv.audio.features import FeatureConfig, image_to_mel, mel_filterbank, stft_window
+from voiceconv.audio.features import FeatureConfig, image_to_mel, mel_centres, mel_filterbank, stft_window
 
 DEFAULT_ITERATIONS = 32
 DEFAULT_MOMENTUM = 0.99
@@ -116,10 +116,7 @@ class GriffinLimVocoder:
 def _interpolation_matrix(config: FeatureConfig) -> torch.Tensor:
     """``[n_freqs, n_mels]`` weights that linearly interpolate values at the mel bands' centre frequencies
     onto the STFT bins (held constant below the first centre and above the last)."""
-    import librosa
-
-    # The Slaney mel scale of mel_filterbank: n_mels + 2 equally spaced mels, the inner ones are the centres.
-    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax, htk=False)[1:-1]
+    centres = mel_centres(config)  # [n_mels] Hz
     frequencies = np.linspace(0, config.sample_rate / 2, config.n_freqs)
     position = torch.from_numpy(np.interp(frequencies, centres, np.arange(config.n_mels)))
     below = position.floor().long().clamp(max=config.n_mels - 1)

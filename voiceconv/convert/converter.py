@@ -110,14 +110,17 @@ class Converter:
         """Mono blocks at the model's sample rate -> converted blocks, in memory bounded by a few windows.
 
         Input is consumed lazily; raises :class:`AudioError` (naming ``name``)
-        for input that is empty, too short or silent. The next window's WORLD
-        chunks are aligned on a second thread while the current window converts.
-        ``windowing`` defaults to the converter's own, as :meth:`open_stream`'s does.
+        for input that is empty, too short or silent. While a window converts,
+        the WORLD chunks after it are aligned on ``windowing.world_threads``
+        threads, by default as many as torch may use (the process's share of
+        the cores; pyworld releases the GIL), so WORLD, the larger stage, runs
+        on every core. ``windowing`` defaults to the converter's own, as :meth:`open_stream`'s does.
         """
         windowing = windowing or self.windowing
-        chunks = windowing.plan(self.features)[1]
-        with ThreadPoolExecutor(1, thread_name_prefix="voiceconv-world") as pool:
-            stream = self.open_stream(self.features.sample_rate, direction, pitch, windowing, name, pool, chunks.ahead)
+        chunks, threads = windowing.plan(self.features)[1], windowing.world_threads or torch.get_num_threads()
+        with ThreadPoolExecutor(threads, thread_name_prefix="voiceconv-world") as pool:
+            stream = self.open_stream(self.features.sample_rate, direction, pitch, windowing, name, pool,
+                                      max(chunks.ahead, threads))
             for block in blocks:
                 converted = stream.push(block)
                 if len(converted):

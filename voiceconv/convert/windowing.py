@@ -27,7 +27,7 @@ from voiceconv.errors import VoiceconvError
 Piece = tuple[int, np.ndarray, tuple[int, int], bool]  # (offset, samples, (kept from, kept to), is_last)
 ResamplerKind = Literal["soxr", "sinc"]  # how input at another rate reaches the model's (Windowing.resampler)
 MAX_REFINE_ITERATIONS = 1000
-MAX_TORCH_THREADS = 1024
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,9 @@ class Windowing:
     Griffin-Lim iterations refine each window's STFT when the model refines
     its aligned input: short windows can take fewer for the same quality.
     ``torch_threads`` (None: the caller's) is how many torch threads convert
-    each window: short windows run faster on one.
+    each window: short windows run faster on one. ``world_threads`` (None:
+    as many as torch has) is how many WORLD chunks a file conversion aligns
+    at once while a window converts; the output does not depend on it.
 
     ``resampler`` is how input at another rate is brought to the model's:
     ``soxr`` (steep; fed 100-ms blocks at 48 kHz it returns audio 12-34 ms
@@ -161,6 +163,7 @@ class Windowing:
     align_lead_in: float | None = None
     refine_iterations: int | None = None
     torch_threads: int | None = None
+    world_threads: int | None = None
     resampler: ResamplerKind = "soxr"
 
     @property
@@ -174,8 +177,10 @@ class Windowing:
         rate = features.sample_rate
         if self.refine_iterations is not None and not 0 <= self.refine_iterations <= MAX_REFINE_ITERATIONS:
             raise VoiceconvError(f"refine_iterations must be 0-{MAX_REFINE_ITERATIONS}, got {self.refine_iterations}")
-        if self.torch_threads is not None and not 1 <= self.torch_threads <= MAX_TORCH_THREADS:
-            raise VoiceconvError(f"torch_threads must be 1-{MAX_TORCH_THREADS}, got {self.torch_threads}")
+        for name in ("torch_threads", "world_threads"):
+            threads = getattr(self, name)
+            if threads is not None and not 1 <= threads <= MAX_THREADS:
+                raise VoiceconvError(f"{name} must be 1-{MAX_THREADS}, got {threads}")
         if self.resampler not in get_args(ResamplerKind):
             kinds = ", ".join(get_args(ResamplerKind))
             raise VoiceconvError(f"resampler must be one of {kinds}, got {self.resampler!r}")
