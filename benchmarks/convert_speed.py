@@ -4,10 +4,14 @@ Each measurement runs in a fresh process (so peak memory is its own): the
 real-time factor (wall time / audio duration, lower is better) of
 ``Converter.convert_file`` on a 10-second and a 10-minute input made of real
 speech, the peak resident memory of each, and the throughput of a batch
-folder with ``voiceconv convert --jobs 1`` against ``--jobs 2`` in the same run.
+folder of ten-second files (files and audio seconds per second, RTF) with
+``voiceconv convert --jobs 1`` against ``--jobs 2`` in the same run, on each
+``--batch-device`` (on a GPU machine: ``--batch-files 200 --batch-device cpu
+cuda --jobs 4 8``).
 
     .venv/bin/python benchmarks/convert_speed.py [--model samples/models/kathleen_rms.safetensors]
-        [--long-seconds 600] [--batch-files 12] [--json out.json] [--baseline-model OLD.safetensors]
+        [--long-seconds 600] [--batch-files 12] [--batch-device cpu cuda] [--jobs 2]
+        [--json out.json] [--baseline-model OLD.safetensors]
 
 ``--baseline-model`` also converts the long input with another model file in the
 same run (e.g. the previous default: ``git show REV:samples/models/kathleen_rms.safetensors``)
@@ -153,15 +157,15 @@ def pipelines(model: Path, others: list[str], folder: Path) -> list[Pipeline]:
     return found
 
 
-def batch_throughput(model: Path, folder: Path, out: Path, jobs: int) -> dict:
-    """Wall time of ``voiceconv convert --jobs N`` over a folder (model loading included)."""
+def batch_throughput(model: Path, folder: Path, out: Path, jobs: int, device: str = "cpu") -> dict:
+    """Wall time of ``voiceconv convert --jobs N --device D`` over a folder (model loading included)."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "voiceconv", "convert", "--model", model, folder, "-o", out,
-                    "--jobs", str(jobs)], check=True, capture_output=True)
+                    "--jobs", str(jobs), "--device", device], check=True, capture_output=True)
     seconds = time.perf_counter() - start
     audio = sum(sf.info(p).duration for p in folder.iterdir())
-    return {"jobs": jobs, "files": len(list(folder.iterdir())), "wall_seconds": seconds,
-            "audio_seconds_per_second": audio / seconds}
+    return {"device": device, "jobs": jobs, "files": len(list(folder.iterdir())), "wall_seconds": seconds,
+            "audio_seconds_per_second": audio / seconds, "files_per_second": len(list(folder.iterdir())) / seconds}
 
 
 def main() -> None:
@@ -169,6 +173,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--long-seconds", type=float, default=600.0)
     parser.add_argument("--batch-files", type=int, default=12)
+    parser.add_argument("--batch-device", nargs="+", default=["cpu"], metavar="DEVICE",
+                        help="convert the batch folder on each of these (cpu, cuda) in the same run")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[2], metavar="N",
+                        help="worker processes to time the batch folder with, beside --jobs 1")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-model", type=Path, help="compare the long input's RTF with this model's")
     parser.add_argument("--compare", nargs="+", metavar="MODEL|@REV",
@@ -198,7 +206,8 @@ def main() -> None:
         batch_dir.mkdir()
         for i in range(args.batch_files):
             speech_file(batch_dir / f"clip{i:02d}.wav", 10.0)
-        batches = [batch_throughput(args.model, batch_dir, tmp / f"batch_out{jobs}", jobs) for jobs in (1, 2)]
+        batches = [batch_throughput(args.model, batch_dir, tmp / f"batch_out_{device}{jobs}", jobs, device)
+                   for device in args.batch_device for jobs in sorted({1, *args.jobs})]
         baseline = None
         if args.baseline_model:
             long_input = files[f"{args.long_seconds / 60:g} min"]
@@ -278,12 +287,13 @@ def report(singles: dict, batches: list[dict], json_path: Path | None) -> None:
               f"| {row['peak_rss_MiB']:.0f} |")
     short, long = singles.values()
     print(f"\npeak memory, long / short: {long['peak_rss_MiB'] / short['peak_rss_MiB']:.2f}x")
-    print("\n| batch | files | wall s | audio s per s | vs --jobs 1 |")
-    print("|---|---|---|---|---|")
+    print("\n| batch | files | wall s | files per s | audio s per s (x real time) | RTF | vs first |")
+    print("|---|---|---|---|---|---|---|")
     for row in batches:
         ratio = row["audio_seconds_per_second"] / batches[0]["audio_seconds_per_second"]
-        print(f"| --jobs {row['jobs']} | {row['files']} | {row['wall_seconds']:.1f} | "
-              f"{row['audio_seconds_per_second']:.1f} | {ratio:.2f}x |")
+        print(f"| --device {row['device']} --jobs {row['jobs']} | {row['files']} | {row['wall_seconds']:.1f} | "
+              f"{row['files_per_second']:.2f} | {row['audio_seconds_per_second']:.1f} | "
+              f"{1 / row['audio_seconds_per_second']:.4f} | {ratio:.2f}x |")
     if json_path:
         json_path.write_text(json.dumps({"single_files": singles, "batch": batches}, indent=2))
 

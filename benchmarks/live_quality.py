@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, evaluate, write_table  # noqa: E402
+from dev_pairs import PAIRS, evaluate, with_wide, write_table  # noqa: E402
 from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
 
 
-def convert_folder(converter, source: Path, out: Path, windowing, input_rate: int | None = None) -> None:
-    """Every audio file of ``source`` converted a2b in ``windowing`` into ``out`` (same names, FLAC); with
+def convert_folder(converter, source: Path, out: Path, windowing, input_rate: int | None = None,
+                   direction: str = "a2b") -> None:
+    """Every audio file of ``source`` converted in ``direction`` and ``windowing`` into ``out`` (same names, FLAC); with
     ``input_rate``, each is first brought to that rate (soxr, as a microphone would deliver it) and converted
     from there, through the windowing's own resampler."""
     import soxr
@@ -42,7 +43,7 @@ def convert_folder(converter, source: Path, out: Path, windowing, input_rate: in
         wav, wav_rate = load_audio(path, rate), rate
         if input_rate is not None and input_rate != rate:
             wav, wav_rate = soxr.resample(wav, rate, input_rate, quality="VHQ").astype(np.float32), input_rate
-        converted = converter.convert(wav, wav_rate, "a2b", windowing=windowing)
+        converted = converter.convert(wav, wav_rate, direction, windowing=windowing)
         save_audio(out / f"{path.stem}.flac", converted, rate)
 
 
@@ -52,17 +53,25 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--windowing", nargs="+", default=["file", "live"])
     parser.add_argument("--input-rate", type=int, help="convert from this sample rate (a browser microphone: 48000)")
+    parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
+                        help="b2a converts the pair's second speaker's test sentences to the first (default %(default)s)")
+    parser.add_argument("--wide", type=int, default=0, metavar="N",
+                        help="Kathleen <-> rms: also test on N prompts per side that only the target side trained on")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     from voiceconv.convert import Converter
 
     converter = Converter(args.model)
+    if args.wide and args.pair != "kathleen_rms":
+        raise SystemExit("--wide adds the prompts the other side trained on: it needs kathleen_rms")
+    speakers = with_wide(args.wide, args.out / "sentences", args.direction) if args.wide else PAIRS[args.pair]
     rows = {}
     for index, text in enumerate(args.windowing):
         folder = args.out / f"windowing{index}"
-        convert_folder(converter, PAIRS[args.pair][0]["test"], folder / "converted", parse_windowing(text),
-                       args.input_rate)
-        rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report")["converted"]
+        source = speakers[0 if args.direction == "a2b" else 1]["test"]
+        convert_folder(converter, source, folder / "converted", parse_windowing(text), args.input_rate, args.direction)
+        rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report",
+                              args.direction, speakers)["converted"]
     write_table(rows, args.out / "table.md", "windowing")
 
 

@@ -66,8 +66,8 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     ``planning_failures`` (from :func:`plan_batch`) start the report's
     failures; ``converter``, an already loaded model, saves loading
     ``model_path`` in this process. ``device`` (see :func:`resolve_device`)
-    places the model; on a GPU the files go through it one after another and
-    ``jobs`` is not used. ``pitch`` is :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
+    places the model, in every worker too: on a GPU, ``jobs`` workers share
+    it while each runs WORLD on its share of the CPU cores. ``pitch`` is :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
     after each file, converted or failed (the page's progress bar). Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
     Raises :class:`~voiceconv.errors.ModelFileError` before converting
@@ -143,8 +143,9 @@ def _remove_partial_outputs(items: list[BatchItem]) -> None:
 def _conversions(converter: Converter, todo: list[BatchItem], jobs: int, direction: str, sample_rate: int | None,
                  pitch: str | float | None) -> Iterator[tuple[BatchItem, _Outcome | TaskFailed]]:
     """``(item, outcome)`` for every item as it finishes, from this process or from ``jobs`` workers."""
-    if jobs > 1 and len(todo) > 1 and converter.device.type == "cpu":
-        return _convert_in_workers(converter.path, todo, min(jobs, len(todo)), direction, sample_rate, pitch)
+    if jobs > 1 and len(todo) > 1:
+        return _convert_in_workers(converter.path, str(converter.device), todo, min(jobs, len(todo)), direction,
+                                   sample_rate, pitch)
     return ((item, _convert_one(converter, item, direction, sample_rate, pitch)) for item in todo)
 
 
@@ -179,8 +180,8 @@ _worker_converter: Converter | None = None
 _worker_busy = False
 
 
-def _start_worker(model_path: str, threads: int) -> None:
-    """Worker initializer: load the model once; Ctrl-C is left to the parent, SIGTERM stops cleanly, and so does
+def _start_worker(model_path: str, device: str, threads: int) -> None:
+    """Worker initializer: load the model once onto ``device``; Ctrl-C is left to the parent, SIGTERM stops cleanly, and so does
     the parent's death (see :func:`~voiceconv.batch.workers.watch_parent`)."""
     global _worker_converter
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -191,7 +192,7 @@ def _start_worker(model_path: str, threads: int) -> None:
     from voiceconv.convert import Converter
 
     torch.set_num_threads(threads)
-    _worker_converter = Converter(model_path)
+    _worker_converter = Converter(model_path, device=device)
 
 
 def _stop_worker(signum: int, frame) -> None:
@@ -211,7 +212,8 @@ def _convert_in_worker(item: BatchItem, direction: str, sample_rate: int | None,
         _worker_busy = False
 
 
-def _convert_in_workers(model_path: Path, items: list[BatchItem], jobs: int, direction: str, sample_rate: int | None,
+def _convert_in_workers(model_path: Path, device: str, items: list[BatchItem], jobs: int, direction: str,
+                        sample_rate: int | None,
                         pitch: str | float | None) -> Iterator[tuple[BatchItem, _Outcome | TaskFailed]]:
-    initializer = (_start_worker, (str(model_path), worker_threads(jobs)))
+    initializer = (_start_worker, (str(model_path), device, worker_threads(jobs)))
     return in_worker_pool(items, jobs, initializer, _convert_in_worker, (direction, sample_rate, pitch))

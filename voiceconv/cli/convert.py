@@ -44,7 +44,8 @@ def _add_convert(verbs) -> None:
     p.add_argument("--allow-out-inside-input", action="store_true",
                    help="allow OUT_DIR inside an input folder; files under OUT_DIR are then never taken as inputs")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="worker processes, each with its share of the CPU cores (default %(default)s; CPU only)")
+                   help="worker processes, each with its share of the CPU cores (and sharing the GPU when "
+                        "converting on one; default %(default)s)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     add_pitch(p)
     p.set_defaults(run=_run_convert)
