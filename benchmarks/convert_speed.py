@@ -50,7 +50,6 @@ import io
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -64,7 +63,7 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, cell, evaluate  # noqa: E402
+from dev_pairs import PAIRS, cell, evaluate, first_sentences  # noqa: E402
 DEFAULT_MODEL = REPO / "samples" / "models" / "kathleen_rms.safetensors"
 INPUT_RATE = 44100  # what a typical recording arrives at; conversion resamples it
 
@@ -238,25 +237,15 @@ def compare(compared: list[Pipeline], seconds: float, repeats: int, json_path: P
 def score(compared: list[Pipeline], pair: str, sentences: int, folder: Path) -> dict[str, dict]:
     """Each pipeline's conversions of ``pair``'s first ``sentences`` test sentences, scored by today's ``voiceconv
     evaluate``: its summary by label."""
-    a, b, transcripts = PAIRS[pair]
-    chosen = folder / "sentences"
-    chosen.mkdir(parents=True)
-    for file in audio_paths(a["test"])[:sentences]:
-        shutil.copyfile(file, chosen / file.name)
-    speakers = ({**a, "test": chosen}, b, transcripts)
+    speakers = first_sentences(pair, sentences, folder)
     summaries = {}
     for index, pipeline in enumerate(compared):
         converted = folder / f"converted{index}"
-        in_fresh_process(pipeline, "convert_sentences", pipeline.model, *audio_paths(chosen), converted)
+        in_fresh_process(pipeline, "convert_sentences", pipeline.model, *sorted(speakers[0]["test"].iterdir()),
+                         converted)
         summaries[pipeline.label] = evaluate(pair, ["--converted", str(converted)], folder / f"scores{index}",
                                              "a2b", speakers)["converted"]
     return summaries
-
-
-def audio_paths(folder: Path) -> list[Path]:
-    from voiceconv.audio.io import audio_files
-
-    return sorted(audio_files(folder))
 
 
 def print_comparison(rows: dict[str, dict], quality: dict[str, dict], heading: str) -> None:

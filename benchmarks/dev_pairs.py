@@ -110,6 +110,19 @@ def with_wide(count: int, folder: Path, direction: str = "a2b") -> tuple[dict, d
     return (*(folders if direction == "a2b" else folders[::-1]), wide_transcripts)  # speakers a, b
 
 
+def first_sentences(pair: str, count: int, folder: Path, direction: str = "a2b") -> tuple[dict, dict, Path | None]:
+    """``pair`` with only the first ``count`` test sentences of the side ``direction`` converts from (copies under
+    ``folder``)."""
+    a, b, transcripts = PAIRS[pair]
+    source = a if direction == "a2b" else b
+    chosen = folder / "sentences"
+    chosen.mkdir(parents=True, exist_ok=True)
+    for file in sorted(source["test"].glob("*"))[:count]:
+        copy_once(file, chosen / file.name)
+    source = {**source, "test": chosen}
+    return (source, b, transcripts) if direction == "a2b" else (a, source, transcripts)
+
+
 def copy_once(file: Path, copy: Path) -> None:
     """A copy of ``file`` at ``copy`` unless one is there (the evaluation reads no linked file)."""
     if not copy.exists():

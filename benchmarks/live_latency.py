@@ -36,7 +36,11 @@ dB).
     .venv/bin/python benchmarks/live_latency.py [--seconds 20] [--block-ms 100 200] [--pace realtime|fast]
         [--windowing live WINDOW,CONTEXT,CROSSFADE,CHUNK,CHUNK_CONTEXT CHUNK,CHUNK_CONTEXT[,LEAD_IN][/ITERATIONS] ...]
         [--repeats 3]
-        [--threads 2] [--model samples/models/kathleen_rms.safetensors] [--json out.json]
+        [--threads 2] [--model samples/models/kathleen_rms.safetensors] [--quality kathleen_rms] [--json out.json]
+
+``--quality PAIR`` puts quality beside the delay: each windowing converts the first ``--sentences`` test
+sentences of a development pair (``benchmarks/dev_pairs.py``) from 48 kHz, as the stream would, and ``voiceconv
+evaluate`` scores them (MCD, WER, DNSMOS columns), so that no delay is bought with quality unseen.
 
 Run it alone: another process on the same cores distorts every timing (the
 held-back figures never change).
@@ -49,11 +53,15 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dev_pairs import cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "samples" / "models" / "kathleen_rms.safetensors"
@@ -78,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
+    p.add_argument("--quality", metavar="PAIR", help="also score each windowing's conversions of this development "
+                                                     "pair's first --sentences test sentences (benchmarks/dev_pairs.py) "
+                                                     "from 48 kHz: MCD, WER, DNSMOS")
+    p.add_argument("--sentences", type=int, default=10, help="test sentences --quality converts")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -232,20 +244,40 @@ def spread(figures: dict, name: str, statistics: tuple[str, ...]) -> str:
     return " / ".join(f"{1000 * figures[f'{name}_{statistic}']:.0f}" for statistic in statistics)
 
 
+QUALITY_COLUMNS = [("MCD dB", "mcd_db", "{:.2f}"), ("WER", "wer", "{:.3f}"), ("DNSMOS", "dnsmos_ovrl", "{:.2f}")]
+
+
 def markdown(results: dict) -> str:
+    quality = [column for column in QUALITY_COLUMNS if "quality" in results["windowings"][0]]
     header = ["windowing", "block", *(title for title, _, _ in STREAM_COLUMNS), "compute RTF", "CPU RTF",
-              "file RTF in these windows", "log-mel dB from the 10-s file", "stream = file"]
+              "file RTF in these windows", "log-mel dB from the 10-s file", "stream = file",
+              *(title for title, _, _ in quality)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in results["windowings"]:
         for block_ms, figures in entry["streams"].items():
             cells = [entry["name"], f"{block_ms} ms", *(spread(figures, name, stats) for _, name, stats in STREAM_COLUMNS),
                      f"{figures['compute_rtf']:.3f}", f"{figures['cpu_rtf']:.3f}", f"{entry['file_rtf']:.3f}",
-                     f"{entry['mel_distance_db']:.2f}", str(entry["stream_equals_file"])]
+                     f"{entry['mel_distance_db']:.2f}", str(entry["stream_equals_file"]),
+                     *(cell(entry["quality"], key, style) for _, key, style in quality)]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Baseline in the same run: file conversion with 10-s windows (`Converter.convert`), real-time factor "
               f"{results['file_rtf']:.3f}. Stream figures are medians over {results['repeats']} runs, the "
               "windowings taking turns."]
     return "\n".join(lines)
+
+
+def quality(converter, pair: str, sentences: int, direction: str, windowing) -> dict:
+    """``voiceconv evaluate``'s summary of ``pair``'s first ``sentences`` test sentences converted from the
+    microphone's rate in ``windowing`` (as the stream would: it equals the file conversion cut so)."""
+    from dev_pairs import evaluate, first_sentences
+    from live_quality import convert_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        speakers = first_sentences(pair, sentences, Path(tmp), direction)
+        source = speakers[0 if direction == "a2b" else 1]["test"]
+        convert_folder(converter, source, Path(tmp) / "converted", windowing, MICROPHONE_RATE, direction)
+        return evaluate(pair, ["--converted", str(Path(tmp) / "converted")], Path(tmp) / "scores", direction,
+                        speakers)["converted"]
 
 
 def median_figures(runs: list[dict]) -> dict:
@@ -290,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         results["windowings"].append({"name": text, "windowing": dataclasses.asdict(windowing), "waits": waits,
                                       "streams": streams, "file_rtf": live_file_rtf, "stream_equals_file": equal,
                                       "mel_distance_db": mel_distance_db(converter, live_file_out, file_out)})
+    if args.quality:
+        for entry, windowing in zip(results["windowings"], windowings):
+            entry["quality"] = quality(converter, args.quality, args.sentences, args.direction, windowing)
     print(f"{results['audio_seconds']:.1f} s of speech at {MICROPHONE_RATE} Hz, {args.threads} threads, {args.pace} pace, "
           f"WORLD {getattr(converter.alignment(args.direction), 'settings', None)}\n")
     for entry, windowing in zip(results["windowings"], windowings):
