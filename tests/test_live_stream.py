@@ -15,7 +15,7 @@ import pytest
 
 from conftest import SAMPLES
 from voiceconv.audio.io import load_audio
-from voiceconv.convert import LIVE_WINDOWING, Converter, Windowing
+from voiceconv.convert import LIVE_WINDOWING, REFINE_ITERATIONS, Converter, Windowing
 from voiceconv.errors import EmptyAudioError, NonFiniteAudioError, SilentAudioError, TooShortError, VoiceconvError
 
 MODEL = SAMPLES / "models" / "kathleen_rms.safetensors"
@@ -73,19 +73,21 @@ def test_a_finished_stream_lets_its_aperiodicity_thread_go(converter, speech):
 
 
 def test_a_windowing_sets_the_griffin_lim_iterations_of_its_windows(converter, speech):
-    """Live windows are refined with fewer iterations than the pipeline's own 8; a windowing that names none, or 8,
-    converts exactly as the pipeline does, and the converter's own pipeline is left as it was."""
+    """A windowing that names no iteration count, or the pipeline's own (REFINE_ITERATIONS), converts exactly as the
+    pipeline does; one that names another count refines its windows with that many, and the converter's own
+    pipeline is left as it was."""
     import dataclasses
 
     own = dataclasses.replace(LIVE_WINDOWING, refine_iterations=None)
+    named = dataclasses.replace(LIVE_WINDOWING, refine_iterations=REFINE_ITERATIONS)
     eight = dataclasses.replace(LIVE_WINDOWING, refine_iterations=8)
-    assert LIVE_WINDOWING.refine_iterations < converter.pipeline.vocoder.n_iter == 8
-    live = converter.convert(speech, MICROPHONE_RATE, windowing=LIVE_WINDOWING)
+    assert converter.pipeline.vocoder.n_iter == REFINE_ITERATIONS != 8
+    with_own = converter.convert(speech, MICROPHONE_RATE, windowing=own)
+    np.testing.assert_array_equal(converter.convert(speech, MICROPHONE_RATE, windowing=named), with_own)
     with_eight = converter.convert(speech, MICROPHONE_RATE, windowing=eight)
-    np.testing.assert_array_equal(converter.convert(speech, MICROPHONE_RATE, windowing=own), with_eight)
-    assert live.shape == with_eight.shape and not np.array_equal(live, with_eight)
-    assert np.corrcoef(live, with_eight)[0, 1] > 0.9  # the same speech, refined less
-    assert converter.pipeline.vocoder.n_iter == 8
+    assert with_own.shape == with_eight.shape and not np.array_equal(with_own, with_eight)
+    assert np.corrcoef(with_own, with_eight)[0, 1] > 0.9  # the same speech, refined more
+    assert converter.pipeline.vocoder.n_iter == REFINE_ITERATIONS
     with pytest.raises(VoiceconvError, match="refine_iterations"):
         converter.open_stream(MICROPHONE_RATE, windowing=dataclasses.replace(LIVE_WINDOWING, refine_iterations=-1))
 

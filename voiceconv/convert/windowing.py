@@ -141,7 +141,7 @@ class Windowing:
     chunk WORLD analyses with it: input that has already arrived, so a longer
     lead-in costs compute but no delay.
 
-    ``refine_iterations`` (None: the pipeline's own, 8 by default) is how many
+    ``refine_iterations`` (None: the pipeline's own, 4 by default) is how many
     Griffin-Lim iterations refine each window's STFT when the model refines
     its aligned input: short windows can take fewer for the same quality.
     ``torch_threads`` (None: the caller's) is how many torch threads convert
