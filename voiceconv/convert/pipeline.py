@@ -39,8 +39,8 @@ SIZE_MULTIPLE = 4  # the generators downsample twice by 2
 MAX_GAIN_DB = 24.0  # loudness matching never amplifies or attenuates a window by more than this
 # Refining the aligned input's STFT: 8 iterations scored within 0.02 DNSMOS and 0.03 dB MCD of 32 on Kathleen -> rms
 # (8 held-out sentences), at a quarter of the vocoder's time; 4 kept every score of 8 within noise in five directions
-# of three dev pairs (benchmarks/live_quality.py --windowing file file/4; on 119 rms -> Kathleen sentences WER
-# -0.004 [-0.019, +0.015], MCD -0.01 dB, DNSMOS -0.001) at 0.88x the file conversion's time (issue 22, session 23).
+# of three dev pairs (benchmarks/live_quality.py --windowing file file/4; over 119 sentences each way between Kathleen
+# and rms, paired, WER -0.005 and -0.004, MCD and DNSMOS within 0.01) at 0.88x the file conversion's time (issue 22).
 REFINE_ITERATIONS = 4
 
 #: A generator as the pipeline runs it: normalized images ``[1, 1, n_mels, T]`` -> ``[1, 1, n_mels, T]``.
