@@ -86,9 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=1, help="runs of each windowing (figures are their medians)")
     p.add_argument("--world", choices=["model", "default"], default="model",
                    help="WORLD analysis: the model file's own, or DEFAULT_SETTINGS (what new models train with)")
-    p.add_argument("--quality", metavar="PAIR", help="also score each windowing's conversions of this development "
-                                                     "pair's first --sentences test sentences (benchmarks/dev_pairs.py) "
-                                                     "from 48 kHz: MCD, WER, DNSMOS")
+    p.add_argument("--quality", metavar="PAIR",
+                   help="also score each windowing's conversions of this development pair's first --sentences test "
+                        "sentences (benchmarks/dev_pairs.py) from 48 kHz: MCD, WER, DNSMOS")
     p.add_argument("--sentences", type=int, default=10, help="test sentences --quality converts")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args(argv)

@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--windowing", nargs="+", default=["file", "live"])
     parser.add_argument("--input-rate", type=int, help="convert from this sample rate (a browser microphone: 48000)")
     parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
-                        help="b2a converts the pair's second speaker's test sentences to the first (default %(default)s)")
+                        help="b2a converts the pair's second speaker's test sentences to the first "
+                             "(default %(default)s)")
     parser.add_argument("--wide", type=int, default=0, metavar="N",
                         help="Kathleen <-> rms: also test on N prompts per side that only the target side trained on")
     parser.add_argument("-o", "--out", type=Path, required=True)

@@ -67,7 +67,8 @@ def run_batch(model_path: str | Path, items: Iterable[BatchItem], direction: str
     failures; ``converter``, an already loaded model, saves loading
     ``model_path`` in this process. ``device`` (see :func:`resolve_device`)
     places the model, in every worker too: on a GPU, ``jobs`` workers share
-    it while each runs WORLD on its share of the CPU cores. ``pitch`` is :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
+    it while each runs WORLD on its share of the CPU cores. ``pitch`` is
+    :meth:`Converter.convert`'s. ``on_file(done, total)`` is called
     after each file, converted or failed (the page's progress bar). Ctrl-C (KeyboardInterrupt) stops the
     batch cleanly and returns the report so far with ``interrupted`` set.
     Raises :class:`~voiceconv.errors.ModelFileError` before converting
@@ -181,8 +182,8 @@ _worker_busy = False
 
 
 def _start_worker(model_path: str, device: str, threads: int) -> None:
-    """Worker initializer: load the model once onto ``device``; Ctrl-C is left to the parent, SIGTERM stops cleanly, and so does
-    the parent's death (see :func:`~voiceconv.batch.workers.watch_parent`)."""
+    """Worker initializer: load the model once onto ``device``; Ctrl-C is left to the parent, SIGTERM stops cleanly,
+    and so does the parent's death (see :func:`~voiceconv.batch.workers.watch_parent`)."""
     global _worker_converter
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
@@ -213,7 +214,7 @@ def _convert_in_worker(item: BatchItem, direction: str, sample_rate: int | None,
 
 
 def _convert_in_workers(model_path: Path, device: str, items: list[BatchItem], jobs: int, direction: str,
-                        sample_rate: int | None,
-                        pitch: str | float | None) -> Iterator[tuple[BatchItem, _Outcome | TaskFailed]]:
+                        sample_rate: int | None, pitch: str | float | None
+                        ) -> Iterator[tuple[BatchItem, _Outcome | TaskFailed]]:
     initializer = (_start_worker, (str(model_path), device, worker_threads(jobs)))
     return in_worker_pool(items, jobs, initializer, _convert_in_worker, (direction, sample_rate, pitch))
