@@ -250,3 +250,24 @@ def test_page_bounds_live_streams(converter, speech):
     assert len(streams.push(alice, speech)[1]) == 0 and len(streams.finish(alice)[1]) == 0
     streams.drop("bob")
     assert streams.get("bob") is None and len(streams) == 1
+
+
+def test_preparing_a_recording_makes_each_microphone_rates_resampling_filter(converter):
+    """Record runs the model once from each rate a browser delivers, so the first block of a take never waits for
+    its resampling filter to be made (and scipy imported): a wait the gap-free player would keep all take long."""
+    pytest.importorskip("gradio", reason="the web page needs the app extra: pip install -e '.[app]'")
+    from types import SimpleNamespace
+
+    from voiceconv.audio.resample import StreamResampler, polyphase_filter
+    from voiceconv.web.limits import Limits
+    from voiceconv.web.live import MICROPHONE_RATES, LiveHandlers
+
+    handlers = SimpleNamespace(model=lambda key: SimpleNamespace(path=MODEL),
+                               converters=SimpleNamespace(get=lambda path: converter))
+    live = LiveHandlers(handlers, Limits())
+    polyphase_filter.cache_clear()
+    live.prepare("default")
+    made = polyphase_filter.cache_info().misses
+    for rate in MICROPHONE_RATES:
+        StreamResampler(rate, converter.features.sample_rate)  # what the take's stream makes
+    assert made >= len(MICROPHONE_RATES) and polyphase_filter.cache_info().misses == made  # none made again

@@ -49,6 +49,7 @@ IDLE_SECONDS = 30.0  # a stream that got no audio for this long is dropped
 PLAYER_LEAD_SECONDS = 0.05  # the player schedules each block this far ahead, against network jitter
 PLAYER_BACKLOG_SECONDS = 0.4  # above the bursts a WORLD chunk sets off; past this much queued (a stall), audio is skipped
 STREAM_NAME = "microphone"  # how errors name the live input
+MICROPHONE_RATES = (48000, 44100)  # what browsers deliver; each rate has its own resampling filter, made once
 
 START_PLAYER_JS = """
 (...inputs) => {
@@ -251,13 +252,15 @@ class LiveHandlers:
 
     @shown_as_message
     def prepare(self, key: str) -> None:
-        """Recording is starting: load the model and run it once, so that the first block is not held up."""
+        """Recording is starting: load the model and run it once from each microphone rate, so that the first block
+        is not held up (by the model's first run, or by making the rate's resampling filter: a second the player
+        would never catch up)."""
         converter = self._converter(key)
         with self._warming:
             if id(converter) not in self._warm:
-                noise = np.random.default_rng(0).normal(0.0, 0.01, converter.features.sample_rate).astype(np.float32)
-                stream = converter.open_stream(converter.features.sample_rate, windowing=LIVE_WINDOWING)
-                stream.push(noise)
+                for rate in MICROPHONE_RATES:
+                    noise = np.random.default_rng(0).normal(0.0, 0.01, rate).astype(np.float32)  # [rate]: 1 s
+                    converter.open_stream(rate, windowing=LIVE_WINDOWING).push(noise)
                 self._warm.add(id(converter))
 
     def leave(self, request: gr.Request) -> None:
