@@ -63,7 +63,7 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, cell, evaluate, first_sentences  # noqa: E402
+from dev_pairs import PAIRS, cell, evaluate, first_sentences, pair_folders  # noqa: E402
 DEFAULT_MODEL = REPO / "samples" / "models" / "kathleen_rms.safetensors"
 INPUT_RATE = 44100  # what a typical recording arrives at; conversion resamples it
 
@@ -146,13 +146,13 @@ def pipelines(model: Path, others: list[str], folder: Path) -> list[Pipeline]:
         if not other.startswith("@"):
             found.append(Pipeline(Path(other).name, Path(other)))
             continue
-        revision, root = other[1:], folder / other[1:]
+        revision, root, model_in_repo = other[1:], folder / other[1:], model.resolve().relative_to(REPO)
         root.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "voiceconv",
-                                  str(model.resolve().relative_to(REPO))], check=True, capture_output=True).stdout
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "voiceconv", str(model_in_repo)],
+                                 check=True, capture_output=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(root, filter="data")
-        found.append(Pipeline(f"code and model of {revision}", root / model.resolve().relative_to(REPO), root))
+        found.append(Pipeline(f"code and model of {revision}", root / model_in_repo, root))
     return found
 
 
@@ -162,9 +162,10 @@ def batch_throughput(model: Path, folder: Path, out: Path, jobs: int, device: st
     subprocess.run([sys.executable, "-m", "voiceconv", "convert", "--model", model, folder, "-o", out,
                     "--jobs", str(jobs), "--device", device], check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    audio = sum(sf.info(p).duration for p in folder.iterdir())
-    return {"device": device, "jobs": jobs, "files": len(list(folder.iterdir())), "wall_seconds": seconds,
-            "audio_seconds_per_second": audio / seconds, "files_per_second": len(list(folder.iterdir())) / seconds}
+    files = list(folder.iterdir())
+    audio = sum(sf.info(p).duration for p in files)
+    return {"device": device, "jobs": jobs, "files": len(files), "wall_seconds": seconds,
+            "audio_seconds_per_second": audio / seconds, "files_per_second": len(files) / seconds}
 
 
 def main() -> None:
@@ -238,11 +239,11 @@ def score(compared: list[Pipeline], pair: str, sentences: int, folder: Path) -> 
     """Each pipeline's conversions of ``pair``'s first ``sentences`` test sentences, scored by today's ``voiceconv
     evaluate``: its summary by label."""
     speakers = first_sentences(pair, sentences, folder)
+    sources = sorted(pair_folders(pair, "a2b", speakers)["source"].iterdir())
     summaries = {}
     for index, pipeline in enumerate(compared):
         converted = folder / f"converted{index}"
-        in_fresh_process(pipeline, "convert_sentences", pipeline.model, *sorted(speakers[0]["test"].iterdir()),
-                         converted)
+        in_fresh_process(pipeline, "convert_sentences", pipeline.model, *sources, converted)
         summaries[pipeline.label] = evaluate(pair, ["--converted", str(converted)], folder / f"scores{index}",
                                              "a2b", speakers)["converted"]
     return summaries

@@ -266,18 +266,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def quality(converter, pair: str, sentences: int, direction: str, windowing) -> dict:
-    """``voiceconv evaluate``'s summary of ``pair``'s first ``sentences`` test sentences converted from the
-    microphone's rate in ``windowing`` (as the stream would: it equals the file conversion cut so)."""
-    from dev_pairs import evaluate, first_sentences
+def quality(converter, pair: str, speakers: tuple, direction: str, windowing, folder: Path) -> dict:
+    """``voiceconv evaluate``'s summary of ``pair``'s test sentences in ``speakers`` (as :func:`dev_pairs.first_sentences`
+    gives them) converted from the microphone's rate in ``windowing`` (as the stream would: it equals the file
+    conversion cut so), under ``folder``."""
+    from dev_pairs import evaluate, pair_folders
     from live_quality import convert_folder
 
-    with tempfile.TemporaryDirectory() as tmp:
-        speakers = first_sentences(pair, sentences, Path(tmp), direction)
-        source = speakers[0 if direction == "a2b" else 1]["test"]
-        convert_folder(converter, source, Path(tmp) / "converted", windowing, MICROPHONE_RATE, direction)
-        return evaluate(pair, ["--converted", str(Path(tmp) / "converted")], Path(tmp) / "scores", direction,
-                        speakers)["converted"]
+    source = pair_folders(pair, direction, speakers)["source"]
+    convert_folder(converter, source, folder / "converted", windowing, MICROPHONE_RATE, direction)
+    return evaluate(pair, ["--converted", str(folder / "converted")], folder / "scores", direction,
+                    speakers)["converted"]
 
 
 def median_figures(runs: list[dict]) -> dict:
@@ -323,8 +322,13 @@ def main(argv: list[str] | None = None) -> int:
                                       "streams": streams, "file_rtf": live_file_rtf, "stream_equals_file": equal,
                                       "mel_distance_db": mel_distance_db(converter, live_file_out, file_out)})
     if args.quality:
-        for entry, windowing in zip(results["windowings"], windowings):
-            entry["quality"] = quality(converter, args.quality, args.sentences, args.direction, windowing)
+        from dev_pairs import first_sentences
+
+        with tempfile.TemporaryDirectory() as tmp:
+            speakers = first_sentences(args.quality, args.sentences, Path(tmp), args.direction)
+            for index, (entry, windowing) in enumerate(zip(results["windowings"], windowings)):
+                entry["quality"] = quality(converter, args.quality, speakers, args.direction, windowing,
+                                           Path(tmp) / f"windowing{index}")
     print(f"{results['audio_seconds']:.1f} s of speech at {MICROPHONE_RATE} Hz, {args.threads} threads, {args.pace} pace, "
           f"WORLD {getattr(converter.alignment(args.direction), 'settings', None)}\n")
     for entry, windowing in zip(results["windowings"], windowings):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dev_pairs import PAIRS, evaluate, with_wide, write_table  # noqa: E402
+from dev_pairs import PAIRS, evaluate, pair_folders, with_wide, write_table  # noqa: E402
 from live_latency import DEFAULT_MODEL, parse_windowing  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     rows = {}
     for index, text in enumerate(args.windowing):
         folder = args.out / f"windowing{index}"
-        source = speakers[0 if args.direction == "a2b" else 1]["test"]
+        source = pair_folders(args.pair, args.direction, speakers)["source"]
         convert_folder(converter, source, folder / "converted", parse_windowing(text), args.input_rate, args.direction)
         rows[text] = evaluate(args.pair, ["--converted", str(folder / "converted")], folder / "report",
                               args.direction, speakers)["converted"]

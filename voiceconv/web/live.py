@@ -252,15 +252,15 @@ class LiveHandlers:
 
     @shown_as_message
     def prepare(self, key: str) -> None:
-        """Recording is starting: load the model and run it once from each microphone rate, so that the first block
-        is not held up (by the model's first run, or by making the rate's resampling filter: a second the player
-        would never catch up)."""
+        """Recording is starting: load the model, run it once and make each microphone rate's resampling filter
+        (opening a stream makes it), so that the first block is not held up: a wait the player would never catch
+        up."""
         converter = self._converter(key)
         with self._warming:
             if id(converter) not in self._warm:
-                for rate in MICROPHONE_RATES:
-                    noise = np.random.default_rng(0).normal(0.0, 0.01, rate).astype(np.float32)  # [rate]: 1 s
-                    converter.open_stream(rate, windowing=LIVE_WINDOWING).push(noise)
+                streams = [converter.open_stream(rate, windowing=LIVE_WINDOWING) for rate in MICROPHONE_RATES]
+                rate = MICROPHONE_RATES[0]
+                streams[0].push(np.random.default_rng(0).normal(0.0, 0.01, rate).astype(np.float32))  # [rate]: 1 s
                 self._warm.add(id(converter))
 
     def leave(self, request: gr.Request) -> None:
